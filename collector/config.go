@@ -1,0 +1,175 @@
+package collector
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/weft-sh/weft/collector/internal/redact"
+	"github.com/weft-sh/weft/internal/config"
+)
+
+// Config is the collector block of weft.yaml.
+type Config struct {
+	// Group is the consumer group the tap commits its own offsets in. Default "weft-tap".
+	Group string `yaml:"group"`
+	// Topics selects the topics to tap by regular expression.
+	Topics Topics `yaml:"topics"`
+	// Batch bounds how much is buffered before an insert.
+	Batch Batch `yaml:"batch"`
+	// MaxRecordBytes is the largest record value decoded; larger ones are
+	// quarantined whole. Default 1 MiB.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// StartFrom is where a new group starts: "earliest" (default) or "latest".
+	StartFrom string `yaml:"start_from"`
+	// Mapping are per-topic rules that override the default field lookup; the
+	// first rule whose topic pattern matches applies.
+	Mapping []Mapping `yaml:"mapping"`
+	// Redaction says what is masked before storing.
+	Redaction Redaction `yaml:"redaction"`
+}
+
+// Topics selects topics by regular expressions (Go syntax, matched against the whole name).
+type Topics struct {
+	// Include are the patterns to tap. Default every topic not starting with "_".
+	Include []string `yaml:"include"`
+	// Exclude are patterns removed from Include. Default Kafka's and common
+	// frameworks' internal topics.
+	Exclude []string `yaml:"exclude"`
+}
+
+// Batch bounds the insert batches.
+type Batch struct {
+	// MaxRecords flushes when this many records are buffered. Default 10000.
+	MaxRecords int `yaml:"max_records"`
+	// FlushInterval flushes at least this often when anything is buffered. Default 500ms.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// Redaction configures masking of sensitive data.
+type Redaction struct {
+	// Keys are extra JSON keys whose values are masked, beyond the defaults
+	// (card_number, cvv, email, phone, …).
+	Keys []string `yaml:"keys"`
+	// Cards masks Luhn-valid card numbers found anywhere. Default true.
+	Cards *bool `yaml:"cards"`
+	// Emails masks e-mail addresses found anywhere. Default true.
+	Emails *bool `yaml:"emails"`
+}
+
+// Mapping overrides where the fields of the event contract are read from, for
+// the topics its pattern matches. Each field is a list of sources tried in
+// order: a JSON path into the record value ("data.order_id"), a header
+// ("header:x-order-id"), the record key ("key"), or a constant ("const:orders").
+// An empty list keeps the default lookup for that field.
+type Mapping struct {
+	// Topic is the regular expression of the topics the rule applies to.
+	Topic          string   `yaml:"topic"`
+	OrderID        []string `yaml:"order_id"`
+	EventID        []string `yaml:"event_id"`
+	Type           []string `yaml:"type"`
+	Service        []string `yaml:"service"`
+	Time           []string `yaml:"time"`
+	CausationID    []string `yaml:"causation_id"`
+	CorrelationID  []string `yaml:"correlation_id"`
+	VersionVector  []string `yaml:"version_vector"`
+	IdempotencyKey []string `yaml:"idempotency_key"`
+}
+
+// Default returns the collector defaults.
+func Default() Config {
+	return Config{
+		Group: "weft-tap",
+		Topics: Topics{
+			Include: []string{`[^_].*`},
+			Exclude: []string{`__.*`, `_schemas`, `_confluent.*`, `connect-(configs|offsets|status).*`, `.*-(changelog|repartition)`},
+		},
+		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
+		MaxRecordBytes: 1 << 20,
+		StartFrom:      "earliest",
+	}
+}
+
+// Validate reports every problem with its key.
+func (c Config) Validate() error {
+	var p config.Problems
+	if strings.TrimSpace(c.Group) == "" {
+		p.Addf("group", "must not be empty")
+	}
+	if len(c.Topics.Include) == 0 {
+		p.Addf("topics.include", "at least one pattern is required")
+	}
+	checkPatterns(&p, "topics.include", c.Topics.Include)
+	checkPatterns(&p, "topics.exclude", c.Topics.Exclude)
+	if c.Batch.MaxRecords <= 0 {
+		p.Addf("batch.max_records", "must be positive, got %d", c.Batch.MaxRecords)
+	}
+	if c.Batch.FlushInterval <= 0 {
+		p.Addf("batch.flush_interval", "must be positive, got %s", c.Batch.FlushInterval)
+	}
+	if c.MaxRecordBytes <= 0 {
+		p.Addf("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)
+	}
+	switch c.StartFrom {
+	case "earliest", "latest":
+	default:
+		p.Addf("start_from", "%q is not earliest or latest", c.StartFrom)
+	}
+	for i, m := range c.Mapping {
+		path := fmt.Sprintf("mapping[%d]", i)
+		if m.Topic == "" {
+			p.Addf(path+".topic", "required")
+		} else if _, err := regexp.Compile(m.Topic); err != nil {
+			p.Addf(path+".topic", "%v", err)
+		}
+		for field, srcs := range m.fields() {
+			for j, s := range srcs {
+				if err := checkSource(s); err != nil {
+					p.Addf(fmt.Sprintf("%s.%s[%d]", path, field, j), "%v", err)
+				}
+			}
+		}
+	}
+	return p.Err()
+}
+
+func checkPatterns(p *config.Problems, path string, pats []string) {
+	for i, s := range pats {
+		if _, err := regexp.Compile(s); err != nil {
+			p.Addf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+func (m Mapping) fields() map[string][]string {
+	return map[string][]string{
+		"order_id": m.OrderID, "event_id": m.EventID, "type": m.Type, "service": m.Service,
+		"time": m.Time, "causation_id": m.CausationID, "correlation_id": m.CorrelationID,
+		"version_vector": m.VersionVector, "idempotency_key": m.IdempotencyKey,
+	}
+}
+
+func checkSource(s string) error {
+	switch {
+	case s == "key":
+	case strings.HasPrefix(s, "header:") && len(s) > len("header:"):
+	case strings.HasPrefix(s, "const:"):
+	case s != "" && !strings.ContainsAny(s, " :"):
+	default:
+		return fmt.Errorf("%q is not a JSON path, header:NAME, key or const:VALUE", s)
+	}
+	return nil
+}
+
+func (r Redaction) rules() redact.Rules {
+	rules := redact.Default()
+	rules.Keys = append(append([]string(nil), rules.Keys...), r.Keys...)
+	if r.Cards != nil {
+		rules.Cards = *r.Cards
+	}
+	if r.Emails != nil {
+		rules.Emails = *r.Emails
+	}
+	return rules
+}

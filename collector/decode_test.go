@@ -1,0 +1,203 @@
+package collector
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weft-sh/weft/internal/event"
+)
+
+func rec(topic, key, value string, headers ...string) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Partition: 2, Offset: 41, Key: []byte(key), Value: []byte(value),
+		Timestamp: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: headers[i], Value: []byte(headers[i+1])})
+	}
+	return r
+}
+
+func mustDecoder(t *testing.T, c Config) *Decoder {
+	t.Helper()
+	d, err := NewDecoder(c)
+	require.NoError(t, err)
+	return d
+}
+
+func TestDecodeFormats(t *testing.T) {
+	d := mustDecoder(t, Default())
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct {
+		name string
+		rec  *kgo.Record
+		want event.Event
+	}{
+		{
+			name: "cloudevents structured",
+			rec: rec("orders", "k1", `{"specversion":"1.0","id":"e1","type":"OrderPlaced","source":"/svc/orders","time":"2026-11-24T09:00:00.123Z","subject":"o-1","causationid":"c0","versionvector":{"orders":3},"data":{"order_id":"o-1","amount":12.5}}`,
+				"traceparent", tp, "correlation-id", "corr-1", "idempotency-key", "ik-1"),
+			want: event.Event{EventID: "e1", Type: "OrderPlaced", Service: "orders", OrderID: "o-1",
+				EventTime: time.Date(2026, 11, 24, 9, 0, 0, 123e6, time.UTC), CausationID: "c0", CorrelationID: "corr-1",
+				TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", VersionVector: map[string]uint64{"orders": 3},
+				IdempotencyKey: "ik-1", Format: event.FormatCloudEventsStructured, Payload: []byte(`{"amount":12.5,"order_id":"o-1"}`)},
+		},
+		{
+			name: "cloudevents binary",
+			rec: rec("payments", "o-2", `{"order_id":"o-2","idempotency_key":"ik-2"}`,
+				"ce_specversion", "1.0", "ce_id", "e2", "ce_type", "PaymentAuthorized", "ce_source", "payments",
+				"ce_time", "2026-11-24T09:01:00Z", "ce_subject", "o-2", "causation-id", "e1", "version-vector", `{"orders":1,"payments":2}`,
+				"content-type", "application/json"),
+			want: event.Event{EventID: "e2", Type: "PaymentAuthorized", Service: "payments", OrderID: "o-2",
+				EventTime: time.Date(2026, 11, 24, 9, 1, 0, 0, time.UTC), CausationID: "e1",
+				VersionVector: map[string]uint64{"orders": 1, "payments": 2}, IdempotencyKey: "ik-2",
+				Format: event.FormatCloudEventsBinary, Payload: []byte(`{"idempotency_key":"ik-2","order_id":"o-2"}`)},
+		},
+		{
+			name: "plain json with defaults",
+			rec:  rec("inventory.v1", "", `{"event_id":"e3","event_type":"InventoryReserved","orderId":"o-3","occurred_at":1764000000000}`),
+			want: event.Event{EventID: "e3", Type: "InventoryReserved", Service: "inventory", OrderID: "o-3",
+				EventTime: time.UnixMilli(1764000000000).UTC(), Format: event.FormatJSON,
+				Payload: []byte(`{"event_id":"e3","event_type":"InventoryReserved","occurred_at":1764000000000,"orderId":"o-3"}`)},
+		},
+		{
+			name: "plain json falls back to key, record time and offsets",
+			rec:  rec("pickup", "o-4", `{"type":"PickedUp"}`),
+			want: event.Event{EventID: "pickup/2/41", Type: "PickedUp", Service: "pickup", OrderID: "o-4",
+				EventTime: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), Format: event.FormatJSON, Payload: []byte(`{"type":"PickedUp"}`)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.Decode(tc.rec)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want.EventID, got.EventID)
+			assert.Equal(t, tc.want.Type, got.Type)
+			assert.Equal(t, tc.want.Service, got.Service)
+			assert.Equal(t, tc.want.OrderID, got.OrderID)
+			assert.True(t, tc.want.EventTime.Equal(got.EventTime), "event time %s, want %s", got.EventTime, tc.want.EventTime)
+			assert.Equal(t, tc.want.CausationID, got.CausationID)
+			assert.Equal(t, tc.want.CorrelationID, got.CorrelationID)
+			assert.Equal(t, tc.want.TraceID, got.TraceID)
+			assert.Equal(t, tc.want.SpanID, got.SpanID)
+			assert.Equal(t, tc.want.VersionVector, got.VersionVector)
+			assert.Equal(t, tc.want.IdempotencyKey, got.IdempotencyKey)
+			assert.Equal(t, tc.want.Format, got.Format)
+			assert.JSONEq(t, string(tc.want.Payload), string(got.Payload))
+			assert.Len(t, got.PayloadHash, 64)
+			assert.Equal(t, tc.rec.Topic, got.Topic)
+			assert.Equal(t, int64(41), got.Offset)
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	d := mustDecoder(t, Config{MaxRecordBytes: 1 << 20})
+	for _, tc := range []struct {
+		name, value, reason string
+		headers         []string
+	}{
+		{"malformed json", `{"type":`, "not valid JSON", nil},
+		{"not an object", `[1,2]`, "JSON array, want an object", nil},
+		{"missing order id", `{"event_type":"OrderPlaced"}`, "no order id", nil},
+		{"missing type", `{"order_id":"o"}`, "no event type", nil},
+		{"order id wrong type", `{"event_type":"X","order_id":{"a":1}}`, `order id at "order_id" is a JSON object`, nil},
+		{"type wrong type", `{"event_type":true,"order_id":"o"}`, `type at "event_type" is a JSON boolean`, nil},
+		{"time wrong type", `{"event_type":"X","order_id":"o","occurred_at":[1]}`, "event time", nil},
+		{"time unparseable", `{"event_type":"X","order_id":"o","occurred_at":"yesterday"}`, "not an RFC 3339 time", nil},
+		{"negative vector", `{"event_type":"X","order_id":"o"}`, `entry "orders" is -1`, []string{"version-vector", `{"orders":-1}`}},
+		{"vector not object", `{"event_type":"X","order_id":"o"}`, "want an object", []string{"version-vector", `[1]`}},
+		{"invalid utf8", "{\"event_type\":\"X\xff\",\"order_id\":\"o\"}", "not valid UTF-8", nil},
+		{"empty", ``, "empty value", nil},
+		{"too large", `{"order_id":"` + strings.Repeat("x", 5<<20) + `"}`, "over the 1048576-byte limit", nil},
+		{"trailing garbage", `{"event_type":"X","order_id":"o"} {}`, "trailing data", nil},
+		{"binary bad data", `nope`, "binary data is not valid JSON", []string{"ce_specversion", "1.0", "ce_type", "X", "ce_subject", "o"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rec("orders", "", tc.value, tc.headers...)
+			_, err := d.Decode(r)
+			var de *DecodeError
+			require.True(t, errors.As(err, &de), "want a DecodeError, got %v", err)
+			assert.Contains(t, de.Reason, tc.reason)
+			q := d.Quarantine(r, de.Reason)
+			assert.Equal(t, de.Reason, q.Reason)
+			assert.Equal(t, len(tc.value) > 0, len(q.Value) > 0, "quarantine keeps the value")
+		})
+	}
+}
+
+func TestDecodeMasksSensitiveData(t *testing.T) {
+	d := mustDecoder(t, Default())
+	r := rec("payments", "o-9", `{"event_type":"PaymentRequested","order_id":"o-9","card_number":"4111111111111111","cvv":"737","customer":{"email":"a.b@example.com"},"note":"card 5500 0055 5555 5559"}`,
+		"x-card", "4111111111111111")
+	e, err := d.Decode(r)
+	require.NoError(t, err)
+	p := string(e.Payload)
+	for _, secret := range []string{"4111111111111111", "737", "a.b@", "5500 0055 5555 5559"} {
+		assert.NotContains(t, p, secret)
+	}
+	assert.Contains(t, p, "************1111")
+	assert.Equal(t, "************1111", e.Headers["x-card"])
+	q := d.Quarantine(r, "test")
+	assert.NotContains(t, string(q.Value), "4111111111111111")
+}
+
+func TestMappingOverridesDefaults(t *testing.T) {
+	c := Default()
+	c.Mapping = []Mapping{{Topic: `legacy\..*`, OrderID: []string{"header:x-order", "payload.ref"}, Type: []string{"kind"},
+		Service: []string{"const:legacy-shop"}, Time: []string{"ts"}}}
+	d := mustDecoder(t, c)
+	e, err := d.Decode(rec("legacy.orders", "", `{"kind":"OrderPlaced","payload":{"ref":"L-1"},"ts":"2026-01-02T03:04:05Z"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "L-1", e.OrderID)
+	assert.Equal(t, "OrderPlaced", e.Type)
+	assert.Equal(t, "legacy-shop", e.Service)
+	assert.Equal(t, 2026, e.EventTime.Year())
+	// Another topic keeps the defaults.
+	_, err = d.Decode(rec("orders", "", `{"kind":"OrderPlaced","payload":{"ref":"L-1"}}`))
+	assert.Error(t, err)
+}
+
+func TestConfigValidateNamesKeys(t *testing.T) {
+	c := Default()
+	c.Group = ""
+	c.Topics.Include = []string{"("}
+	c.Batch.MaxRecords = 0
+	c.StartFrom = "middle"
+	c.Mapping = []Mapping{{Topic: "", OrderID: []string{"bad path"}}}
+	err := c.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"group:", "topics.include[0]:", "batch.max_records:", "start_from:", "mapping[0].topic:", "mapping[0].order_id[0]:"} {
+		assert.Contains(t, err.Error(), key)
+	}
+}
+
+// FuzzDecode: whatever the bytes, Decode returns an event with an order id and
+// a type, or a DecodeError with a reason — never a panic, never both or neither.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"specversion":"1.0","id":"1","type":"T","source":"s","subject":"o","data":{"a":1}}`), []byte("ce_type"), []byte("T"))
+	f.Add([]byte(`{"event_type":"T","order_id":"o","occurred_at":"2026-01-01T00:00:00Z"}`), []byte("version-vector"), []byte(`{"a":1}`))
+	f.Add([]byte("\xff\xfe"), []byte("traceparent"), []byte("00-x"))
+	d, err := NewDecoder(Default())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value, hk, hv []byte) {
+		r := &kgo.Record{Topic: "orders", Value: value, Key: []byte("k"), Timestamp: time.Unix(1764000000, 0),
+			Headers: []kgo.RecordHeader{{Key: string(hk), Value: hv}}}
+		e, err := d.Decode(r)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason == "" {
+				t.Fatalf("error without reason: %v", err)
+			}
+			return
+		}
+		if e.OrderID == "" || e.Type == "" || e.EventID == "" || len(e.PayloadHash) != 64 {
+			t.Fatalf("incomplete event: %+v", e)
+		}
+	})
+}

@@ -1,0 +1,201 @@
+// Package redact masks card numbers, CVVs and personal data in decoded JSON
+// before anything is stored.
+package redact
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Rules says what to mask. The zero value masks nothing; use Default.
+type Rules struct {
+	// Keys are JSON object keys (compared case-insensitively, ignoring _ and -)
+	// whose values are masked whatever they hold.
+	Keys []string
+	// Cards masks digit runs of 13–19 digits (spaces or dashes allowed) that
+	// pass the Luhn check, in any string or number, keeping the last four digits.
+	Cards bool
+	// Emails masks e-mail addresses in any string, keeping the domain.
+	Emails bool
+}
+
+// DefaultKeys are masked by default.
+var DefaultKeys = []string{
+	"card_number", "cardnumber", "pan", "card", "cvv", "cvc", "cvv2", "security_code",
+	"email", "phone", "phone_number", "mobile", "password", "ssn", "date_of_birth", "dob",
+}
+
+// Default returns the rules weft applies when the config says nothing.
+func Default() Rules { return Rules{Keys: DefaultKeys, Cards: true, Emails: true} }
+
+// Masked is what a masked value is replaced with when nothing of it is kept.
+const Masked = "***"
+
+// Redactor applies Rules to decoded JSON values.
+type Redactor struct {
+	keys   map[string]bool
+	cards  bool
+	emails bool
+}
+
+// New compiles rules.
+func New(r Rules) *Redactor {
+	keys := make(map[string]bool, len(r.Keys))
+	for _, k := range r.Keys {
+		keys[normKey(k)] = true
+	}
+	return &Redactor{keys: keys, cards: r.Cards, emails: r.Emails}
+}
+
+func normKey(k string) string {
+	k = strings.ToLower(k)
+	return strings.NewReplacer("_", "", "-", "").Replace(k)
+}
+
+// SensitiveKey reports whether values under key are masked whole.
+func (r *Redactor) SensitiveKey(key string) bool { return r.keys[normKey(key)] }
+
+// Value masks v in place where it can (maps and slices) and returns the
+// masked value. It reports whether anything was changed.
+func (r *Redactor) Value(v any) (any, bool) {
+	switch t := v.(type) {
+	case map[string]any:
+		changed := false
+		for k, child := range t {
+			if r.SensitiveKey(k) {
+				if child != nil {
+					t[k] = maskWhole(child)
+					changed = true
+				}
+				continue
+			}
+			nv, c := r.Value(child)
+			if c {
+				t[k] = nv
+				changed = true
+			}
+		}
+		return t, changed
+	case []any:
+		changed := false
+		for i, child := range t {
+			nv, c := r.Value(child)
+			if c {
+				t[i] = nv
+				changed = true
+			}
+		}
+		return t, changed
+	case string:
+		s := r.String(t)
+		return s, s != t
+	default:
+		// json.Number and others: a card number may come as a number.
+		if n, ok := v.(interface{ String() string }); ok && r.cards {
+			s := n.String()
+			if m := maskCards(s); m != s {
+				return m, true
+			}
+		}
+		return v, false
+	}
+}
+
+// String masks card numbers and e-mail addresses inside free text.
+func (r *Redactor) String(s string) string {
+	if r.cards {
+		s = maskCards(s)
+	}
+	if r.emails && strings.IndexByte(s, '@') >= 0 {
+		s = emailPattern.ReplaceAllStringFunc(s, maskEmail)
+	}
+	return s
+}
+
+func maskWhole(v any) any {
+	if s, ok := v.(string); ok {
+		digits := onlyDigits(s)
+		if len(digits) >= 12 {
+			return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
+		}
+	}
+	return Masked
+}
+
+var (
+	cardPattern  = regexp.MustCompile(`\b\d(?:[ -]?\d){12,18}\b`)
+	emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+)
+
+func maskCards(s string) string {
+	if !hasDigitRun(s, 13) {
+		return s
+	}
+	return cardPattern.ReplaceAllStringFunc(s, func(m string) string {
+		digits := onlyDigits(m)
+		if !CardLike(digits) {
+			return m
+		}
+		return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
+	})
+}
+
+func maskEmail(m string) string {
+	at := strings.LastIndexByte(m, '@')
+	return Masked + m[at:]
+}
+
+// hasDigitRun is a cheap pre-check: at least n digits, possibly separated by
+// single spaces or dashes, somewhere in s.
+func hasDigitRun(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			run++
+			if run >= n {
+				return true
+			}
+		case (c == ' ' || c == '-') && run > 0:
+		default:
+			run = 0
+		}
+	}
+	return false
+}
+
+func onlyDigits(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// CardLike reports whether digits could be a payment card number: 13–19
+// digits, a major network's leading digit (2–6), and a valid Luhn check. The
+// leading digit keeps epoch timestamps (which start with 1) unmasked.
+func CardLike(digits string) bool {
+	return len(digits) >= 13 && len(digits) <= 19 && digits[0] >= '2' && digits[0] <= '6' && Luhn(digits)
+}
+
+// Luhn reports whether a string of digits passes the Luhn checksum.
+func Luhn(digits string) bool {
+	sum := 0
+	double := false
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}

@@ -1,0 +1,80 @@
+package collector
+
+import (
+	"encoding/base64"
+	"strings"
+
+	"github.com/weft-sh/weft/internal/event"
+)
+
+// traceContext reads W3C traceparent/tracestate (header, else the CloudEvents
+// distributed-tracing extension), or a single-header b3. A malformed trace
+// header does not cost the event: the trace fields stay empty.
+func (v *record) traceContext(e *event.Event) {
+	tp := v.headers[event.HeaderTraceParent]
+	if tp == "" {
+		if s, ok := v.root["traceparent"].(string); ok {
+			tp = s
+		}
+	}
+	if traceID, spanID, ok := parseTraceParent(tp); ok {
+		e.TraceID, e.SpanID = traceID, spanID
+		e.TraceState = v.headers[event.HeaderTraceState]
+		if e.TraceState == "" {
+			e.TraceState, _ = v.root["tracestate"].(string)
+		}
+		return
+	}
+	if traceID, spanID, parent, ok := parseB3(v.headers[event.HeaderB3]); ok {
+		e.TraceID, e.SpanID, e.ParentSpanID = traceID, spanID, parent
+	}
+}
+
+// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>.
+func parseTraceParent(s string) (traceID, spanID string, ok bool) {
+	parts := strings.Split(strings.TrimSpace(s), "-")
+	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" {
+		return "", "", false
+	}
+	if !isHex(parts[1], 32) || !isHex(parts[2], 16) || !isHex(parts[3], 2) {
+		return "", "", false
+	}
+	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+		return "", "", false
+	}
+	return strings.ToLower(parts[1]), strings.ToLower(parts[2]), true
+}
+
+// parseB3 parses the single-header form {TraceId}-{SpanId}[-{Sampling}[-{ParentSpanId}]].
+func parseB3(s string) (traceID, spanID, parent string, ok bool) {
+	parts := strings.Split(strings.TrimSpace(s), "-")
+	if len(parts) < 2 {
+		return "", "", "", false
+	}
+	t := strings.ToLower(parts[0])
+	if isHex(t, 16) {
+		t = strings.Repeat("0", 16) + t
+	}
+	if !isHex(t, 32) || !isHex(parts[1], 16) {
+		return "", "", "", false
+	}
+	if len(parts) == 4 && isHex(parts[3], 16) {
+		parent = strings.ToLower(parts[3])
+	}
+	return t, strings.ToLower(parts[1]), parent, true
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,0 +1,54 @@
+package chstore
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/weft-sh/weft/internal/config"
+)
+
+// Config says how to reach ClickHouse and where weft keeps its tables.
+type Config struct {
+	// Addr are native-protocol addresses (host:port, usually port 9000 or 9440 with TLS). Required.
+	Addr []string `yaml:"addr"`
+	// Database holds weft's tables; created if missing. Default "weft".
+	Database string `yaml:"database"`
+	// Username to log in as. Default "default".
+	Username string `yaml:"username"`
+	// Password of Username.
+	Password string `yaml:"password"`
+	// TLS to ClickHouse. Default off.
+	TLS config.TLS `yaml:"tls"`
+	// DialTimeout bounds one connection attempt. Default 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Default returns a Config for a local server.
+func Default() Config {
+	return Config{Addr: []string{"127.0.0.1:9000"}, Database: "weft", Username: "default", DialTimeout: 10 * time.Second}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate reports every problem with its key.
+func (c Config) Validate() error {
+	var p config.Problems
+	if len(c.Addr) == 0 {
+		p.Addf("addr", "at least one address is required")
+	}
+	for i, a := range c.Addr {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p.Addf(fmt.Sprintf("addr[%d]", i), "%q is not host:port", a)
+		}
+	}
+	if !identifier.MatchString(c.Database) {
+		p.Addf("database", "%q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.Database)
+	}
+	if c.DialTimeout < 0 {
+		p.Addf("dial_timeout", "must not be negative")
+	}
+	p.Merge("tls", c.TLS.Validate())
+	return p.Err()
+}

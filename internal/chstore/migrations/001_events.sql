@@ -1,0 +1,40 @@
+-- Every decoded commerce event, one row per Kafka record.
+-- ReplacingMergeTree on (topic, partition, offset): a record stored twice by a
+-- retried insert collapses to one row; queries that must be exact use FINAL.
+-- The by_order projection serves one order's chain without scanning the table.
+CREATE TABLE IF NOT EXISTS {db}.events
+(
+    topic           LowCardinality(String),
+    partition       Int32,
+    offset          Int64,
+    record_key      String,
+    record_time     DateTime64(3, 'UTC'),
+    event_id        String,
+    event_type      LowCardinality(String),
+    service         LowCardinality(String),
+    order_id        String,
+    event_time      DateTime64(3, 'UTC'),
+    causation_id    String,
+    correlation_id  String,
+    trace_id        String,
+    span_id         String,
+    parent_span_id  String,
+    trace_state     String,
+    version_vector  Map(LowCardinality(String), UInt64),
+    idempotency_key String,
+    format          LowCardinality(String),
+    headers         Map(String, String),
+    payload         String CODEC(ZSTD(3)),
+    payload_hash    FixedString(64),
+    ingested_at     DateTime64(3, 'UTC'),
+    INDEX idx_event_id event_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    PROJECTION by_order
+    (
+        SELECT *
+        ORDER BY order_id, event_time
+    )
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(record_time)
+ORDER BY (topic, partition, offset)
+SETTINGS deduplicate_merge_projection_mode = 'rebuild'

@@ -1,0 +1,22 @@
+-- Findings of the consistency engine. One row per finding id; every state
+-- change (seen again, resolved, acknowledged) writes a new version.
+CREATE TABLE IF NOT EXISTS {db}.findings
+(
+    finding_id  String,
+    kind        LowCardinality(String),
+    order_id    String,
+    workflow    LowCardinality(String),
+    step        LowCardinality(String),
+    status      LowCardinality(String),
+    summary     String,
+    evidence    String,
+    first_seen  DateTime64(3, 'UTC'),
+    last_seen   DateTime64(3, 'UTC'),
+    resolved_at DateTime64(3, 'UTC'),
+    ack_by      String,
+    ack_at      DateTime64(3, 'UTC'),
+    ack_reason  String,
+    updated_at  DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY finding_id

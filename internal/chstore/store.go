@@ -1,0 +1,152 @@
+// Package chstore owns weft's ClickHouse connection, its schema migrations and
+// the batch inserts of events and quarantined records.
+package chstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrUnreachable marks a ClickHouse server that did not answer.
+var ErrUnreachable = errors.New("clickhouse unreachable")
+
+// Store is a connection to ClickHouse bound to weft's database.
+type Store struct {
+	conn driver.Conn
+	db   string
+}
+
+// Open connects and pings. It does not create anything; call Migrate for that.
+func Open(ctx context.Context, c Config) (*Store, error) {
+	tlsCfg, err := c.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse tls: %w", err)
+	}
+	user := c.Username
+	if user == "" {
+		user = "default"
+	}
+	dial := c.DialTimeout
+	if dial <= 0 {
+		dial = 10 * time.Second
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:         c.Addr,
+		Auth:         clickhouse.Auth{Username: user, Password: c.Password},
+		TLS:          tlsCfg,
+		DialTimeout:  dial,
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Settings:     clickhouse.Settings{"max_execution_time": 120},
+		MaxOpenConns: 8,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse open: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, dial)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: %s did not answer: %v", ErrUnreachable, strings.Join(c.Addr, ","), err)
+	}
+	db := c.Database
+	if db == "" {
+		db = "weft"
+	}
+	return &Store{conn: conn, db: db}, nil
+}
+
+// Conn is the underlying connection, for the packages that own their queries.
+func (s *Store) Conn() driver.Conn { return s.conn }
+
+// Database is the name of weft's database.
+func (s *Store) Database() string { return s.db }
+
+// Table returns the qualified name of one of weft's tables.
+func (s *Store) Table(name string) string { return s.db + "." + name }
+
+// Close closes the connection.
+func (s *Store) Close() error { return s.conn.Close() }
+
+// Migrate creates the database and applies every embedded migration that has
+// not been applied yet, in file-name order. It is safe to run concurrently from
+// replicas: every statement is idempotent (IF NOT EXISTS).
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+		return fmt.Errorf("create database %s: %w", s.db, err)
+	}
+	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.Table("schema_migrations")+` (
+		name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+	) ENGINE = ReplacingMergeTree ORDER BY name`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	applied := map[string]bool{}
+	rows, err := s.conn.Query(ctx, "SELECT name FROM "+s.Table("schema_migrations"))
+	if err != nil {
+		return fmt.Errorf("read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[n] = true
+	}
+	rows.Close()
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		if applied[base] {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		for i, stmt := range splitStatements(string(body)) {
+			stmt = strings.ReplaceAll(stmt, "{db}", s.db)
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %s statement %d: %w", base, i+1, err)
+			}
+		}
+		if err := s.conn.Exec(ctx, "INSERT INTO "+s.Table("schema_migrations")+" (name) VALUES (?)", base); err != nil {
+			return fmt.Errorf("record migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// splitStatements splits a migration file on semicolons that end a line,
+// dropping comment-only and empty statements.
+func splitStatements(sql string) []string {
+	var out []string
+	for _, part := range strings.Split(sql, ";\n") {
+		var kept []string
+		for _, line := range strings.Split(part, "\n") {
+			if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "--") {
+				continue
+			}
+			kept = append(kept, line)
+		}
+		if stmt := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.Join(kept, "\n")), ";")); stmt != "" {
+			out = append(out, stmt)
+		}
+	}
+	return out
+}
