@@ -7,8 +7,8 @@ CREATE TABLE IF NOT EXISTS {db}.order_state
     first_event  SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
     last_event   SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
     last_ingest  SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
-    type_first   SimpleAggregateFunction(minMap, Map(LowCardinality(String), Int64)),
-    type_last    SimpleAggregateFunction(maxMap, Map(LowCardinality(String), Int64)),
+    type_first   SimpleAggregateFunction(minMap, Map(String, Int64)),
+    type_last    SimpleAggregateFunction(maxMap, Map(String, Int64)),
     events       SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
@@ -20,8 +20,8 @@ SELECT
     min(event_time)                                               AS first_event,
     max(event_time)                                               AS last_event,
     max(ingested_at)                                              AS last_ingest,
-    minMap(map(event_type, toUnixTimestamp64Milli(event_time)))   AS type_first,
-    maxMap(map(event_type, toUnixTimestamp64Milli(event_time)))   AS type_last,
+    minMap(map(toString(event_type), toUnixTimestamp64Milli(event_time)))   AS type_first,
+    maxMap(map(toString(event_type), toUnixTimestamp64Milli(event_time)))   AS type_last,
     count()                                                       AS events
 FROM {db}.events
 WHERE order_id != '' AND event_type != ''

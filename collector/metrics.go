@@ -1,0 +1,45 @@
+package collector
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	consumed    *prometheus.CounterVec
+	stored      *prometheus.CounterVec
+	quarantined *prometheus.CounterVec
+	insertErrs  prometheus.Counter
+	insertTime  prometheus.Histogram
+	batchSize   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "records_consumed_total",
+			Help: "Kafka records read by the tap.",
+		}, []string{"topic"}),
+		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "events_stored_total",
+			Help: "Decoded events inserted into ClickHouse.",
+		}, []string{"topic"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "records_quarantined_total",
+			Help: "Records that could not be decoded and were stored in the quarantine table.",
+		}, []string{"topic"}),
+		insertErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "insert_errors_total",
+			Help: "Failed ClickHouse batch inserts (each is retried).",
+		}),
+		insertTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "insert_duration_seconds",
+			Help: "Duration of successful ClickHouse batch inserts.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "batch_records",
+			Help: "Records per flushed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.stored, m.quarantined, m.insertErrs, m.insertTime, m.batchSize)
+	}
+	return m
+}

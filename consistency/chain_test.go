@@ -1,0 +1,64 @@
+package consistency
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestCausalOrder(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(id, cause string, sec int) ChainEvent {
+		return ChainEvent{EventID: id, CausationID: cause, EventTime: t0.Add(time.Duration(sec) * time.Second)}
+	}
+	ids := func(evs []ChainEvent) (out []string) {
+		for _, e := range evs {
+			out = append(out, e.EventID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		in   []ChainEvent
+		want []string
+	}{
+		{"time order when no causes", []ChainEvent{ev("b", "", 2), ev("a", "", 1)}, []string{"a", "b"}},
+		{"cause first despite clock skew", []ChainEvent{ev("child", "root", 1), ev("root", "", 5)}, []string{"root", "child"}},
+		{"missing cause is a root", []ChainEvent{ev("x", "gone", 3), ev("a", "", 1)}, []string{"a", "x"}},
+		{"self cause", []ChainEvent{ev("s", "s", 1)}, []string{"s"}},
+		{"cycle released in time order", []ChainEvent{ev("p", "q", 1), ev("q", "p", 2)}, []string{"p", "q"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, ids(causalOrder(tc.in))) })
+	}
+	out := causalOrder([]ChainEvent{ev("a", "", 1), ev("b", "a", 2), ev("c", "b", 3)})
+	assert.Equal(t, []int{0, 1, 2}, []int{out[0].Depth, out[1].Depth, out[2].Depth})
+}
+
+func TestBuiltinWorkflowsValid(t *testing.T) {
+	ws := Builtin()
+	assert.Len(t, ws, 2)
+	for _, w := range ws {
+		assert.NoError(t, w.Validate(), w.Name)
+	}
+}
+
+func TestWorkflowValidateNamesProblems(t *testing.T) {
+	_, err := ParseWorkflow([]byte(`
+name: Bad Name
+steps:
+  - name: a
+    on: [A]
+  - name: a
+    on: [A]
+    expects: [Z]
+identified_by: [Q]
+`))
+	if assert.Error(t, err) {
+		for _, want := range []string{"name:", "steps[0].sla:", "steps[1].name:", "steps[1].on:", "steps[1].expects:", "identified_by[0]:", "no terminal step"} {
+			assert.Contains(t, err.Error(), want)
+		}
+	}
+	_, err = ParseWorkflow([]byte("name: x\nsteps: []\nbogus: 1\n"))
+	assert.ErrorContains(t, err, "bogus")
+}

@@ -1,0 +1,55 @@
+package consistency
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/weft-sh/weft/internal/config"
+)
+
+var identifier = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Config is the consistency block of weft.yaml.
+type Config struct {
+	// Interval between detector passes. Default 15s.
+	Interval time.Duration `yaml:"interval"`
+	// Builtin enables the built-in BOPIS and async-payment workflows. Default true.
+	Builtin *bool `yaml:"builtin"`
+	// Workflows are the team's own workflows, in the same form as the built-in ones.
+	Workflows []Workflow `yaml:"workflows"`
+}
+
+// Default returns the consistency defaults.
+func Default() Config { return Config{Interval: 15 * time.Second} }
+
+// Validate reports every problem with its key.
+func (c Config) Validate() error {
+	var p config.Problems
+	if c.Interval <= 0 {
+		p.Addf("interval", "must be positive, got %s", c.Interval)
+	}
+	seen := map[string]bool{}
+	for _, w := range c.AllWorkflows() {
+		if seen[w.Name] {
+			p.Addf("workflows", "workflow %q is defined twice", w.Name)
+		}
+		seen[w.Name] = true
+	}
+	for i, w := range c.Workflows {
+		p.Merge(fmt.Sprintf("workflows[%d]", i), w.withDefaults().Validate())
+	}
+	return p.Err()
+}
+
+// AllWorkflows returns the built-in workflows (unless disabled) and the configured ones.
+func (c Config) AllWorkflows() []Workflow {
+	var out []Workflow
+	if c.Builtin == nil || *c.Builtin {
+		out = append(out, Builtin()...)
+	}
+	for _, w := range c.Workflows {
+		out = append(out, w.withDefaults())
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+package consistency
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/weft-sh/weft/internal/chstore"
+)
+
+// StuckOrder is an order that made no progress within its step's SLA.
+type StuckOrder struct {
+	OrderID  string `json:"order_id"`
+	Workflow string `json:"workflow"`
+	Step     string `json:"step"`
+	// EnteredAt is the event time of the last event that entered Step.
+	EnteredAt time.Time `json:"entered_at"`
+	// InStep is how long the order has been in Step, measured on the watermark.
+	InStep time.Duration `json:"-"`
+	// InStepSeconds is InStep for machines.
+	InStepSeconds float64       `json:"in_step_seconds"`
+	SLA           time.Duration `json:"-"`
+	// SLASeconds is SLA for machines.
+	SLASeconds    float64   `json:"sla_seconds"`
+	LastEventType string    `json:"last_event_type"`
+	LastEventTime time.Time `json:"last_event_time"`
+	// Owner is the service that owes the next event.
+	Owner string `json:"owner"`
+	// Expects are the event types that would move the order on.
+	Expects []string `json:"expects"`
+}
+
+// Filter narrows a stuck-orders query. Zero values match everything.
+type Filter struct {
+	Workflow string
+	Step     string
+	// Service matches the owner of the next event.
+	Service string
+	// OlderThan keeps orders at least this long in their step.
+	OlderThan time.Duration
+	// Limit caps the rows returned; 0 means no cap.
+	Limit int
+}
+
+// Clock is the time stuck detection measures against.
+type Clock struct {
+	// Now is the effective time: the newest event time, advanced by the wall
+	// time since the newest ingest, and never past the wall clock. A backfill
+	// of old events therefore does not make every order look stuck, and an
+	// idle stream does not freeze the clock.
+	Now time.Time `json:"now"`
+	// MaxEventTime and MaxIngestTime are what Now was derived from.
+	MaxEventTime  time.Time `json:"max_event_time"`
+	MaxIngestTime time.Time `json:"max_ingest_time"`
+}
+
+// Engine answers consistency questions from ClickHouse.
+type Engine struct {
+	store     *chstore.Store
+	workflows []Workflow
+	byName    map[string]Workflow
+	wall      func() time.Time
+}
+
+// NewEngine builds an engine over the given workflows. It does no I/O.
+func NewEngine(store *chstore.Store, workflows []Workflow) *Engine {
+	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, wall: time.Now}
+	for _, w := range workflows {
+		e.byName[w.Name] = w
+	}
+	return e
+}
+
+// Workflows returns the workflows the engine checks.
+func (e *Engine) Workflows() []Workflow { return e.workflows }
+
+// Clock reads the event-time watermark.
+func (e *Engine) Clock(ctx context.Context) (Clock, error) {
+	var c Clock
+	row := e.store.Conn().QueryRow(ctx, "SELECT max(last_event), max(last_ingest) FROM "+e.store.Table("order_state"))
+	if err := row.Scan(&c.MaxEventTime, &c.MaxIngestTime); err != nil {
+		return Clock{}, fmt.Errorf("read watermark: %w", err)
+	}
+	wall := e.wall().UTC()
+	if c.MaxIngestTime.IsZero() || c.MaxIngestTime.Unix() <= 0 {
+		c.Now = wall
+		return c, nil
+	}
+	now := c.MaxEventTime.Add(max(wall.Sub(c.MaxIngestTime), 0))
+	if now.After(wall) {
+		now = wall
+	}
+	c.Now = now.UTC()
+	return c, nil
+}
+
+// Stuck lists the orders stuck past their step's SLA at clock, one row per
+// order: of an order's unfinished workflows, the one whose current step was
+// entered last (a BOPIS order waiting on a retrying payment is reported in
+// the payment workflow, where the wait is).
+func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder, error) {
+	if len(e.workflows) == 0 {
+		return nil, nil
+	}
+	q := stuckSQL(e.store, e.workflows, clock.Now, f)
+	rows, err := e.store.Conn().Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("stuck orders query: %w", err)
+	}
+	defer rows.Close()
+	var out []StuckOrder
+	for rows.Next() {
+		var (
+			s                 StuckOrder
+			stepIdx           uint32
+			enteredMs, lastMs int64
+			inStepMs, slaMs   int64
+		)
+		if err := rows.Scan(&s.OrderID, &s.Workflow, &stepIdx, &enteredMs, &s.LastEventType, &lastMs, &inStepMs, &slaMs); err != nil {
+			return nil, fmt.Errorf("scan stuck order: %w", err)
+		}
+		w := e.byName[s.Workflow]
+		if int(stepIdx) < 1 || int(stepIdx) > len(w.Steps) {
+			continue
+		}
+		st := w.Steps[stepIdx-1]
+		s.Step, s.Owner, s.Expects = st.Name, st.Owner, st.Expects
+		s.EnteredAt = time.UnixMilli(enteredMs).UTC()
+		s.LastEventTime = time.UnixMilli(lastMs).UTC()
+		s.InStep = time.Duration(inStepMs) * time.Millisecond
+		s.SLA = time.Duration(slaMs) * time.Millisecond
+		s.InStepSeconds, s.SLASeconds = s.InStep.Seconds(), s.SLA.Seconds()
+		if f.Workflow != "" && s.Workflow != f.Workflow || f.Step != "" && s.Step != f.Step || f.Service != "" && s.Owner != f.Service {
+			continue
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// stuckSQL generates the stuck-orders query from the workflows. Per order it
+// merges the per-type first/last event times kept by the order_state view,
+// maps event types to step indexes with transform(), and keeps the unfinished
+// workflow instance entered last; the SLA filter runs in ClickHouse.
+func stuckSQL(s *chstore.Store, workflows []Workflow, now time.Time, f Filter) string {
+	var parts []string
+	for _, w := range workflows {
+		var types, idxs, terminal []string
+		var stepIdx, slas []string
+		for i, st := range w.Steps {
+			stepIdx = append(stepIdx, fmt.Sprint(i+1))
+			slas = append(slas, fmt.Sprint(st.SLA.Milliseconds()))
+			for _, t := range st.On {
+				types = append(types, quote(t))
+				idxs = append(idxs, fmt.Sprint(i+1))
+				if st.Terminal {
+					terminal = append(terminal, quote(t))
+				}
+			}
+		}
+		var ident []string
+		for _, t := range w.IdentifiedBy {
+			ident = append(ident, quote(t))
+		}
+		sort.Strings(ident)
+		parts = append(parts, fmt.Sprintf(`
+    SELECT
+        order_id,
+        %s AS workflow,
+        arrayMap(k -> toUInt32(transform(k, [%s], [%s], 0)), mapKeys(tl)) AS idx,
+        arrayMax(idx) AS step_idx,
+        arrayMax(arrayMap((i, v) -> if(i = step_idx, v, 0), idx, mapValues(tl))) AS entered_ms,
+        transform(step_idx, [%s], [%s], 0) AS sla_ms,
+        last_type, last_ms
+    FROM orders
+    WHERE hasAny(mapKeys(tl), [%s]) AND NOT hasAny(mapKeys(tl), [%s])`,
+			quote(w.Name), strings.Join(types, ", "), strings.Join(idxs, ", "),
+			strings.Join(stepIdx, ", "), strings.Join(slas, ", "),
+			strings.Join(ident, ", "), strings.Join(append(terminal, "''"), ", ")))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, `SELECT '' AS order_id, '' AS workflow, [toUInt32(0)] AS idx, toUInt32(0) AS step_idx,
+        toInt64(0) AS entered_ms, toInt64(0) AS sla_ms, '' AS last_type, toInt64(0) AS last_ms WHERE 0`)
+	}
+	nowMs := now.UnixMilli()
+	older := f.OlderThan.Milliseconds()
+	limit := ""
+	if f.Limit > 0 && f.Workflow == "" && f.Step == "" && f.Service == "" {
+		limit = fmt.Sprintf("LIMIT %d", f.Limit)
+	}
+	return fmt.Sprintf(`
+WITH orders AS
+(
+    SELECT
+        order_id,
+        maxMap(type_last) AS tl,
+        mapKeys(tl)[indexOf(mapValues(tl), arrayMax(mapValues(tl)))] AS last_type,
+        arrayMax(mapValues(tl)) AS last_ms
+    FROM %s
+    GROUP BY order_id
+)
+SELECT
+    order_id,
+    argMax(workflow, entered_ms)          AS wf,
+    argMax(step_idx, entered_ms)          AS step,
+    max(entered_ms)                       AS entered,
+    any(last_type)                        AS last_event_type,
+    any(last_ms)                          AS last_event_ms,
+    toInt64(%d) - entered                 AS in_step_ms,
+    toInt64(argMax(sla_ms, entered_ms))   AS sla
+FROM
+(%s
+)
+GROUP BY order_id
+HAVING in_step_ms > sla AND in_step_ms >= %d
+ORDER BY in_step_ms DESC, order_id
+%s`, s.Table("order_state"), nowMs, strings.Join(parts, "\n    UNION ALL"), older, limit)
+}
+
+// quote renders s as a ClickHouse string literal.
+func quote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(s) + "'"
+}

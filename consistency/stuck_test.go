@@ -1,0 +1,121 @@
+package consistency
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/weft-sh/weft/internal/event"
+	"github.com/weft-sh/weft/internal/testenv"
+)
+
+// TestStuckAgainstClickHouse loads hand-made orders into a real ClickHouse
+// and checks that exactly the stuck ones are reported, at the right step,
+// with the right owner, one row per order.
+func TestStuckAgainstClickHouse(t *testing.T) {
+	store := testenv.Store(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var evs []event.Event
+	off := int64(0)
+	add := func(order string, ago time.Duration, types ...string) {
+		for i, typ := range types {
+			off++
+			evs = append(evs, event.Event{Topic: "orders", Offset: off, EventID: fmt.Sprintf("%s-%d", order, i),
+				Type: typ, Service: "svc", OrderID: order, EventTime: now.Add(-ago + time.Duration(i)*time.Second),
+				RecordTime: now, PayloadHash: fmt.Sprintf("%064d", off)})
+		}
+	}
+	add("done", 3*time.Hour, "OrderPlaced", "InventoryReserved", "PaymentAuthorized", "FulfillmentStarted", "ReadyForPickup",
+		"CustomerNotified", "PickedUp", "PaymentCaptured", "OrderCompleted")
+	add("fresh", time.Minute, "OrderPlaced")                                     // within its 5m SLA
+	add("stuck-placed", time.Hour, "OrderPlaced")                                // placed, owes inventory
+	add("stuck-notified", 3*time.Hour, "OrderPlaced", "CustomerNotified")        // furthest step wins, lost events between
+	add("out-of-order", 2*time.Hour, "PickedUp", "OrderPlaced")                  // late OrderPlaced does not move it back
+	add("retrying", 2*time.Hour, "OrderPlaced", "InventoryReserved")             // BOPIS waits on the payment...
+	add("retrying", 90*time.Minute, "PaymentRequested", "PaymentRetryScheduled") // ...which is where it is stuck
+	add("paying", 2*time.Hour, "OrderPlaced", "InventoryReserved")
+	add("paying", 2*time.Minute, "PaymentRequested") // payment in progress within SLA: not stuck anywhere
+	add("cancelled", 5*time.Hour, "OrderPlaced", "PickupExpired", "OrderCancelled")
+	// The same record stored twice (a retried insert) changes nothing.
+	evs = append(evs, evs[len(evs)-1])
+	require.NoError(t, store.InsertEvents(ctx, evs, now))
+
+	e := NewEngine(store, Builtin())
+	clock, err := e.Clock(ctx)
+	require.NoError(t, err)
+	// The newest event ("fresh", a minute old) was ingested just now: the
+	// stream's clock stands at that event, not at the wall clock.
+	assert.WithinDuration(t, now.Add(-time.Minute), clock.Now, 5*time.Second)
+
+	got, err := e.Stuck(ctx, clock, Filter{})
+	require.NoError(t, err)
+	type row struct{ order, workflow, step, owner string }
+	var rows []row
+	for _, s := range got {
+		rows = append(rows, row{s.OrderID, s.Workflow, s.Step, s.Owner})
+		assert.Greater(t, s.InStep, s.SLA, s.OrderID)
+	}
+	assert.ElementsMatch(t, []row{
+		{"stuck-placed", "bopis", "placed", "inventory"},
+		{"stuck-notified", "bopis", "customer_notified", "pickup"},
+		{"out-of-order", "bopis", "picked_up", "payments"},
+		{"retrying", "async_payment", "payment_retry_scheduled", "payments"},
+	}, rows)
+
+	only, err := e.Stuck(ctx, clock, Filter{Service: "pickup"})
+	require.NoError(t, err)
+	require.Len(t, only, 1)
+	assert.Equal(t, "stuck-notified", only[0].OrderID)
+
+	older, err := e.Stuck(ctx, clock, Filter{OlderThan: 150 * time.Minute})
+	require.NoError(t, err)
+	require.Len(t, older, 1)
+	assert.Equal(t, "stuck-notified", older[0].OrderID)
+
+	// A detector pass opens one finding per stuck order; once the order
+	// moves on, the next pass resolves it.
+	d := NewDetector(e, time.Minute, Settings{})
+	res, err := d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 4, res.Opened)
+	res, err = d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Opened, "a second pass is idempotent")
+	add("stuck-placed", 0, "InventoryReserved", "PaymentAuthorized", "FulfillmentStarted", "ReadyForPickup",
+		"CustomerNotified", "PickedUp", "PaymentCaptured", "OrderCompleted")
+	require.NoError(t, store.InsertEvents(ctx, evs[len(evs)-8:], now))
+	res, err = d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Resolved)
+	open, err := e.OpenFindings(ctx, KindStuck)
+	require.NoError(t, err)
+	assert.Len(t, open, 3)
+
+	chain, err := e.Chain(ctx, "out-of-order")
+	require.NoError(t, err)
+	require.Len(t, chain, 2)
+	assert.Equal(t, "PickedUp", chain[0].Type, "no causation ids: event-time order")
+}
+
+// TestClockFollowsBackfill: events from last week ingested now must not make
+// the clock jump to the wall clock.
+func TestClockFollowsBackfill(t *testing.T) {
+	store := testenv.Store(t)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-7 * 24 * time.Hour).Truncate(time.Millisecond)
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{
+		{Topic: "orders", Offset: 1, EventID: "a", Type: "OrderPlaced", OrderID: "o", EventTime: old, RecordTime: old, PayloadHash: fmt.Sprintf("%064d", 1)},
+	}, time.Now().UTC()))
+	e := NewEngine(store, Builtin())
+	clock, err := e.Clock(ctx)
+	require.NoError(t, err)
+	assert.WithinDuration(t, old, clock.Now, 10*time.Second)
+	stuck, err := e.Stuck(ctx, clock, Filter{})
+	require.NoError(t, err)
+	assert.Empty(t, stuck, "a just-backfilled order is not stuck on the stream's clock")
+}

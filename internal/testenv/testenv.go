@@ -1,0 +1,111 @@
+// Package testenv gives integration tests the real servers `make test`
+// starts: an Apache Kafka broker and the embedded ClickHouse. Under
+// `go test -short` integration tests skip; otherwise a missing server fails
+// the test, so nothing is skipped silently.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weft-sh/weft/internal/chstore"
+)
+
+// Environment variables set by `make test` (scripts/test.sh).
+const (
+	EnvKafka      = "WEFT_TEST_KAFKA"
+	EnvClickHouse = "WEFT_TEST_CLICKHOUSE"
+)
+
+// Integration skips under -short and otherwise returns nothing: call it first.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test (needs real Kafka and ClickHouse); run `make test`")
+	}
+}
+
+// Kafka returns the bootstrap address of the real test broker.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	Integration(t)
+	v := os.Getenv(EnvKafka)
+	if v == "" {
+		t.Fatalf("%s is not set: run `make test`, which starts a real Apache Kafka broker", EnvKafka)
+	}
+	return strings.Split(v, ",")
+}
+
+// ClickHouseAddr returns the native address of the real test ClickHouse.
+func ClickHouseAddr(t testing.TB) []string {
+	t.Helper()
+	Integration(t)
+	v := os.Getenv(EnvClickHouse)
+	if v == "" {
+		t.Fatalf("%s is not set: run `make test`, which starts the embedded ClickHouse", EnvClickHouse)
+	}
+	return strings.Split(v, ",")
+}
+
+// ClickHouse returns a store config with a fresh database of its own,
+// dropped when the test ends (kept when it failed, for a look).
+func ClickHouse(t testing.TB) chstore.Config {
+	t.Helper()
+	c := chstore.Default()
+	c.Addr = ClickHouseAddr(t)
+	c.Database = "t_" + Name(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept ClickHouse database %s for inspection", c.Database)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if s, err := chstore.Open(ctx, c); err == nil {
+			_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database)
+			_ = s.Close()
+		}
+	})
+	return c
+}
+
+// Store opens and migrates a fresh database, closed at the end of the test.
+func Store(t testing.TB) *chstore.Store {
+	t.Helper()
+	c := ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := chstore.Open(ctx, c)
+	if err != nil {
+		t.Fatalf("open clickhouse: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+// Name is a short unique identifier for topics, groups and databases.
+func Name(t testing.TB) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	base := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, t.Name())
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	return base + "_" + hex.EncodeToString(b)
+}
