@@ -47,7 +47,9 @@ type Collector struct {
 	lastErr                       atomic.Pointer[string]
 
 	shutdownOnce sync.Once
-	done         chan struct{}
+	done         chan struct{} // closed by Shutdown
+	running      atomic.Bool
+	runDone      chan struct{} // closed when Run returns
 }
 
 // New validates the configuration and builds the collector. It does no I/O.
@@ -64,6 +66,7 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 		log:     set.Logger.With().Str("component", "collector").Logger(),
 		metrics: newMetrics(set.Registerer),
 		done:    make(chan struct{}),
+		runDone: make(chan struct{}),
 	}, nil
 }
 
@@ -88,7 +91,8 @@ func (c *Collector) Start(ctx context.Context) error {
 		// Partitions are not revoked between a poll and the commit that
 		// follows its insert, so a rebalance never splits a batch.
 		kgo.BlockRebalanceOnPoll(),
-		kgo.MetadataMinAge(5*time.Second),
+		kgo.MetadataMaxAge(c.cfg.Topics.RefreshInterval),
+		kgo.MetadataMinAge(min(c.cfg.Topics.RefreshInterval, 5*time.Second)),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -118,6 +122,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	if c.client == nil {
 		return errors.New("collector: Run before Start")
 	}
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("collector: Run called twice")
+	}
+	defer close(c.runDone)
+	// A group leave waits for an allowed rebalance: never exit holding one.
+	defer c.client.AllowRebalance()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -235,14 +245,23 @@ func (c *Collector) Stats() Stats {
 // Shutdown stops consuming and closes the client. Records polled but not yet
 // stored are not committed, so they are read again on the next start. Safe
 // to call more than once.
-func (c *Collector) Shutdown(context.Context) error {
+func (c *Collector) Shutdown(ctx context.Context) error {
+	var err error
 	c.shutdownOnce.Do(func() {
 		close(c.done)
+		if c.running.Load() {
+			select {
+			case <-c.runDone:
+			case <-ctx.Done():
+				err = fmt.Errorf("collector shutdown: %w", ctx.Err())
+			}
+		}
 		if c.client != nil {
+			c.client.AllowRebalance()
 			c.client.Close()
 		}
 	})
-	return nil
+	return err
 }
 
 type batch struct {

@@ -37,6 +37,9 @@ type Topics struct {
 	// Exclude are patterns removed from Include. Default Kafka's and common
 	// frameworks' internal topics.
 	Exclude []string `yaml:"exclude"`
+	// RefreshInterval is how often the cluster's topic list is re-read, so a
+	// new topic matching Include is tapped within this long. Default 30s.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
 }
 
 // Batch bounds the insert batches.
@@ -82,8 +85,9 @@ func Default() Config {
 	return Config{
 		Group: "weft-tap",
 		Topics: Topics{
-			Include: []string{`[^_].*`},
-			Exclude: []string{`__.*`, `_schemas`, `_confluent.*`, `connect-(configs|offsets|status).*`, `.*-(changelog|repartition)`},
+			Include:         []string{`[^_].*`},
+			Exclude:         []string{`__.*`, `_schemas`, `_confluent.*`, `connect-(configs|offsets|status).*`, `.*-(changelog|repartition)`},
+			RefreshInterval: 30 * time.Second,
 		},
 		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
 		MaxRecordBytes: 1 << 20,
@@ -102,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	checkPatterns(&p, "topics.include", c.Topics.Include)
 	checkPatterns(&p, "topics.exclude", c.Topics.Exclude)
+	if c.Topics.RefreshInterval < time.Second {
+		p.Addf("topics.refresh_interval", "must be at least 1s, got %s", c.Topics.RefreshInterval)
+	}
 	if c.Batch.MaxRecords <= 0 {
 		p.Addf("batch.max_records", "must be positive, got %d", c.Batch.MaxRecords)
 	}

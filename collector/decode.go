@@ -26,7 +26,9 @@ type DecodeError struct{ Reason string }
 
 func (e *DecodeError) Error() string { return e.Reason }
 
-func reject(format string, args ...any) error { return &DecodeError{Reason: fmt.Sprintf(format, args...)} }
+func reject(format string, args ...any) error {
+	return &DecodeError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // Decoder turns Kafka records into events following the event contract and
 // the configured per-topic mapping rules. It is safe for concurrent use.
@@ -152,13 +154,13 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	if e.Type == "" {
 		return event.Event{}, reject("no event type (looked in %s)", strings.Join(m.Type, ", "))
 	}
-	if e.OrderID, err = v.first("order id", m.OrderID); err != nil {
+	if e.OrderID, err = v.firstID("order id", m.OrderID); err != nil {
 		return event.Event{}, err
 	}
 	if e.OrderID == "" {
 		return event.Event{}, reject("no order id (looked in %s)", strings.Join(m.OrderID, ", "))
 	}
-	if e.EventID, err = v.first("event id", m.EventID); err != nil {
+	if e.EventID, err = v.firstID("event id", m.EventID); err != nil {
 		return event.Event{}, err
 	}
 	if e.EventID == "" {
@@ -171,13 +173,13 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	if e.EventTime, err = v.time(m.Time); err != nil {
 		return event.Event{}, err
 	}
-	if e.CausationID, err = v.first("causation id", m.CausationID); err != nil {
+	if e.CausationID, err = v.firstID("causation id", m.CausationID); err != nil {
 		return event.Event{}, err
 	}
-	if e.CorrelationID, err = v.first("correlation id", m.CorrelationID); err != nil {
+	if e.CorrelationID, err = v.firstID("correlation id", m.CorrelationID); err != nil {
 		return event.Event{}, err
 	}
-	if e.IdempotencyKey, err = v.first("idempotency key", m.IdempotencyKey); err != nil {
+	if e.IdempotencyKey, err = v.firstID("idempotency key", m.IdempotencyKey); err != nil {
 		return event.Event{}, err
 	}
 	if e.VersionVector, err = v.versionVector(m.VersionVector); err != nil {
@@ -205,7 +207,7 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 func (d *Decoder) Quarantine(r *kgo.Record, reason string) event.Quarantined {
 	q := event.Quarantined{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
-		Value: []byte(d.red.String(string(r.Value))), RecordTime: r.Timestamp.UTC(), Reason: reason,
+		Value: []byte(d.red.String(string(r.Value))), Size: len(r.Value), RecordTime: r.Timestamp.UTC(), Reason: reason,
 		Headers: make(map[string]string, len(r.Headers)),
 	}
 	if !utf8.Valid(r.Value) {
@@ -304,8 +306,17 @@ func (v *record) lookup(src string) (val any, found bool) {
 
 // first returns the first source that is present, as a string. A present
 // value of the wrong JSON type is an error, not a fall-through: it means the
-// producer sends something other than the contract says.
+// producer sends something other than the contract says. Numbers are
+// accepted only for identifiers (numeric order ids are common).
 func (v *record) first(field string, srcs []string) (string, error) {
+	return v.firstOf(field, srcs, false)
+}
+
+func (v *record) firstID(field string, srcs []string) (string, error) {
+	return v.firstOf(field, srcs, true)
+}
+
+func (v *record) firstOf(field string, srcs []string, numbers bool) (string, error) {
 	for _, src := range srcs {
 		val, ok := v.lookup(src)
 		if !ok {
@@ -318,7 +329,10 @@ func (v *record) first(field string, srcs []string) (string, error) {
 			}
 			return t, nil
 		case json.Number:
-			return t.String(), nil
+			if numbers {
+				return t.String(), nil
+			}
+			return "", reject("%s at %q is a JSON number, want a string", field, src)
 		default:
 			return "", reject("%s at %q is a JSON %s, want a string", field, src, jsonKind(val))
 		}

@@ -98,7 +98,7 @@ func TestDecodeRejects(t *testing.T) {
 	d := mustDecoder(t, Config{MaxRecordBytes: 1 << 20})
 	for _, tc := range []struct {
 		name, value, reason string
-		headers         []string
+		headers             []string
 	}{
 		{"malformed json", `{"type":`, "not valid JSON", nil},
 		{"not an object", `[1,2]`, "JSON array, want an object", nil},

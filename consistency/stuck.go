@@ -97,9 +97,12 @@ func (e *Engine) Clock(ctx context.Context) (Clock, error) {
 }
 
 // Stuck lists the orders stuck past their step's SLA at clock, one row per
-// order: of an order's unfinished workflows, the one whose current step was
-// entered last (a BOPIS order waiting on a retrying payment is reported in
-// the payment workflow, where the wait is).
+// order. Of an order's workflows, the one whose current step was entered
+// last says where the order is: a BOPIS order waiting on a retrying payment
+// is reported in the payment workflow, where the wait is; a completed order
+// whose payment outcome event was lost is not stuck (that is a gap). On a
+// tie (PaymentAuthorized ends the payment workflow and moves BOPIS on) the
+// unfinished workflow wins.
 func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder, error) {
 	if len(e.workflows) == 0 {
 		return nil, nil
@@ -147,14 +150,14 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder
 }
 
 // stuckSQL generates the stuck-orders query from the workflows. Per order it
-// merges the per-type first/last event times kept by the order_state view,
-// maps event types to step indexes with transform(), and keeps the unfinished
-// workflow instance entered last; the SLA filter runs in ClickHouse.
+// merges the per-type last event times kept by the order_state view, maps
+// event types to step indexes with transform(), picks the workflow instance
+// entered last, and keeps it if it is unfinished and past its SLA, all in
+// ClickHouse.
 func stuckSQL(s *chstore.Store, workflows []Workflow, now time.Time, f Filter) string {
 	var parts []string
 	for _, w := range workflows {
-		var types, idxs, terminal []string
-		var stepIdx, slas []string
+		var types, idxs, terminal, stepIdx, slas []string
 		for i, st := range w.Steps {
 			stepIdx = append(stepIdx, fmt.Sprint(i+1))
 			slas = append(slas, fmt.Sprint(st.SLA.Milliseconds()))
@@ -177,18 +180,22 @@ func stuckSQL(s *chstore.Store, workflows []Workflow, now time.Time, f Filter) s
         %s AS workflow,
         arrayMap(k -> toUInt32(transform(k, [%s], [%s], 0)), mapKeys(tl)) AS idx,
         arrayMax(idx) AS step_idx,
-        arrayMax(arrayMap((i, v) -> if(i = step_idx, v, 0), idx, mapValues(tl))) AS entered_ms,
+        hasAny(mapKeys(tl), [%s]) AS term,
+        if(term,
+           arrayMax(arrayMap((k, v) -> if(has([%[4]s], k), v, 0), mapKeys(tl), mapValues(tl))),
+           arrayMax(arrayMap((i, v) -> if(i = step_idx, v, 0), idx, mapValues(tl)))) AS entered_ms,
         transform(step_idx, [%s], [%s], 0) AS sla_ms,
         last_type, last_ms
     FROM orders
-    WHERE hasAny(mapKeys(tl), [%s]) AND NOT hasAny(mapKeys(tl), [%s])`,
+    WHERE hasAny(mapKeys(tl), [%s])`,
 			quote(w.Name), strings.Join(types, ", "), strings.Join(idxs, ", "),
+			strings.Join(append(terminal, "''"), ", "),
 			strings.Join(stepIdx, ", "), strings.Join(slas, ", "),
-			strings.Join(ident, ", "), strings.Join(append(terminal, "''"), ", ")))
+			strings.Join(ident, ", ")))
 	}
 	if len(parts) == 0 {
 		parts = append(parts, `SELECT '' AS order_id, '' AS workflow, [toUInt32(0)] AS idx, toUInt32(0) AS step_idx,
-        toInt64(0) AS entered_ms, toInt64(0) AS sla_ms, '' AS last_type, toInt64(0) AS last_ms WHERE 0`)
+        false AS term, toInt64(0) AS entered_ms, toInt64(0) AS sla_ms, '' AS last_type, toInt64(0) AS last_ms WHERE 0`)
 	}
 	nowMs := now.UnixMilli()
 	older := f.OlderThan.Milliseconds()
@@ -207,20 +214,25 @@ WITH orders AS
     FROM %s
     GROUP BY order_id
 )
+SELECT order_id, wf, step, entered, last_event_type, last_event_ms, in_step_ms, sla
+FROM
+(
 SELECT
     order_id,
-    argMax(workflow, entered_ms)          AS wf,
-    argMax(step_idx, entered_ms)          AS step,
-    max(entered_ms)                       AS entered,
+    argMax((workflow, step_idx, toInt64(entered_ms), toInt64(sla_ms), term), (entered_ms, NOT term)) AS pick,
+    pick.1                                AS wf,
+    pick.2                                AS step,
+    pick.3                                AS entered,
     any(last_type)                        AS last_event_type,
     any(last_ms)                          AS last_event_ms,
     toInt64(%d) - entered                 AS in_step_ms,
-    toInt64(argMax(sla_ms, entered_ms))   AS sla
+    pick.4                                AS sla
 FROM
 (%s
 )
 GROUP BY order_id
-HAVING in_step_ms > sla AND in_step_ms >= %d
+HAVING NOT pick.5 AND in_step_ms > sla AND in_step_ms >= %d
+)
 ORDER BY in_step_ms DESC, order_id
 %s`, s.Table("order_state"), nowMs, strings.Join(parts, "\n    UNION ALL"), older, limit)
 }

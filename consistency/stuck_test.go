@@ -41,6 +41,11 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	add("paying", 2*time.Hour, "OrderPlaced", "InventoryReserved")
 	add("paying", 2*time.Minute, "PaymentRequested") // payment in progress within SLA: not stuck anywhere
 	add("cancelled", 5*time.Hour, "OrderPlaced", "PickupExpired", "OrderCancelled")
+	// The payment's outcome event was lost, but the order completed: a gap, not stuck.
+	add("lost-outcome", 3*time.Hour, "OrderPlaced", "InventoryReserved", "PaymentRequested")
+	add("lost-outcome", 2*time.Hour, "FulfillmentStarted", "ReadyForPickup", "CustomerNotified", "PickedUp", "PaymentCaptured", "OrderCompleted")
+	// PaymentAuthorized ends the payment workflow and moves BOPIS on at the same instant: BOPIS is where it waits.
+	add("authorized", 2*time.Hour, "OrderPlaced", "InventoryReserved", "PaymentRequested", "PaymentAuthorized")
 	// The same record stored twice (a retried insert) changes nothing.
 	evs = append(evs, evs[len(evs)-1])
 	require.NoError(t, store.InsertEvents(ctx, evs, now))
@@ -65,6 +70,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 		{"stuck-notified", "bopis", "customer_notified", "pickup"},
 		{"out-of-order", "bopis", "picked_up", "payments"},
 		{"retrying", "async_payment", "payment_retry_scheduled", "payments"},
+		{"authorized", "bopis", "payment_authorized", "fulfillment"},
 	}, rows)
 
 	only, err := e.Stuck(ctx, clock, Filter{Service: "pickup"})
@@ -82,7 +88,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	d := NewDetector(e, time.Minute, Settings{})
 	res, err := d.Pass(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 4, res.Opened)
+	assert.Equal(t, 5, res.Opened)
 	res, err = d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.Opened, "a second pass is idempotent")
@@ -94,7 +100,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	assert.Equal(t, 1, res.Resolved)
 	open, err := e.OpenFindings(ctx, KindStuck)
 	require.NoError(t, err)
-	assert.Len(t, open, 3)
+	assert.Len(t, open, 4)
 
 	chain, err := e.Chain(ctx, "out-of-order")
 	require.NoError(t, err)

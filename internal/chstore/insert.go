@@ -61,7 +61,7 @@ func (s *Store) InsertQuarantine(ctx context.Context, qs []event.Quarantined, at
 		if h == nil {
 			h = map[string]string{}
 		}
-		if err := b.Append(q.Topic, q.Partition, q.Offset, string(q.Key), q.RecordTime, string(q.Value), uint64(len(q.Value)), h, q.Reason, at); err != nil {
+		if err := b.Append(q.Topic, q.Partition, q.Offset, string(q.Key), q.RecordTime, string(q.Value), uint64(q.Size), h, q.Reason, at); err != nil {
 			return fmt.Errorf("append quarantined %s/%d/%d: %w", q.Topic, q.Partition, q.Offset, err)
 		}
 	}

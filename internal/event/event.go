@@ -76,11 +76,14 @@ type Event struct {
 
 // Quarantined is a record that could not be decoded, kept with the reason.
 type Quarantined struct {
-	Topic      string
-	Partition  int32
-	Offset     int64
-	Key        []byte
-	Value      []byte
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	// Size is the length of the original value in bytes (Value may be
+	// masked or base64-encoded).
+	Size       int
 	Headers    map[string]string
 	RecordTime time.Time
 	// Reason says why the record was not decoded, for a person to read.

@@ -1,0 +1,93 @@
+package demo
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	assert.GreaterOrEqual(t, cfg.History, MinHistory())
+	assert.False(t, cfg.Now.After(time.Now()))
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Config)
+		paths []string
+	}{
+		{"valid", func(*Config) {}, nil},
+		{"negative orders", func(c *Config) { c.Orders = -1 }, []string{"orders"}},
+		{"no now", func(c *Config) { c.Now = time.Time{} }, []string{"now"}},
+		{"short history", func(c *Config) { c.History = 2 * time.Hour }, []string{"history"}},
+		{"bad prefix", func(c *Config) { c.Topics.Prefix = "shop/" }, []string{"topics.prefix"}},
+		{"bad suffix", func(c *Config) { c.Topics.Suffix = " v1" }, []string{"topics.suffix"}},
+		{"negative weight", func(c *Config) { c.Encoding.Binary = -1 }, []string{"encoding.binary"}},
+		{"no weights", func(c *Config) { c.Encoding = EncodingMix{} }, []string{"encoding"}},
+		{"fraction and count", func(c *Config) { c.Faults.Race.Count = 3 }, []string{"faults.race"}},
+		{"fraction over 1", func(c *Config) { c.Faults.Lost.Fraction = 1.5 }, []string{"faults.lost.fraction", "faults"}},
+		{"fractions sum over 1", func(c *Config) { c.Faults.Duplicate.Fraction = 0.9 }, []string{"faults"}},
+		{"counts over orders", func(c *Config) {
+			c.Orders = 10
+			c.Faults = FaultMix{Stuck: FaultShare{Count: 8}, Lost: FaultShare{Count: 3}}
+		}, []string{"faults"}},
+		{"negative count", func(c *Config) { c.Faults.Stuck = FaultShare{Count: -2} }, []string{"faults.stuck.count"}},
+		{"live delays", func(c *Config) { c.Live.StepDelayMin = 0; c.Live.StepDelayMax = -1 }, []string{"live.step_delay_min", "live.step_delay_max"}},
+		{"live off ignores delays", func(c *Config) { c.Live = LiveConfig{} }, nil},
+		{"negative rate", func(c *Config) { c.Live.Rate = -1 }, []string{"live.rate"}},
+		{"every problem at once", func(c *Config) {
+			c.Orders, c.Now, c.Encoding.JSON, c.Live.MaxOrders = -5, time.Time{}, -1, -1
+		}, []string{"orders", "now", "encoding.json", "live.max_orders"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			tc.edit(&cfg)
+			err := cfg.Validate()
+			if tc.paths == nil {
+				assert.NoError(t, err)
+				return
+			}
+			var ce *ConfigError
+			require.True(t, errors.As(err, &ce), "got %v", err)
+			var paths []string
+			for _, p := range ce.Problems {
+				paths = append(paths, p.Path)
+				assert.Contains(t, err.Error(), p.Path+": "+p.Message)
+			}
+			assert.ElementsMatch(t, tc.paths, paths, err.Error())
+		})
+	}
+}
+
+func TestFaultMixCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mix    FaultMix
+		orders int
+		want   map[Kind]int
+	}{
+		{"default", DefaultConfig().Faults, 200, map[Kind]int{
+			KindStuck: 22, KindLost: 6, KindDuplicate: 8, KindOutOfOrder: 6, KindRace: 4, KindPaymentFailed: 6}},
+		{"counts win", FaultMix{Stuck: FaultShare{Count: 11}, Race: FaultShare{Count: 2}}, 50, map[Kind]int{
+			KindStuck: 11, KindLost: 0, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 2, KindPaymentFailed: 0}},
+		{"rounding never overshoots", FaultMix{Stuck: FaultShare{Fraction: 0.5}, Lost: FaultShare{Fraction: 0.5}}, 3, map[Kind]int{
+			KindStuck: 2, KindLost: 1, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 0, KindPaymentFailed: 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.mix.Counts(tc.orders))
+		})
+	}
+}
+
+func TestTopicNames(t *testing.T) {
+	names := TopicNames{Prefix: "acme.", Suffix: "-v2"}
+	assert.Equal(t, []string{"acme.orders-v2", "acme.inventory-v2", "acme.fulfillment-v2", "acme.pickup-v2",
+		"acme.payments-v2", "acme.notifications-v2", "acme.payments.dlq-v2"}, names.All())
+	assert.Equal(t, "payments.dlq", TopicNames{}.Name(TopicPaymentsDLQ))
+}

@@ -1,0 +1,144 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	contract "github.com/weft-sh/weft/internal/event"
+)
+
+// This file turns a planned event into its Kafka record, in one of the
+// three encodings of the event contract.
+
+// DLQ header names added to the dead-letter copy of a PaymentFailed record.
+const (
+	HeaderDLQReason         = "dlq-reason"
+	HeaderDLQOriginalTopic  = "dlq-original-topic"
+	HeaderDLQOriginalOffset = "dlq-original-offset"
+)
+
+// pickFormat draws an encoding by the mix's weights.
+func pickFormat(m EncodingMix, r *rand.Rand) contract.Format {
+	u := r.Float64() * (m.Structured + m.Binary + m.JSON)
+	switch {
+	case u < m.Structured:
+		return contract.FormatCloudEventsStructured
+	case u < m.Structured+m.Binary:
+		return contract.FormatCloudEventsBinary
+	}
+	return contract.FormatJSON
+}
+
+// encodeEvent builds the record of e: key = order id, timestamp = event
+// time, the contract headers, and the value in the given format. ext adds
+// the causationid/correlationid/versionvector extension attributes to a
+// structured envelope.
+func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics TopicNames) (*kgo.Record, error) {
+	vv, err := json.Marshal(e.vv)
+	if err != nil {
+		return nil, err
+	}
+	cause := ""
+	if e.cause >= 0 {
+		cause = o.events[e.cause].id
+	}
+	var hs []kgo.RecordHeader
+	h := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	var value any
+	switch format {
+	case contract.FormatCloudEventsStructured:
+		h("content-type", "application/cloudevents+json")
+		env := map[string]any{
+			"specversion": "1.0", "id": e.id, "type": e.typ, "source": serviceOf(e.typ),
+			"time": ts(e.at), "subject": o.id, "datacontenttype": "application/json", "data": e.data,
+		}
+		if ext {
+			if cause != "" {
+				env["causationid"] = cause
+			}
+			env["correlationid"] = o.correlationID
+			env["versionvector"] = e.vv
+		}
+		value = env
+	case contract.FormatCloudEventsBinary:
+		h("ce_specversion", "1.0")
+		h("ce_id", e.id)
+		h("ce_type", e.typ)
+		h("ce_source", serviceOf(e.typ))
+		h("ce_time", ts(e.at))
+		h("ce_subject", o.id)
+		h("content-type", "application/json")
+		value = e.data
+	case contract.FormatJSON:
+		h("content-type", "application/json")
+		flat := make(map[string]any, len(e.data)+4)
+		for k, v := range e.data {
+			flat[k] = v
+		}
+		flat["event_id"], flat["event_type"] = e.id, e.typ
+		flat["order_id"], flat["occurred_at"] = o.id, ts(e.at)
+		value = flat
+	default:
+		return nil, fmt.Errorf("demo: unknown format %q", format)
+	}
+	h(contract.HeaderTraceParent, "00-"+o.traceID+"-"+e.span+"-01")
+	if cause != "" {
+		h(contract.HeaderCausationID, cause)
+	}
+	h(contract.HeaderCorrelationID, o.correlationID)
+	h(contract.HeaderVersionVector, string(vv))
+	h(contract.HeaderIdempotencyKey, o.id+":"+e.typ+":"+strconv.Itoa(e.n))
+	b, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{
+		Topic:     topics.Name(topicOf(e.typ)),
+		Key:       []byte(o.id),
+		Value:     b,
+		Headers:   hs,
+		Timestamp: e.at,
+	}, nil
+}
+
+// cloneRecord copies the produce-side fields of a record (key, value,
+// headers, topic, timestamp), sharing nothing with the original.
+func cloneRecord(r *kgo.Record) *kgo.Record {
+	hs := make([]kgo.RecordHeader, len(r.Headers))
+	for i, h := range r.Headers {
+		hs[i] = kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)}
+	}
+	return &kgo.Record{
+		Topic:     r.Topic,
+		Key:       slices.Clone(r.Key),
+		Value:     slices.Clone(r.Value),
+		Headers:   hs,
+		Timestamp: r.Timestamp,
+	}
+}
+
+// dlqCopy is the dead-letter copy of a PaymentFailed record: same key,
+// value, headers and timestamp, on the DLQ topic, plus dlq-reason and
+// dlq-original-topic (dlq-original-offset is added once the original's
+// offset is known, see withOffset).
+func dlqCopy(r *kgo.Record, topics TopicNames) *kgo.Record {
+	c := cloneRecord(r)
+	c.Topic = topics.Name(TopicPaymentsDLQ)
+	c.Headers = append(c.Headers,
+		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte("retries_exhausted")},
+		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(r.Topic)},
+	)
+	return c
+}
+
+// withOffset adds the dlq-original-offset header to a DLQ copy.
+func withOffset(r *kgo.Record, offset int64) *kgo.Record {
+	c := cloneRecord(r)
+	c.Headers = append(c.Headers, kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(offset, 10))})
+	return c
+}

@@ -1,0 +1,228 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kind is a kind of injected fault.
+type Kind string
+
+// Fault kinds.
+const (
+	// KindStuck: the order stops after a step and never reaches a terminal
+	// step; in history mode its last event is at least 2×SLA before Now.
+	KindStuck Kind = "stuck"
+	// KindLost: one middle event of an otherwise complete order is never
+	// produced; later events still name it as their cause.
+	KindLost Kind = "lost"
+	// KindDuplicate: one event is produced twice, byte-identical (same key,
+	// value, headers and timestamp); the order still completes.
+	KindDuplicate Kind = "duplicate"
+	// KindOutOfOrder: the order's events are all produced, in a shuffled
+	// order (event times unchanged); at least two events on the same topic
+	// (hence partition) are inverted.
+	KindOutOfOrder Kind = "out_of_order"
+	// KindRace: PickedUp and PickupExpired are both produced, neither naming
+	// the other as cause, with incomparable version vectors; the order then
+	// ends with OrderCompleted or OrderCancelled.
+	KindRace Kind = "race"
+	// KindPaymentFailed: the async payment exhausts its retries, PaymentFailed
+	// is produced (and copied to payments.dlq), and the order is cancelled.
+	KindPaymentFailed Kind = "payment_failed"
+)
+
+// Kinds returns every fault kind in a fixed order.
+func Kinds() []Kind {
+	return []Kind{KindStuck, KindLost, KindDuplicate, KindOutOfOrder, KindRace, KindPaymentFailed}
+}
+
+// Fault is one injected fault, exactly as produced.
+//
+// Per kind:
+//   - stuck: Step is the step the order is stuck in (the step entered by its
+//     last event), EventType/EventID name that last event.
+//   - lost: EventType/EventID name the event that was never produced; Step is
+//     the step it would have entered.
+//   - duplicate: EventType/EventID name the event produced twice.
+//   - out_of_order: Detail lists the event types in produced order.
+//   - race: Step is customer_notified (where the race happens), EventType is
+//     the losing branch's event (PickedUp or PickupExpired), Detail names both.
+//   - payment_failed: EventType/EventID name the PaymentFailed event.
+type Fault struct {
+	Kind    Kind   `json:"kind"`
+	OrderID string `json:"order_id"`
+	// Step is the workflow step affected (see the per-kind notes).
+	Step string `json:"step,omitempty"`
+	// EventType is the event type affected (see the per-kind notes).
+	EventType string `json:"event_type,omitempty"`
+	// EventID is the id of the affected event, when there is one.
+	EventID string `json:"event_id,omitempty"`
+	// LastEventType is the type of the order's last produced event.
+	LastEventType string `json:"last_event_type"`
+	// LastEventAt is the event time of the order's last produced event.
+	LastEventAt time.Time `json:"last_event_at"`
+	// Detail explains the fault for a person.
+	Detail string `json:"detail"`
+}
+
+// OrderSummary describes one generated order.
+type OrderSummary struct {
+	ID string `json:"id"`
+	// Path is the workflow variant: payment mode and outcome, e.g.
+	// "sync/completed", "async/expired", "async/declined", "async/failed",
+	// "sync/race-cancelled".
+	Path string `json:"path"`
+	// Fault is the injected fault kind, "" for a healthy order.
+	Fault         Kind   `json:"fault,omitempty"`
+	TraceID       string `json:"trace_id"`
+	CorrelationID string `json:"correlation_id"`
+	// Events is the number of distinct events produced (lost ones excluded).
+	Events int `json:"events"`
+	// Records is the number of records produced, duplicates and DLQ copies included.
+	Records       int       `json:"records"`
+	FirstEventAt  time.Time `json:"first_event_at"`
+	LastEventAt   time.Time `json:"last_event_at"`
+	LastEventType string    `json:"last_event_type"`
+	// Terminal reports whether the order reached completed or cancelled.
+	Terminal bool `json:"terminal"`
+}
+
+// Manifest is the exact account of a run: every order, every injected fault
+// and how many records went to each topic.
+type Manifest struct {
+	Seed int64 `json:"seed"`
+	// Mode is "history", "live" or "history+live".
+	Mode string `json:"mode"`
+	// Now is the end of the history window (zero for a live-only manifest).
+	Now time.Time `json:"now,omitzero"`
+	// WindowStart is the start of the history window (zero for live).
+	WindowStart time.Time      `json:"window_start,omitzero"`
+	Orders      []OrderSummary `json:"orders"`
+	// Healthy lists the ids of the orders without an injected fault.
+	Healthy []string `json:"healthy"`
+	Faults  []Fault  `json:"faults"`
+	// Interrupted lists live orders cut short by cancellation: neither
+	// healthy nor faulty, they may look stuck.
+	Interrupted []string `json:"interrupted,omitempty"`
+	// RecordsPerTopic counts records by full topic name.
+	RecordsPerTopic map[string]int `json:"records_per_topic"`
+	// RecordsPerFormat counts records by encoding (event.Format values).
+	RecordsPerFormat map[string]int `json:"records_per_format"`
+}
+
+func newManifest(seed int64, mode string) *Manifest {
+	return &Manifest{
+		Seed: seed, Mode: mode,
+		Orders: []OrderSummary{}, Healthy: []string{}, Faults: []Fault{},
+		RecordsPerTopic: map[string]int{}, RecordsPerFormat: map[string]int{},
+	}
+}
+
+// Records returns the total number of records produced.
+func (m *Manifest) Records() int {
+	n := 0
+	for _, c := range m.RecordsPerTopic {
+		n += c
+	}
+	return n
+}
+
+// FaultsOf returns the faults of one kind, in manifest order.
+func (m *Manifest) FaultsOf(k Kind) []Fault {
+	var out []Fault
+	for _, f := range m.Faults {
+		if f.Kind == k {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// CountByKind returns the number of faults per kind (every kind present,
+// zero included).
+func (m *Manifest) CountByKind() map[Kind]int {
+	c := make(map[Kind]int, len(Kinds()))
+	for _, k := range Kinds() {
+		c[k] = 0
+	}
+	for _, f := range m.Faults {
+		c[f.Kind]++
+	}
+	return c
+}
+
+// Order returns the summary of an order by id.
+func (m *Manifest) Order(id string) (OrderSummary, bool) {
+	for _, o := range m.Orders {
+		if o.ID == id {
+			return o, true
+		}
+	}
+	return OrderSummary{}, false
+}
+
+// Summary is a one-line account: orders, healthy, faults per kind, records.
+func (m *Manifest) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d orders (%d healthy", len(m.Orders), len(m.Healthy))
+	if len(m.Interrupted) > 0 {
+		fmt.Fprintf(&b, ", %d interrupted", len(m.Interrupted))
+	}
+	b.WriteString("), faults:")
+	counts := m.CountByKind()
+	for _, k := range Kinds() {
+		fmt.Fprintf(&b, " %s=%d", k, counts[k])
+	}
+	fmt.Fprintf(&b, ", %d records", m.Records())
+	return b.String()
+}
+
+// Merge appends another manifest's orders, faults and counts to m; the mode
+// becomes "history+live" when the modes differ.
+func (m *Manifest) Merge(o *Manifest) {
+	if o == nil {
+		return
+	}
+	if m.Mode != o.Mode {
+		m.Mode = "history+live"
+	}
+	m.Orders = append(m.Orders, o.Orders...)
+	m.Healthy = append(m.Healthy, o.Healthy...)
+	m.Faults = append(m.Faults, o.Faults...)
+	m.Interrupted = append(m.Interrupted, o.Interrupted...)
+	for _, k := range slices.Sorted(maps.Keys(o.RecordsPerTopic)) {
+		m.RecordsPerTopic[k] += o.RecordsPerTopic[k]
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.RecordsPerFormat)) {
+		m.RecordsPerFormat[k] += o.RecordsPerFormat[k]
+	}
+}
+
+// WriteJSON writes the manifest as indented JSON.
+func (m *Manifest) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(m)
+}
+
+// add records a finished order: its summary and its fault.
+func (m *Manifest) add(o *order) {
+	m.Orders = append(m.Orders, o.summary())
+	if o.kind == "" {
+		m.Healthy = append(m.Healthy, o.id)
+	} else {
+		m.Faults = append(m.Faults, o.fault)
+	}
+}
+
+// count records one produced record.
+func (m *Manifest) count(em *emission) {
+	m.RecordsPerTopic[em.rec.Topic]++
+	m.RecordsPerFormat[string(em.format)]++
+}
