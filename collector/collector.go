@@ -80,7 +80,11 @@ func (c *Collector) Start(ctx context.Context) error {
 	if c.cfg.StartFrom == "latest" {
 		reset = kgo.NewOffset().AtEnd()
 	}
+	// Quiet until the cluster answered: a wrong address is one error line.
+	klog := kafkaconn.NewLogger(c.log)
+	klog.Mute(true)
 	opts = append(opts,
+		kgo.WithLogger(klog),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(anchored(c.cfg.Topics.Include)...),
@@ -102,6 +106,7 @@ func (c *Collector) Start(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	klog.Mute(false)
 	c.client = cl
 	c.log.Info().Str("group", c.cfg.Group).Strs("include", c.cfg.Topics.Include).Msg("tap started")
 	return nil

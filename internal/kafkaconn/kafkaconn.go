@@ -75,10 +75,11 @@ func (c Config) Validate() error {
 }
 
 // Opts returns the franz-go options for the connection (not for consuming).
+// A later kgo.WithLogger in the caller's options replaces the logger.
 func (c Config) Opts(log zerolog.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
-		kgo.WithLogger(Logger(log)),
+		kgo.WithLogger(NewLogger(log)),
 	}
 	if c.ClientID != "" {
 		opts = append(opts, kgo.ClientID(c.ClientID))

@@ -1,24 +1,41 @@
 package kafkaconn
 
 import (
+	"sync/atomic"
+
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Logger adapts zerolog to franz-go's kgo.Logger. franz-go publishes no
-// zerolog plugin on the module proxy, and the interface is two methods.
-func Logger(l zerolog.Logger) kgo.Logger { return zlog{l: l.With().Str("component", "kafka").Logger()} }
+// Logger adapts zerolog to franz-go's kgo.Logger (franz-go publishes no
+// zerolog plugin on the module proxy, and the interface is two methods).
+// It can be muted, so that start-up against a wrong address ends in one
+// clear error line instead of a burst of retry warnings.
+type Logger struct {
+	l     zerolog.Logger
+	muted atomic.Bool
+}
 
-type zlog struct{ l zerolog.Logger }
+// NewLogger returns a kgo.Logger writing to l.
+func NewLogger(l zerolog.Logger) *Logger {
+	return &Logger{l: l.With().Str("lib", "franz-go").Logger()}
+}
 
-func (z zlog) Level() kgo.LogLevel {
+// Mute silences (true) or restores (false) the logger.
+func (z *Logger) Mute(on bool) { z.muted.Store(on) }
+
+// Level implements kgo.Logger. franz-go's info level is chatty (a line per
+// connection), so weft's info maps to franz-go's warn.
+func (z *Logger) Level() kgo.LogLevel {
+	if z.muted.Load() {
+		return kgo.LogLevelNone
+	}
 	switch z.l.GetLevel() {
 	case zerolog.TraceLevel:
 		return kgo.LogLevelDebug
 	case zerolog.DebugLevel:
 		return kgo.LogLevelInfo
 	case zerolog.InfoLevel, zerolog.WarnLevel:
-		// franz-go's info level is chatty (one line per connection); keep it at debug.
 		return kgo.LogLevelWarn
 	case zerolog.Disabled:
 		return kgo.LogLevelNone
@@ -27,7 +44,11 @@ func (z zlog) Level() kgo.LogLevel {
 	}
 }
 
-func (z zlog) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+// Log implements kgo.Logger.
+func (z *Logger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if z.muted.Load() {
+		return
+	}
 	var ev *zerolog.Event
 	switch level {
 	case kgo.LogLevelError:
@@ -41,6 +62,10 @@ func (z zlog) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	for i := 0; i+1 < len(keyvals); i += 2 {
 		k, _ := keyvals[i].(string)
+		if err, ok := keyvals[i+1].(error); ok {
+			ev = ev.AnErr(k, err)
+			continue
+		}
 		ev = ev.Interface(k, keyvals[i+1])
 	}
 	ev.Msg(msg)

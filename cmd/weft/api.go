@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
+)
+
+// newAPI serves /metrics, /healthz, /readyz and the JSON API.
+func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Collector, reg *prometheus.Registry, log zerolog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := col.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if err := store.Conn().Ping(ctx); err != nil {
+			http.Error(w, "not ready: clickhouse: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /api/v1/stuck", func(w http.ResponseWriter, r *http.Request) {
+		f := consistency.Filter{Workflow: r.URL.Query().Get("workflow"), Step: r.URL.Query().Get("step"), Service: r.URL.Query().Get("service")}
+		if s := r.URL.Query().Get("older_than"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				writeJSONError(w, http.StatusBadRequest, fmt.Errorf("older_than: %w", err))
+				return
+			}
+			f.OlderThan = d
+		}
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				writeJSONError(w, http.StatusBadRequest, fmt.Errorf("limit: %q is not a non-negative number", s))
+				return
+			}
+			f.Limit = n
+		}
+		rep, err := stuckReport(r.Context(), engine, f)
+		if err != nil {
+			log.Warn().Err(err).Msg("api stuck")
+			writeJSONError(w, http.StatusBadGateway, err)
+			return
+		}
+		writeJSON(w, rep)
+	})
+	mux.HandleFunc("GET /api/v1/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := orderReport(r.Context(), engine, r.PathValue("id"))
+		if err != nil {
+			writeJSONError(w, http.StatusBadGateway, err)
+			return
+		}
+		if len(rep.Events) == 0 {
+			writeJSONError(w, http.StatusNotFound, fmt.Errorf("order %s: no events", r.PathValue("id")))
+			return
+		}
+		writeJSON(w, rep)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// serveHTTP listens now (so a busy port fails start-up) and serves in the background.
+func serveHTTP(addr string, h http.Handler) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

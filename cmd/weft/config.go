@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/config"
+	"github.com/weft-sh/weft/internal/kafkaconn"
+)
+
+// Config is weft.yaml: one block per component.
+type Config struct {
+	// Log configures weft's own logs.
+	Log LogConfig `yaml:"log"`
+	// HTTP configures the API, /metrics, /healthz and /readyz.
+	HTTP HTTPConfig `yaml:"http"`
+	// Kafka is the cluster the tap watches.
+	Kafka kafkaconn.Config `yaml:"kafka"`
+	// ClickHouse is where weft stores what it sees.
+	ClickHouse chstore.Config `yaml:"clickhouse"`
+	// Collector configures the tap.
+	Collector collector.Config `yaml:"collector"`
+	// Consistency configures workflows and the detector.
+	Consistency consistency.Config `yaml:"consistency"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is trace, debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json, console, or auto (console on a terminal). Default auto.
+	Format string `yaml:"format"`
+}
+
+// HTTPConfig configures the HTTP server.
+type HTTPConfig struct {
+	// Listen is the address to serve on. Default 127.0.0.1:8080; "" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// DefaultConfig returns every default.
+func DefaultConfig() Config {
+	return Config{
+		Log:         LogConfig{Level: "info", Format: "auto"},
+		HTTP:        HTTPConfig{Listen: "127.0.0.1:8080"},
+		Kafka:       kafkaconn.Default(),
+		ClickHouse:  chstore.Default(),
+		Collector:   collector.Default(),
+		Consistency: consistency.Default(),
+	}
+}
+
+// Validate reports every problem with its key path.
+func (c Config) Validate() error {
+	var p config.Problems
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		p.Addf("log.level", "%q is not trace, debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		p.Addf("log.format", "%q is not auto, json or console", c.Log.Format)
+	}
+	p.Merge("kafka", c.Kafka.Validate())
+	p.Merge("clickhouse", c.ClickHouse.Validate())
+	p.Merge("collector", c.Collector.Validate())
+	p.Merge("consistency", c.Consistency.Validate())
+	return p.Err()
+}
+
+// LoadConfig reads path (none: defaults only), applies WEFT_* environment
+// overrides, and validates. Unknown keys are errors naming their path.
+func LoadConfig(path string) (Config, error) {
+	c, err := LoadConfigUnvalidated(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// LoadConfigUnvalidated is LoadConfig without the final Validate, for
+// callers that apply command-line overrides first.
+func LoadConfigUnvalidated(path string) (Config, error) {
+	c := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		var root yaml.Node
+		if err := yaml.Unmarshal(b, &root); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		var p config.Problems
+		if len(root.Content) > 0 {
+			unknownKeys(&p, root.Content[0], reflect.TypeOf(c), "")
+		}
+		if err := p.Err(); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&c).Elem(), "WEFT"); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// unknownKeys walks a YAML mapping against a struct type and records every
+// key the struct does not have, with its full path.
+func unknownKeys(p *config.Problems, n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && t != reflect.TypeOf(time.Duration(0)):
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if name != "" && name != "-" {
+				fields[name] = t.Field(i).Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				p.Addf(join(path, key), "unknown key (line %d)", n.Content[i].Line)
+				continue
+			}
+			unknownKeys(p, n.Content[i+1], ft, join(path, key))
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			unknownKeys(p, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// applyEnv sets every scalar field from WEFT_<PATH> when that variable is
+// set, e.g. WEFT_KAFKA_BROKERS=a:9092,b:9092 or WEFT_CLICKHOUSE_PASSWORD.
+func applyEnv(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		key := prefix + "_" + strings.ToUpper(name)
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			if err := applyEnv(f, key); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := os.LookupEnv(key)
+		if !ok {
+			continue
+		}
+		if err := setScalar(f, raw); err != nil {
+			return fmt.Errorf("environment %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+func setScalar(f reflect.Value, raw string) error {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(raw)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		f.Set(reflect.ValueOf(&b))
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(n))
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				parts = append(parts, s)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment (set it in the config file)")
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"gopkg.in/yaml.v3"
+
+	"github.com/weft-sh/weft/internal/demo"
+	"github.com/weft-sh/weft/internal/embedch"
+)
+
+// devOptions are the flags of `weft dev`.
+type devOptions struct {
+	dataDir        string
+	kafkaPort      int
+	chTCP, chHTTP  int
+	httpListen     string
+	orders         int
+	liveRate       float64
+	seed           int64
+	detectInterval time.Duration
+}
+
+func newDevCmd(g *globalFlags) *cobra.Command {
+	o := devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run weft on embedded servers with demo traffic (what `make run` does)",
+		Long: `dev starts an embedded ClickHouse (fetched on first use) and an embedded Kafka
+(franz-go kfake), produces demo commerce traffic with injected faults, runs
+weft on them, and prints the commands to look at stuck orders. Everything
+listens on 127.0.0.1. Data is kept in --data-dir; Ctrl-C stops it all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", ".data", "where ClickHouse and Kafka keep their data between runs")
+	f.IntVar(&o.kafkaPort, "kafka-port", 19092, "embedded Kafka port on 127.0.0.1")
+	f.IntVar(&o.chTCP, "clickhouse-port", 19000, "embedded ClickHouse native port on 127.0.0.1")
+	f.IntVar(&o.chHTTP, "clickhouse-http-port", 18123, "embedded ClickHouse HTTP port on 127.0.0.1")
+	f.StringVar(&o.httpListen, "http", "127.0.0.1:8080", "weft's HTTP API and metrics")
+	f.IntVar(&o.orders, "orders", 300, "demo orders in the generated history")
+	f.Float64Var(&o.liveRate, "live-rate", 2, "new demo orders per second after the history (0: none)")
+	f.Int64Var(&o.seed, "seed", 0, "demo seed (0: from the clock)")
+	f.DurationVar(&o.detectInterval, "detect-interval", 5*time.Second, "detector interval")
+	return cmd
+}
+
+func runDev(ctx context.Context, o devOptions, out io.Writer) error {
+	log := newLogger(LogConfig{Level: "info", Format: "auto"})
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	lib, err := embedch.Fetch(ctx, embedch.FetchOptions{Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	ch, err := embedch.Start(ctx, embedch.Options{LibPath: lib, DataDir: filepath.Join(dataDir, "clickhouse"),
+		TCPPort: o.chTCP, HTTPPort: o.chHTTP, Logger: log})
+	if err != nil {
+		return fmt.Errorf("embedded clickhouse: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = ch.Shutdown(sctx)
+	}()
+
+	kafkaDir := filepath.Join(dataDir, "kafka")
+	kf, err := kfake.NewCluster(kfake.Ports(o.kafkaPort), kfake.DataDir(kafkaDir), kfake.SeedTopics(3))
+	if err != nil {
+		return fmt.Errorf("embedded kafka on 127.0.0.1:%d: %w", o.kafkaPort, err)
+	}
+	defer kf.Close()
+
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = kf.ListenAddrs()
+	cfg.ClickHouse.Addr = []string{ch.Addr()}
+	cfg.HTTP.Listen = o.httpListen
+	cfg.Consistency.Interval = o.detectInterval
+	cfg.Collector.Topics.RefreshInterval = 2 * time.Second
+	cfgPath := filepath.Join(dataDir, "weft.yaml")
+	if err := writeDevConfig(cfgPath, cfg); err != nil {
+		return err
+	}
+
+	dcfg := demo.DefaultConfig()
+	dcfg.Orders = o.orders
+	dcfg.Now = time.Now().UTC()
+	dcfg.Seed = o.seed
+	if dcfg.Seed == 0 {
+		dcfg.Seed = dcfg.Now.UnixNano()
+	}
+	dcfg.Live.Rate = o.liveRate
+	if err := dcfg.Validate(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := make(chan struct{})
+	runErr := make(chan error, 1)
+	go func() { runErr <- runWeft(ctx, cfg, log, started) }()
+	select {
+	case <-started:
+	case err := <-runErr:
+		return err
+	}
+
+	demoErr := make(chan error, 1)
+	histDone := make(chan *demo.Manifest, 1)
+	go func() { demoErr <- runDevDemo(ctx, dcfg, cfg, log, histDone) }()
+
+	select {
+	case m := <-histDone:
+		printDevBanner(out, cfgPath, cfg, ch, kf, m)
+	case err := <-demoErr:
+		cancel()
+		<-runErr
+		return err
+	case err := <-runErr:
+		return err
+	}
+	err = <-runErr
+	cancel()
+	if derr := <-demoErr; derr != nil && !errors.Is(derr, context.Canceled) && err == nil {
+		err = derr
+	}
+	return err
+}
+
+// runDevDemo produces the demo history, reports it, then live traffic until ctx ends.
+func runDevDemo(ctx context.Context, dcfg demo.Config, cfg Config, log zerolog.Logger, histDone chan<- *demo.Manifest) error {
+	opts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		return err
+	}
+	cl, err := newProducer(opts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	g, err := demo.New(dcfg, cl, log)
+	if err != nil {
+		return err
+	}
+	if err := g.EnsureTopics(ctx, newAdmin(cl), 3); err != nil {
+		return err
+	}
+	m, err := g.RunHistory(ctx)
+	if err != nil {
+		return err
+	}
+	histDone <- m
+	if dcfg.Live.Rate <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	_, err = g.RunLive(ctx, func(demo.Fault) {})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func writeDevConfig(path string, cfg Config) error {
+	b, err := yaml.Marshal(struct {
+		Kafka      any `yaml:"kafka"`
+		ClickHouse any `yaml:"clickhouse"`
+		HTTP       any `yaml:"http"`
+	}{
+		map[string]any{"brokers": cfg.Kafka.Brokers},
+		map[string]any{"addr": cfg.ClickHouse.Addr, "database": cfg.ClickHouse.Database},
+		map[string]any{"listen": cfg.HTTP.Listen},
+	})
+	if err != nil {
+		return err
+	}
+	header := "# Written by `weft dev`: how the commands reach the embedded servers.\n"
+	return os.WriteFile(path, append([]byte(header), b...), 0o644)
+}
+
+func printDevBanner(w io.Writer, cfgPath string, cfg Config, ch *embedch.Server, kf *kfake.Cluster, m *demo.Manifest) {
+	rel := cfgPath
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, cfgPath); err == nil && !strings.HasPrefix(r, "..") {
+			rel = r
+		}
+	}
+	self := "weft"
+	if exe, err := os.Executable(); err == nil {
+		if wd, err := os.Getwd(); err == nil {
+			if r, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(r, "..") {
+				self = "./" + r
+			}
+		}
+	}
+	example := ""
+	if stuck := m.FaultsOf(demo.KindStuck); len(stuck) > 0 {
+		example = stuck[0].OrderID
+	}
+	fmt.Fprintf(w, `
+weft is running on embedded servers, with demo traffic (%s).
+
+  Stuck orders:     %[2]s stuck -c %[3]s
+  As JSON:          %[2]s stuck -c %[3]s -o json
+  One order:        %[2]s order %[4]s -c %[3]s
+  HTTP API:         curl http://%[5]s/api/v1/stuck
+  Metrics:          curl http://%[5]s/metrics
+
+  Kafka (kfake):    %[6]s
+  ClickHouse:       %[7]s (native), http://%[8]s
+  Data:             %[9]s
+
+The detector runs every %[10]s; new stuck orders appear as their SLAs pass.
+Press Ctrl-C to stop everything.
+`, m.Summary(), self, rel, example, cfg.HTTP.Listen, kf.ListenAddrs()[0], ch.Addr(), ch.HTTPAddr(),
+		filepath.Dir(cfgPath), cfg.Consistency.Interval)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-sh/weft/consistency"
+)
+
+// OrderReport is the answer of `weft order` and GET /api/v1/orders/{id}.
+type OrderReport struct {
+	OrderID string                   `json:"order_id"`
+	Events  []consistency.ChainEvent `json:"events"`
+}
+
+func orderReport(ctx context.Context, e *consistency.Engine, id string) (OrderReport, error) {
+	evs, err := e.Chain(ctx, id)
+	if err != nil {
+		return OrderReport{}, err
+	}
+	if evs == nil {
+		evs = []consistency.ChainEvent{}
+	}
+	return OrderReport{OrderID: id, Events: evs}, nil
+}
+
+func newOrderCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "order ORDER_ID",
+		Short:   "Show an order's events in causal order",
+		Long:    "order prints the order's events, each after its cause, with where weft read it (topic/partition@offset), the producing service, the event time and when weft stored it.",
+		Example: "  weft order o-000123\n  weft order o-000123 -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			store, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			rep, err := orderReport(cmd.Context(), consistency.NewEngine(store, cfg.Consistency.AllWorkflows()), args[0])
+			if err != nil {
+				return err
+			}
+			if len(rep.Events) == 0 {
+				return fmt.Errorf("order %s: no events stored", args[0])
+			}
+			if g.output == "json" {
+				return writeIndentedJSON(cmd.OutOrStdout(), rep)
+			}
+			printOrder(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+}
+
+func printOrder(w io.Writer, rep OrderReport) {
+	fmt.Fprintf(w, "Order %s: %d events\n\n", rep.OrderID, len(rep.Events))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tSERVICE\tEVENT TIME\tSEEN\tWHERE\tVECTOR")
+	for _, e := range rep.Events {
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s/%d@%d\t%s\n", strings.Repeat("  ", e.Depth), e.Type, e.Service,
+			e.EventTime.Format("2006-01-02 15:04:05.000"), e.IngestedAt.Format("15:04:05.000"),
+			e.Topic, e.Partition, e.Offset, vector(e.VersionVector))
+	}
+	_ = tw.Flush()
+}
+
+func vector(vv map[string]uint64) string {
+	if len(vv) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(vv))
+	for k := range vv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s:%d", k, vv[k])
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
+)
+
+// StuckReport is the answer of `weft stuck` and GET /api/v1/stuck.
+type StuckReport struct {
+	Clock  consistency.Clock        `json:"clock"`
+	Orders []consistency.StuckOrder `json:"orders"`
+}
+
+func stuckReport(ctx context.Context, e *consistency.Engine, f consistency.Filter) (StuckReport, error) {
+	clock, err := e.Clock(ctx)
+	if err != nil {
+		return StuckReport{}, err
+	}
+	orders, err := e.Stuck(ctx, clock, f)
+	if err != nil {
+		return StuckReport{}, err
+	}
+	if orders == nil {
+		orders = []consistency.StuckOrder{}
+	}
+	return StuckReport{Clock: clock, Orders: orders}, nil
+}
+
+func newStuckCmd(g *globalFlags) *cobra.Command {
+	var f consistency.Filter
+	cmd := &cobra.Command{
+		Use:   "stuck",
+		Short: "List orders stuck past their step's SLA",
+		Long: `stuck lists every order that made no progress within its current step's SLA:
+order id, workflow, current step, time in step, last event, and the service
+that owes the next event. Time is measured against the event-time watermark.`,
+		Example: "  weft stuck\n  weft stuck --workflow bopis --older-than 30m\n  weft stuck -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			store, err := openStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			rep, err := stuckReport(cmd.Context(), consistency.NewEngine(store, cfg.Consistency.AllWorkflows()), f)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return writeIndentedJSON(cmd.OutOrStdout(), rep)
+			}
+			printStuck(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.Workflow, "workflow", "", "only this workflow")
+	fl.StringVar(&f.Step, "step", "", "only orders in this step")
+	fl.StringVar(&f.Service, "service", "", "only orders waiting on this service")
+	fl.DurationVar(&f.OlderThan, "older-than", 0, "only orders at least this long in their step")
+	fl.IntVar(&f.Limit, "limit", 0, "show at most this many orders (0: all)")
+	return cmd
+}
+
+func printStuck(w io.Writer, rep StuckReport) {
+	if len(rep.Orders) == 0 {
+		fmt.Fprintf(w, "No stuck orders (watermark %s).\n", rep.Clock.Now.Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(w, "%d stuck orders (watermark %s)\n\n", len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORDER\tWORKFLOW\tSTEP\tIN STEP\tSLA\tLAST EVENT\tAT\tWAITING ON")
+	for _, s := range rep.Orders {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\n", s.OrderID, s.Workflow, s.Step,
+			human(s.InStep), human(s.SLA), s.LastEventType, s.LastEventTime.Format("2006-01-02 15:04:05"),
+			s.Owner, strings.Join(s.Expects, "|"))
+	}
+	_ = tw.Flush()
+}
+
+// human renders a duration the way a person reads it: 2h05m, 7m30s, 45s.
+func human(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	default:
+		return d.String()
+	}
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func openStore(ctx context.Context, cfg Config) (*chstore.Store, error) {
+	store, err := chstore.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	// Reading commands also migrate, so they work against a database weft
+	// has not written yet (answering "nothing stuck" rather than an error).
+	if err := store.Migrate(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("clickhouse schema: %w", err)
+	}
+	return store, nil
+}

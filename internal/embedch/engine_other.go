@@ -1,0 +1,12 @@
+//go:build !linux
+
+package embedch
+
+import (
+	"fmt"
+	"runtime"
+)
+
+func runEngine(string, ServeOptions) error {
+	return fmt.Errorf("embedch: the embedded ClickHouse engine runs on linux/amd64 only, not %s/%s", runtime.GOOS, runtime.GOARCH)
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts the real servers the integration tests need — one Apache Kafka KRaft
+# broker (scripts/testkafka.sh) and the embedded ClickHouse (weft
+# clickhouse-server) — both on 127.0.0.1, runs the given command with
+# WEFT_TEST_KAFKA and WEFT_TEST_CLICKHOUSE set, and stops both afterwards,
+# whatever the command's outcome. Exits with the command's status.
+#
+#   scripts/with-servers.sh go test ./...
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/weft-servers.XXXXXX")
+ch_pid=""
+
+cleanup() {
+  if [[ -n "$ch_pid" ]] && kill -0 "$ch_pid" 2>/dev/null; then
+    kill -TERM "$ch_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$ch_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$ch_pid" 2>/dev/null || true
+  fi
+  scripts/testkafka.sh stop "$work/kafka" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# kcat is the independent client of the interop test (Debian package kcat).
+if ! command -v kcat >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing kcat (Debian package)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+  else
+    echo "kcat is required for the interop test: install the Debian package kcat" >&2
+    exit 1
+  fi
+fi
+
+go build -o bin/weft ./cmd/weft
+
+# ClickHouse: fetched into the user cache on first use (about 170 MB), then
+# started on free ports. Its banner line carries the address.
+bin/weft clickhouse-server --data-dir "$work/clickhouse" --tcp-port 0 --http-port 0 >"$work/clickhouse.out" 2>&1 &
+ch_pid=$!
+
+# Kafka starts while ClickHouse does.
+kafka=$(scripts/testkafka.sh start "$work/kafka")
+
+clickhouse=""
+for _ in $(seq 1 3000); do   # up to 10 minutes: the first run downloads the engine
+  clickhouse=$(sed -n 's/^ClickHouse is listening: native \([0-9.:]*\),.*/\1/p' "$work/clickhouse.out")
+  [[ -n "$clickhouse" ]] && break
+  if ! kill -0 "$ch_pid" 2>/dev/null; then
+    echo "embedded ClickHouse failed to start:" >&2
+    tail -n 40 "$work/clickhouse.out" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+if [[ -z "$clickhouse" ]]; then
+  echo "embedded ClickHouse did not start in time" >&2
+  tail -n 40 "$work/clickhouse.out" >&2
+  exit 1
+fi
+
+echo "real servers: kafka $kafka, clickhouse $clickhouse" >&2
+export WEFT_TEST_KAFKA="$kafka" WEFT_TEST_CLICKHOUSE="$clickhouse"
+status=0
+"$@" || status=$?
+exit "$status"
