@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // The pinned engine: the chDB library as the npm registry ships it.
@@ -188,15 +189,24 @@ func download(ctx context.Context, url, dir string, a artifact, progress io.Writ
 	}()
 	h := sha256.New()
 	var w io.Writer = io.MultiWriter(f, h)
-	if progress != nil {
-		size := resp.ContentLength
-		if size <= 0 {
-			size = a.size
-		}
-		w = io.MultiWriter(w, newBar(progress, size, "downloading ClickHouse engine (chDB "+a.version+")"))
+	size := resp.ContentLength
+	if size <= 0 {
+		size = a.size
+	}
+	desc := fmt.Sprintf("downloading ClickHouse engine (chDB %s, %d MB)", a.version, (size+1<<19)>>20)
+	began := time.Now()
+	switch {
+	case progress == nil:
+	case isTerminal(progress):
+		w = io.MultiWriter(w, newBar(progress, size, desc))
+	default: // a log file: no bar redrawn a thousand times
+		fmt.Fprintf(progress, "%s from %s\n", desc, url)
 	}
 	if _, err = io.Copy(w, resp.Body); err != nil {
 		return "", fmt.Errorf("embedch: download %s: %w", url, err)
+	}
+	if progress != nil && !isTerminal(progress) {
+		fmt.Fprintf(progress, "downloaded in %v\n", time.Since(began).Round(100*time.Millisecond))
 	}
 	if err = f.Close(); err != nil {
 		return "", fmt.Errorf("embedch: %w", err)
@@ -206,6 +216,11 @@ func download(ctx context.Context, url, dir string, a artifact, progress io.Writ
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // newBar is progressbar.DefaultBytes writing to w instead of stderr.

@@ -79,7 +79,7 @@ func TestFetchExtractsLibraryAndCaches(t *testing.T) {
 	if fi, _ := os.Stat(lib); fi.Mode().Perm()&0o100 == 0 {
 		t.Errorf("library mode %v is not executable", fi.Mode())
 	}
-	if !strings.Contains(progress.String(), "downloading ClickHouse engine") {
+	if !strings.Contains(progress.String(), "downloading ClickHouse engine (chDB test, 0 MB) from "+srv.URL) {
 		t.Errorf("no progress bar in %q", progress.String())
 	}
 	assertOnly(t, filepath.Dir(lib), "libchdb.so", markerName, lockName)

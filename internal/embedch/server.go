@@ -72,9 +72,10 @@ type Server struct {
 
 // Start spawns the server in a child process, in its own process group and
 // (on Linux) killed if weft dies, and returns once its native port answers
-// a ping, or fails after 60 s or when ctx ends. If the child exits first, the
-// error carries the end of its log. When a port was picked here and turns
-// out to be taken by the time the child binds it, Start retries with others.
+// a ping, or fails after 60 s or when ctx ends; ctx bounds the startup only,
+// the server runs until Shutdown. If the child exits first, the error carries
+// the end of its log. When a port was picked here and turns out to be taken
+// by the time the child binds it, Start retries with others.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.LibPath == "" || o.DataDir == "" {
 		return nil, errors.New("embedch: Start needs LibPath and DataDir")

@@ -47,9 +47,26 @@ func New(r Rules) *Redactor {
 	return &Redactor{keys: keys, cards: r.Cards, emails: r.Emails}
 }
 
+// normKey lower-cases k and drops '_' and '-', so card_number, cardNumber
+// and Card-Number compare equal. It allocates only when it changes k.
 func normKey(k string) string {
-	k = strings.ToLower(k)
-	return strings.NewReplacer("_", "", "-", "").Replace(k)
+	clean := true
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c == '_' || c == '-' || c >= 'A' && c <= 'Z' || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return k
+	}
+	b := make([]byte, 0, len(k))
+	for _, r := range strings.ToLower(k) {
+		if r != '_' && r != '-' {
+			b = append(b, string(r)...)
+		}
+	}
+	return string(b)
 }
 
 // SensitiveKey reports whether values under key are masked whole.
