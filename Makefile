@@ -25,9 +25,10 @@ test-short:
 vet:
 	$(GO) vet ./...
 
-## bench: end-to-end ingest benchmark against the real servers.
+## bench: per-record decode cost, then end-to-end ingest against the real servers.
 bench:
-	scripts/with-servers.sh $(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./collector/
+	$(GO) test -run '^$$' -bench 'Decode' -count 5 ./collector/
+	scripts/with-servers.sh $(GO) test -run '^$$' -bench 'IngestEndToEnd' -benchtime 3x -count 1 ./collector/
 
 clean:
 	rm -rf bin
