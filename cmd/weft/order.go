@@ -38,27 +38,16 @@ func newOrderCmd(g *globalFlags) *cobra.Command {
 		Example: "  weft order o-000123\n  weft order o-000123 -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			store, err := openStore(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			rep, err := orderReport(cmd.Context(), consistency.NewEngine(store, cfg.Consistency.AllWorkflows()), args[0])
-			if err != nil {
-				return err
-			}
-			if len(rep.Events) == 0 {
-				return fmt.Errorf("order %s: no events stored", args[0])
-			}
-			if g.output == "json" {
-				return writeIndentedJSON(cmd.OutOrStdout(), rep)
-			}
-			printOrder(cmd.OutOrStdout(), rep)
-			return nil
+			return g.withEngine(cmd.Context(), func(e *consistency.Engine) error {
+				rep, err := orderReport(cmd.Context(), e, args[0])
+				if err != nil {
+					return err
+				}
+				if len(rep.Events) == 0 {
+					return fmt.Errorf("order %s: no events stored", args[0])
+				}
+				return g.emit(cmd.OutOrStdout(), rep, func(w io.Writer) { printOrder(w, rep) })
+			})
 		},
 	}
 }

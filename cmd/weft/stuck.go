@@ -47,24 +47,13 @@ that owes the next event. Time is measured against the event-time watermark.`,
 		Example: "  weft stuck\n  weft stuck --workflow bopis --older-than 30m\n  weft stuck -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			store, err := openStore(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			rep, err := stuckReport(cmd.Context(), consistency.NewEngine(store, cfg.Consistency.AllWorkflows()), f)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return writeIndentedJSON(cmd.OutOrStdout(), rep)
-			}
-			printStuck(cmd.OutOrStdout(), rep)
-			return nil
+			return g.withEngine(cmd.Context(), func(e *consistency.Engine) error {
+				rep, err := stuckReport(cmd.Context(), e, f)
+				if err != nil {
+					return err
+				}
+				return g.emit(cmd.OutOrStdout(), rep, func(w io.Writer) { printStuck(w, rep) })
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -111,6 +100,30 @@ func writeIndentedJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// withEngine loads the config, opens ClickHouse and runs fn with a
+// consistency engine over the configured workflows.
+func (g *globalFlags) withEngine(ctx context.Context, fn func(*consistency.Engine) error) error {
+	cfg, err := g.load()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(consistency.NewEngine(store, cfg.Consistency.AllWorkflows()))
+}
+
+// emit writes v as indented JSON with -o json, else as text.
+func (g *globalFlags) emit(w io.Writer, v any, text func(io.Writer)) error {
+	if g.output == "json" {
+		return writeIndentedJSON(w, v)
+	}
+	text(w)
+	return nil
 }
 
 func openStore(ctx context.Context, cfg Config) (*chstore.Store, error) {
