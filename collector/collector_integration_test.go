@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/kafkaconn"
@@ -30,6 +31,10 @@ type tap struct {
 
 func startTap(t *testing.T, brokers []string, store *chstore.Store, pattern string) *tap {
 	t.Helper()
+	// Registered first, so it runs last: after the tap and the store are closed,
+	// none of their goroutines may be left.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	cfg := Default()
 	cfg.Group = "g_" + testenv.Name(t)
 	cfg.Topics.Include = []string{pattern}
