@@ -2,8 +2,12 @@ package collector
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,14 +225,16 @@ func (c *Collector) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// insert stores the batch. Every attempt for one batch carries the same
+// deduplication token, so an attempt that reached ClickHouse although it
+// reported an error is not stored twice by the next.
 func (c *Collector) insert(ctx context.Context, b *batch) error {
 	now := time.Now().UTC()
-	if err := c.store.InsertQuarantine(ctx, b.quarantine, now); err != nil {
+	token := b.token()
+	if err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q"); err != nil {
 		return err
 	}
-	// Quarantined rows are stored; do not write them twice on a retry.
-	b.quarantineDone = true
-	return c.store.InsertEvents(ctx, b.events, now)
+	return c.store.InsertEvents(ctx, b.events, now, token+":e")
 }
 
 // Ready reports why the collector is not ready, or nil.
@@ -269,10 +275,11 @@ func (c *Collector) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// batch is what is stored and committed together.
 type batch struct {
-	events         []event.Event
-	quarantine     []event.Quarantined
-	quarantineDone bool
+	events     []event.Event
+	quarantine []event.Quarantined
+	tok        string
 }
 
 func newBatch() *batch { return &batch{} }
@@ -282,5 +289,42 @@ func (b *batch) len() int { return len(b.events) + len(b.quarantine) }
 func (b *batch) reset() {
 	b.events = b.events[:0]
 	b.quarantine = b.quarantine[:0]
-	b.quarantineDone = false
+	b.tok = ""
+}
+
+// token names the batch by the offset range it holds of each partition:
+// topic:partition:first-last, sorted, hashed. It is computed once, so every
+// retry of the batch carries the same token.
+func (b *batch) token() string {
+	if b.tok != "" {
+		return b.tok
+	}
+	type tp struct {
+		topic string
+		part  int32
+	}
+	ranges := map[tp][2]int64{}
+	note := func(topic string, part int32, off int64) {
+		k := tp{topic, part}
+		r, ok := ranges[k]
+		if !ok {
+			ranges[k] = [2]int64{off, off}
+			return
+		}
+		ranges[k] = [2]int64{min(r[0], off), max(r[1], off)}
+	}
+	for i := range b.events {
+		note(b.events[i].Topic, b.events[i].Partition, b.events[i].Offset)
+	}
+	for i := range b.quarantine {
+		note(b.quarantine[i].Topic, b.quarantine[i].Partition, b.quarantine[i].Offset)
+	}
+	parts := make([]string, 0, len(ranges))
+	for k, r := range ranges {
+		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d", k.topic, k.part, r[0], r[1]))
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(strings.Join(parts, ",")))
+	b.tok = "weft:" + hex.EncodeToString(sum[:16])
+	return b.tok
 }

@@ -48,7 +48,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	add("authorized", 2*time.Hour, "OrderPlaced", "InventoryReserved", "PaymentRequested", "PaymentAuthorized")
 	// The same record stored twice (a retried insert) changes nothing.
 	evs = append(evs, evs[len(evs)-1])
-	require.NoError(t, store.InsertEvents(ctx, evs, now))
+	require.NoError(t, store.InsertEvents(ctx, evs, now, ""))
 
 	e := NewEngine(store, Builtin())
 	clock, err := e.Clock(ctx)
@@ -94,7 +94,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	assert.Equal(t, 0, res.Opened, "a second pass is idempotent")
 	add("stuck-placed", 0, "InventoryReserved", "PaymentAuthorized", "FulfillmentStarted", "ReadyForPickup",
 		"CustomerNotified", "PickedUp", "PaymentCaptured", "OrderCompleted")
-	require.NoError(t, store.InsertEvents(ctx, evs[len(evs)-8:], now))
+	require.NoError(t, store.InsertEvents(ctx, evs[len(evs)-8:], now, ""))
 	res, err = d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Resolved)
@@ -116,7 +116,7 @@ func TestClockFollowsBackfill(t *testing.T) {
 	old := time.Now().UTC().Add(-7 * 24 * time.Hour).Truncate(time.Millisecond)
 	require.NoError(t, store.InsertEvents(ctx, []event.Event{
 		{Topic: "orders", Offset: 1, EventID: "a", Type: "OrderPlaced", OrderID: "o", EventTime: old, RecordTime: old, PayloadHash: fmt.Sprintf("%064d", 1)},
-	}, time.Now().UTC()))
+	}, time.Now().UTC(), ""))
 	e := NewEngine(store, Builtin())
 	clock, err := e.Clock(ctx)
 	require.NoError(t, err)

@@ -1,6 +1,11 @@
 -- Every decoded commerce event, one row per Kafka record.
--- ReplacingMergeTree on (topic, partition, offset): a record stored twice by a
--- retried insert collapses to one row; queries that must be exact use FINAL.
+-- Two guards keep a record from counting twice (docs/delivery.md):
+--   * insert deduplication: a retried batch carries the same
+--     insert_deduplication_token and is dropped whole, materialized views
+--     included (non_replicated_deduplication_window keeps the last tokens);
+--   * ReplacingMergeTree on (topic, partition, offset): a record re-read after
+--     a crash, in a batch shaped differently, collapses to one row; queries
+--     that must be exact use FINAL or LIMIT 1 BY topic, partition, offset.
 -- The by_order projection serves one order's chain without scanning the table.
 CREATE TABLE IF NOT EXISTS {db}.events
 (
@@ -37,4 +42,5 @@ CREATE TABLE IF NOT EXISTS {db}.events
 ENGINE = ReplacingMergeTree(ingested_at)
 PARTITION BY toYYYYMM(record_time)
 ORDER BY (topic, partition, offset)
-SETTINGS deduplicate_merge_projection_mode = 'rebuild'
+SETTINGS deduplicate_merge_projection_mode = 'rebuild',
+         non_replicated_deduplication_window = 10000

@@ -12,7 +12,10 @@ CREATE TABLE IF NOT EXISTS {db}.order_state
     events       SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY order_id;
+ORDER BY order_id
+-- Blocks of a retried insert into events arrive here again; the window lets
+-- ClickHouse drop them (deduplicate_blocks_in_dependent_materialized_views).
+SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.order_state_mv TO {db}.order_state AS
 SELECT

@@ -15,3 +15,4 @@ CREATE TABLE IF NOT EXISTS {db}.quarantine
 ENGINE = ReplacingMergeTree(quarantined_at)
 PARTITION BY toYYYYMM(record_time)
 ORDER BY (topic, partition, offset)
+SETTINGS non_replicated_deduplication_window = 10000
