@@ -90,6 +90,7 @@ func (c *Collector) Start(ctx context.Context) error {
 	opts = append(opts,
 		kgo.WithLogger(klog),
 		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.SessionTimeout(c.cfg.SessionTimeout),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(anchored(c.cfg.Topics.Include)...),
 		kgo.ConsumeExcludeTopics(anchored(c.cfg.Topics.Exclude)...),

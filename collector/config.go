@@ -23,6 +23,9 @@ type Config struct {
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// StartFrom is where a new group starts: "earliest" (default) or "latest".
 	StartFrom string `yaml:"start_from"`
+	// SessionTimeout is how long the group waits for a silent member (one
+	// that crashed) before giving its partitions to another. Default 45s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Mapping are per-topic rules that override the default field lookup; the
 	// first rule whose topic pattern matches applies.
 	Mapping []Mapping `yaml:"mapping"`
@@ -92,6 +95,7 @@ func Default() Config {
 		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
+		SessionTimeout: 45 * time.Second,
 	}
 }
 
@@ -117,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes <= 0 {
 		p.Addf("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)
+	}
+	if c.SessionTimeout < time.Second {
+		p.Addf("session_timeout", "must be at least 1s, got %s", c.SessionTimeout)
 	}
 	switch c.StartFrom {
 	case "earliest", "latest":

@@ -10,12 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/weft-sh/weft/internal/embedch"
 	"github.com/weft-sh/weft/internal/testenv"
 )
 
 // TestMain lets a test run this binary as the weft command (WEFT_TEST_MAIN=1),
 // so exit codes and stderr are checked as a user sees them.
 func TestMain(m *testing.M) {
+	embedch.ChildMain() // the fault tests start their own embedded ClickHouse
 	if os.Getenv("WEFT_TEST_MAIN") == "1" {
 		os.Args = append([]string{"weft"}, strings.Fields(os.Getenv("WEFT_TEST_ARGS"))...)
 		main()
