@@ -31,6 +31,8 @@ type Config struct {
 	Mapping []Mapping `yaml:"mapping"`
 	// Redaction says what is masked before storing.
 	Redaction Redaction `yaml:"redaction"`
+	// Lag configures the queue-health monitor (lag_config.go).
+	Lag LagConfig `yaml:"lag"`
 }
 
 // Topics selects topics by regular expressions (Go syntax, matched against the whole name).
@@ -96,6 +98,7 @@ func Default() Config {
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
 		SessionTimeout: 45 * time.Second,
+		Lag:            DefaultLag(),
 	}
 }
 
@@ -145,6 +148,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	p.Merge("lag", c.Lag.Validate())
 	return p.Err()
 }
 
