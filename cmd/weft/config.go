@@ -212,12 +212,12 @@ func setScalar(f reflect.Value, raw string) error {
 			return err
 		}
 		f.Set(reflect.ValueOf(&b))
-	case f.Kind() == reflect.Int:
-		n, err := strconv.Atoi(raw)
+	case f.CanInt():
+		n, err := strconv.ParseInt(raw, 10, f.Type().Bits())
 		if err != nil {
 			return err
 		}
-		f.SetInt(int64(n))
+		f.SetInt(n)
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		var parts []string
 		for _, s := range strings.Split(raw, ",") {

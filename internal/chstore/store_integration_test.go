@@ -24,7 +24,6 @@ func events(n int, base int64) []event.Event {
 	return out
 }
 
-
 // TestInsertDeduplication: a retried batch (same token) is stored once, in
 // the table and in the per-order view; a re-read overlapping batch (new
 // token) collapses to one row per record under FINAL.
