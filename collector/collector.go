@@ -95,6 +95,8 @@ func (c *Collector) Start(ctx context.Context) error {
 		kgo.ConsumeTopics(anchored(c.cfg.Topics.Include)...),
 		kgo.ConsumeExcludeTopics(anchored(c.cfg.Topics.Exclude)...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(c.cfg.Fetch.MaxBytes),
+		kgo.FetchMaxPartitionBytes(c.cfg.Fetch.MaxPartitionBytes),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		// Partitions are not revoked between a poll and the commit that

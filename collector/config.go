@@ -18,6 +18,10 @@ type Config struct {
 	Topics Topics `yaml:"topics"`
 	// Batch bounds how much is buffered before an insert.
 	Batch Batch `yaml:"batch"`
+	// Fetch bounds what the Kafka client buffers. While ClickHouse is down the
+	// tap stops polling, so its memory stays near Fetch.MaxBytes per broker
+	// plus one batch.
+	Fetch Fetch `yaml:"fetch"`
 	// MaxRecordBytes is the largest record value decoded; larger ones are
 	// quarantined whole. Default 1 MiB.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
@@ -53,6 +57,15 @@ type Batch struct {
 	MaxRecords int `yaml:"max_records"`
 	// FlushInterval flushes at least this often when anything is buffered. Default 500ms.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// Fetch bounds the Kafka client's fetches.
+type Fetch struct {
+	// MaxBytes is the most one fetch response may carry. Default 32 MiB.
+	MaxBytes int32 `yaml:"max_bytes"`
+	// MaxPartitionBytes is the most one partition contributes to a fetch
+	// (a larger single record is still returned whole). Default 4 MiB.
+	MaxPartitionBytes int32 `yaml:"max_partition_bytes"`
 }
 
 // Redaction configures masking of sensitive data.
@@ -95,6 +108,7 @@ func Default() Config {
 			RefreshInterval: 30 * time.Second,
 		},
 		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
+		Fetch:          Fetch{MaxBytes: 32 << 20, MaxPartitionBytes: 4 << 20},
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
 		SessionTimeout: 45 * time.Second,
@@ -121,6 +135,12 @@ func (c Config) Validate() error {
 	}
 	if c.Batch.FlushInterval <= 0 {
 		p.Addf("batch.flush_interval", "must be positive, got %s", c.Batch.FlushInterval)
+	}
+	if c.Fetch.MaxBytes <= 0 {
+		p.Addf("fetch.max_bytes", "must be positive, got %d", c.Fetch.MaxBytes)
+	}
+	if c.Fetch.MaxPartitionBytes <= 0 || c.Fetch.MaxPartitionBytes > c.Fetch.MaxBytes {
+		p.Addf("fetch.max_partition_bytes", "must be positive and at most fetch.max_bytes, got %d", c.Fetch.MaxPartitionBytes)
 	}
 	if c.MaxRecordBytes <= 0 {
 		p.Addf("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)
