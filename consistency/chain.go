@@ -20,6 +20,9 @@ type ChainEvent struct {
 	CausationID   string            `json:"causation_id,omitempty"`
 	TraceID       string            `json:"trace_id,omitempty"`
 	VersionVector map[string]uint64 `json:"version_vector,omitempty"`
+	// IdempotencyKey and PayloadHash tell redeliveries from conflicting duplicates.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	PayloadHash    string `json:"payload_hash,omitempty"`
 	// Depth is the number of causal hops from a root of the chain.
 	Depth int `json:"depth"`
 }
@@ -31,7 +34,7 @@ type ChainEvent struct {
 func (e *Engine) Chain(ctx context.Context, orderID string) ([]ChainEvent, error) {
 	rows, err := e.store.Conn().Query(ctx, `
 SELECT topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
-       causation_id, trace_id, version_vector
+       causation_id, trace_id, version_vector, idempotency_key, payload_hash
 FROM `+e.store.Table("events")+`
 WHERE order_id = ?
 ORDER BY event_time, topic, partition, offset
@@ -44,7 +47,7 @@ LIMIT 1 BY topic, partition, offset`, orderID)
 	for rows.Next() {
 		var c ChainEvent
 		if err := rows.Scan(&c.Topic, &c.Partition, &c.Offset, &c.EventID, &c.Type, &c.Service, &c.EventTime,
-			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.VersionVector); err != nil {
+			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.VersionVector, &c.IdempotencyKey, &c.PayloadHash); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
 		evs = append(evs, c)

@@ -27,6 +27,29 @@ type Workflow struct {
 	// IdentifiedBy are the event types that put an order into this workflow.
 	// Default: every event type of every step.
 	IdentifiedBy []string `yaml:"identified_by"`
+	// Conflicts are pairs of event types that must not both happen unless
+	// one saw the other: two such events with incomparable version vectors
+	// are a concurrent conflict (cancel ∥ pick-up).
+	Conflicts [][]string `yaml:"conflicts"`
+	// Invariants must hold once the order reached a terminal step.
+	Invariants []Invariant `yaml:"invariants"`
+}
+
+// Invariant is a rule a finished order must satisfy, e.g. "a cancelled order
+// whose payment was authorized has it voided or refunded".
+type Invariant struct {
+	// Name identifies the invariant in findings.
+	Name string `yaml:"name"`
+	// Description says the rule in words, for the on-call engineer.
+	Description string `yaml:"description"`
+	// When are the event types (terminal ones) after which the rule applies.
+	When []string `yaml:"when"`
+	// IfAny restricts the rule to orders that have one of these event types.
+	IfAny []string `yaml:"if_any"`
+	// RequireAll event types must all be present.
+	RequireAll []string `yaml:"require_all"`
+	// RequireAny needs at least one of these event types present.
+	RequireAny []string `yaml:"require_any"`
 }
 
 // Step is one state of a workflow.
@@ -130,6 +153,39 @@ func (w Workflow) Validate() error {
 			}
 		}
 	}
+	known := func(path, t string) {
+		if _, ok := stepOf[t]; !ok && !w.mentions(t) {
+			p.Addf(path, "event type %s appears nowhere else in this workflow", t)
+		}
+	}
+	for i, pair := range w.Conflicts {
+		if len(pair) != 2 || pair[0] == pair[1] {
+			p.Addf(fmt.Sprintf("conflicts[%d]", i), "want a pair of two different event types, got %v", pair)
+			continue
+		}
+		for _, t := range pair {
+			known(fmt.Sprintf("conflicts[%d]", i), t)
+		}
+	}
+	for i, inv := range w.Invariants {
+		path := fmt.Sprintf("invariants[%d]", i)
+		if !identifier.MatchString(inv.Name) {
+			p.Addf(path+".name", "%q is not a name ([a-z][a-z0-9_]*)", inv.Name)
+		}
+		if len(inv.When) == 0 {
+			p.Addf(path+".when", "at least one event type is required")
+		}
+		for _, t := range inv.When {
+			if st, ok := stepOf[t]; !ok {
+				p.Addf(path+".when", "event type %s enters no step of this workflow", t)
+			} else if s, _ := w.Step(st); !s.Terminal {
+				p.Addf(path+".when", "event type %s enters step %q, which is not terminal", t, st)
+			}
+		}
+		if len(inv.RequireAll) == 0 && len(inv.RequireAny) == 0 {
+			p.Addf(path, "require_all or require_any is needed")
+		}
+	}
 	for i, t := range w.IdentifiedBy {
 		if _, ok := stepOf[t]; !ok {
 			p.Addf(fmt.Sprintf("identified_by[%d]", i), "event type %s enters no step of this workflow", t)
@@ -145,4 +201,20 @@ func (w Workflow) Step(name string) (Step, bool) {
 		return Step{}, false
 	}
 	return w.Steps[i], true
+}
+
+// mentions reports whether an event type is named anywhere in the workflow
+// other than conflicts: compensations live only in invariants.
+func (w Workflow) mentions(t string) bool {
+	for _, s := range w.Steps {
+		if slices.Contains(s.On, t) || slices.Contains(s.Expects, t) {
+			return true
+		}
+	}
+	for _, inv := range w.Invariants {
+		if slices.Contains(inv.RequireAll, t) || slices.Contains(inv.RequireAny, t) || slices.Contains(inv.IfAny, t) {
+			return true
+		}
+	}
+	return false
 }

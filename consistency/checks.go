@@ -1,0 +1,383 @@
+package consistency
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Finding kinds beyond stuck (DESIGN.md, "Version vectors").
+const (
+	KindGap                = "gap"
+	KindCausalityViolation = "causality_violation"
+	KindOrphan             = "orphan"
+	KindConcurrentConflict = "concurrent_conflict"
+	KindDuplicate          = "duplicate"
+	KindInvariantViolation = "invariant_violation"
+	KindDivergence         = "divergence"
+)
+
+// Windows says how long the checks wait before calling something missing.
+type Windows struct {
+	// Grace is how long a missing cause or counter may still be in flight.
+	Grace time.Duration `yaml:"grace"`
+	// Convergence is how long services may disagree, and compensations may
+	// lag a terminal event, before it is a finding.
+	Convergence time.Duration `yaml:"convergence"`
+}
+
+// Raised is one problem the checks found with an order, with its evidence.
+type Raised struct {
+	Kind     string
+	Workflow string
+	// Subject says what in the order the finding is about (an event id, a
+	// service, an invariant); with the kind and order it identifies the finding.
+	Subject  string
+	Summary  string
+	Evidence map[string]any
+}
+
+// evidenceEvent is how an event appears in evidence.
+func evidenceEvent(e ChainEvent, v Vector) map[string]any {
+	return map[string]any{
+		"event_id": e.EventID, "type": e.Type, "service": e.Service,
+		"event_time": e.EventTime, "where": fmt.Sprintf("%s/%d@%d", e.Topic, e.Partition, e.Offset),
+		"causation_id": e.CausationID, "version_vector": v,
+	}
+}
+
+// CheckOrder runs every check but stuck (which is a query over all orders)
+// on one order's events, given in causal order as Chain returns them, at
+// stream time now.
+func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []Raised {
+	if len(evs) == 0 {
+		return nil
+	}
+	var out []Raised
+	out = append(out, checkDuplicates(evs)...)
+
+	// One logical event per id: identical redeliveries (and DLQ copies) are
+	// the same event.
+	var uniq []ChainEvent
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if !seen[e.EventID] {
+			seen[e.EventID] = true
+			uniq = append(uniq, e)
+		}
+	}
+	last := uniq[0].EventTime
+	for _, e := range uniq {
+		if e.EventTime.After(last) {
+			last = e.EventTime
+		}
+	}
+	quiet := now.Sub(last) // how long nothing happened to the order
+	vv := deriveVectors(uniq)
+	byID := make(map[string]ChainEvent, len(uniq))
+	for _, e := range uniq {
+		byID[e.EventID] = e
+	}
+
+	out = append(out, checkCausality(uniq, byID)...)
+	gaps := checkGaps(uniq)
+	if quiet >= win.Grace {
+		out = append(out, gaps...)
+		if len(gaps) == 0 { // a gap already explains a missing cause
+			out = append(out, checkOrphans(uniq, byID, vv)...)
+		}
+	}
+	for _, w := range ws {
+		out = append(out, checkConflicts(w, uniq, vv)...)
+		if quiet >= win.Convergence {
+			out = append(out, checkInvariants(w, uniq)...)
+			out = append(out, checkDivergence(w, uniq, vv)...)
+		}
+	}
+	return out
+}
+
+// checkDuplicates: one event id or idempotency key with different payloads.
+// Identical redeliveries are not findings.
+func checkDuplicates(evs []ChainEvent) []Raised {
+	var out []Raised
+	group := func(kind string, key func(ChainEvent) string) map[string][]ChainEvent {
+		m := map[string][]ChainEvent{}
+		for _, e := range evs {
+			if k := key(e); k != "" {
+				m[k] = append(m[k], e)
+			}
+		}
+		return m
+	}
+	reportedIDs := map[string]bool{}
+	report := func(what, k string, es []ChainEvent) bool {
+		hashes := map[string]bool{}
+		for _, e := range es {
+			hashes[e.PayloadHash] = true
+		}
+		if len(hashes) < 2 {
+			return false
+		}
+		var where []map[string]any
+		for _, e := range es {
+			where = append(where, map[string]any{"event_id": e.EventID, "where": fmt.Sprintf("%s/%d@%d", e.Topic, e.Partition, e.Offset), "payload_hash": e.PayloadHash})
+		}
+		out = append(out, Raised{Kind: KindDuplicate, Subject: what + ":" + k,
+			Summary:  fmt.Sprintf("%s %s was delivered %d times with %d different payloads", what, k, len(es), len(hashes)),
+			Evidence: map[string]any{"rule": "one " + what + " must carry one payload", "records": where}})
+		return true
+	}
+	byID := group("event id", func(e ChainEvent) string { return e.EventID })
+	for _, k := range sortedKeys(byID) {
+		if report("event_id", k, byID[k]) {
+			reportedIDs[k] = true
+		}
+	}
+	byKey := group("idempotency key", func(e ChainEvent) string { return e.IdempotencyKey })
+	for _, k := range sortedKeys(byKey) {
+		es := byKey[k]
+		ids := map[string]bool{}
+		for _, e := range es {
+			ids[e.EventID] = true
+		}
+		if len(ids) == 1 && reportedIDs[es[0].EventID] {
+			continue // the same records, already reported by event id
+		}
+		report("idempotency_key", k, es)
+	}
+	return out
+}
+
+// checkCausality: an event must strictly dominate the vector of the event it
+// names as its cause; an event must not name itself, nor close a cycle.
+// Only carried vectors are compared: derived ones hold by construction.
+func checkCausality(evs []ChainEvent, byID map[string]ChainEvent) []Raised {
+	var out []Raised
+	for _, e := range evs {
+		if e.CausationID == "" {
+			continue
+		}
+		if e.CausationID == e.EventID {
+			out = append(out, Raised{Kind: KindCausalityViolation, Subject: e.EventID,
+				Summary:  fmt.Sprintf("%s %s names itself as its cause", e.Type, e.EventID),
+				Evidence: map[string]any{"rule": "an event cannot cause itself", "event": evidenceEvent(e, Vector(e.VersionVector))}})
+			continue
+		}
+		if cycle := causeCycle(e, byID); cycle != nil {
+			if e.EventID == slices.Min(cycle) { // report a cycle once
+				out = append(out, Raised{Kind: KindCausalityViolation, Subject: "cycle:" + e.EventID,
+					Summary:  fmt.Sprintf("causation ids form a cycle: %s", strings.Join(cycle, " → ")),
+					Evidence: map[string]any{"rule": "causation must not be circular", "cycle": cycle}})
+			}
+			continue
+		}
+		c, ok := byID[e.CausationID]
+		if !ok || len(e.VersionVector) == 0 || len(c.VersionVector) == 0 {
+			continue
+		}
+		ev, cv := Vector(e.VersionVector), Vector(c.VersionVector)
+		if !ev.StrictlyDominates(cv) {
+			out = append(out, Raised{Kind: KindCausalityViolation, Subject: e.EventID,
+				Summary: fmt.Sprintf("%s %s does not dominate the vector of its cause %s %s", e.Type, e.EventID, c.Type, c.EventID),
+				Evidence: map[string]any{"rule": "an event's vector strictly dominates its cause's",
+					"event": evidenceEvent(e, ev), "cause": evidenceEvent(c, cv)}})
+		}
+	}
+	return out
+}
+
+// causeCycle returns the ids of a causation cycle through e, or nil.
+func causeCycle(e ChainEvent, byID map[string]ChainEvent) []string {
+	path := []string{e.EventID}
+	on := map[string]bool{e.EventID: true}
+	cur := e
+	for cur.CausationID != "" {
+		next, ok := byID[cur.CausationID]
+		if !ok || next.EventID == cur.EventID {
+			return nil
+		}
+		if on[next.EventID] {
+			if next.EventID == e.EventID {
+				return path
+			}
+			return nil // a cycle further up, reported from its own members
+		}
+		on[next.EventID] = true
+		path = append(path, next.EventID)
+		cur = next
+	}
+	return nil
+}
+
+// checkGaps: per service, the counters its own events carry must run 1..max
+// of what any event's vector knows of it. A hole is a missing event.
+func checkGaps(evs []ChainEvent) []Raised {
+	own := map[string]map[uint64]bool{}
+	known := map[string]uint64{}
+	witness := map[string]ChainEvent{}
+	for _, e := range evs {
+		if len(e.VersionVector) == 0 {
+			continue
+		}
+		if c, ok := e.VersionVector[e.Service]; ok {
+			if own[e.Service] == nil {
+				own[e.Service] = map[uint64]bool{}
+			}
+			own[e.Service][c] = true
+		}
+		for svc, c := range e.VersionVector {
+			if c > known[svc] {
+				known[svc], witness[svc] = c, e
+			}
+		}
+	}
+	var out []Raised
+	for _, svc := range sortedKeys(known) {
+		var missing []uint64
+		for c := uint64(1); c <= known[svc]; c++ {
+			if !own[svc][c] {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		w := witness[svc]
+		out = append(out, Raised{Kind: KindGap, Subject: "service:" + svc,
+			Summary: fmt.Sprintf("%s's counter skips %v: %d event(s) of %s missing (known up to %d from %s %s)",
+				svc, missing, len(missing), svc, known[svc], w.Type, w.EventID),
+			Evidence: map[string]any{"rule": "a service's own counters run 1..max without a hole", "service": svc,
+				"missing_counters": missing, "max_known": known[svc], "known_from": evidenceEvent(w, Vector(w.VersionVector))}})
+	}
+	return out
+}
+
+// checkOrphans: an event names a cause that never arrived.
+func checkOrphans(evs []ChainEvent, byID map[string]ChainEvent, vv map[string]Vector) []Raised {
+	var out []Raised
+	for _, e := range evs {
+		if e.CausationID == "" || e.CausationID == e.EventID {
+			continue
+		}
+		if _, ok := byID[e.CausationID]; ok {
+			continue
+		}
+		out = append(out, Raised{Kind: KindOrphan, Subject: e.EventID,
+			Summary: fmt.Sprintf("%s %s names cause %s, which never arrived", e.Type, e.EventID, e.CausationID),
+			Evidence: map[string]any{"rule": "a named cause arrives within the grace window",
+				"event": evidenceEvent(e, vv[e.EventID]), "missing_cause": e.CausationID}})
+	}
+	return out
+}
+
+// checkConflicts: two events of a conflicting pair with incomparable vectors.
+func checkConflicts(w Workflow, evs []ChainEvent, vv map[string]Vector) []Raised {
+	var out []Raised
+	for _, pair := range w.Conflicts {
+		if len(pair) != 2 {
+			continue
+		}
+		for _, a := range evs {
+			if a.Type != pair[0] {
+				continue
+			}
+			for _, b := range evs {
+				if b.Type != pair[1] || !vv[a.EventID].Concurrent(vv[b.EventID]) {
+					continue
+				}
+				out = append(out, Raised{Kind: KindConcurrentConflict, Workflow: w.Name, Subject: a.EventID + "|" + b.EventID,
+					Summary: fmt.Sprintf("%s (%s) and %s (%s) happened concurrently: neither saw the other", a.Type, a.Service, b.Type, b.Service),
+					Evidence: map[string]any{"rule": fmt.Sprintf("%s and %s must not both happen unless one saw the other", pair[0], pair[1]),
+						"a": evidenceEvent(a, vv[a.EventID]), "b": evidenceEvent(b, vv[b.EventID])}})
+			}
+		}
+	}
+	return out
+}
+
+// checkInvariants: a finished order satisfies its workflow's invariants.
+func checkInvariants(w Workflow, evs []ChainEvent) []Raised {
+	has := map[string]bool{}
+	for _, e := range evs {
+		has[e.Type] = true
+	}
+	anyOf := func(ts []string) bool { return slices.ContainsFunc(ts, func(t string) bool { return has[t] }) }
+	var out []Raised
+	for _, inv := range w.Invariants {
+		if !anyOf(inv.When) || len(inv.IfAny) > 0 && !anyOf(inv.IfAny) {
+			continue
+		}
+		var missing []string
+		for _, t := range inv.RequireAll {
+			if !has[t] {
+				missing = append(missing, t)
+			}
+		}
+		if len(inv.RequireAny) > 0 && !anyOf(inv.RequireAny) {
+			missing = append(missing, strings.Join(inv.RequireAny, " or "))
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		out = append(out, Raised{Kind: KindInvariantViolation, Workflow: w.Name, Subject: inv.Name,
+			Summary:  fmt.Sprintf("%s: missing %s", inv.Description, strings.Join(missing, ", ")),
+			Evidence: map[string]any{"rule": inv.Name, "description": inv.Description, "missing": missing, "types_seen": sortedKeys(has)}})
+	}
+	return out
+}
+
+// checkDivergence: after the convergence window, the order's latest events
+// (those no other event's vector dominates) still put it in different steps
+// of one workflow: the services that emitted them disagree on its state.
+func checkDivergence(w Workflow, evs []ChainEvent, vv map[string]Vector) []Raised {
+	stepOf := map[string]string{}
+	for _, s := range w.Steps {
+		for _, t := range s.On {
+			stepOf[t] = s.Name
+		}
+	}
+	var maximal []ChainEvent
+	for _, e := range evs {
+		dominated := false
+		for _, o := range evs {
+			if o.EventID != e.EventID && vv[o.EventID].StrictlyDominates(vv[e.EventID]) {
+				dominated = true
+				break
+			}
+		}
+		if !dominated {
+			maximal = append(maximal, e)
+		}
+	}
+	steps := map[string]ChainEvent{}
+	for _, e := range maximal {
+		if st, ok := stepOf[e.Type]; ok {
+			steps[st] = e
+		}
+	}
+	if len(steps) < 2 {
+		return nil
+	}
+	var ev []map[string]any
+	var names []string
+	for _, st := range sortedKeys(steps) {
+		e := steps[st]
+		names = append(names, fmt.Sprintf("%s says %s", e.Service, st))
+		ev = append(ev, evidenceEvent(e, vv[e.EventID]))
+	}
+	return []Raised{{Kind: KindDivergence, Workflow: w.Name, Subject: "state",
+		Summary:  "services disagree on the order's state: " + strings.Join(names, ", "),
+		Evidence: map[string]any{"rule": "the latest events converge on one state within the convergence window", "latest_events": ev}}}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,165 @@
+package consistency
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+
+// chainB builds a BOPIS chain: each event caused by the previous one, with
+// carried vectors computed the way producers do.
+type chainB struct {
+	evs  []ChainEvent
+	last map[string]Vector
+}
+
+func (c *chainB) add(typ, svc string, cause int, extra ...int) int {
+	i := len(c.evs)
+	e := ChainEvent{EventID: fmt.Sprintf("e%d", i), Type: typ, Service: svc, EventTime: t0.Add(time.Duration(i) * time.Minute),
+		Topic: svc, Offset: int64(i), PayloadHash: fmt.Sprintf("h%d", i), IdempotencyKey: fmt.Sprintf("k%d", i)}
+	v := Vector{}
+	if cause >= 0 {
+		e.CausationID = c.evs[cause].EventID
+		v = Merge(Vector(c.evs[cause].VersionVector))
+	}
+	for _, x := range extra {
+		v = Merge(v, Vector(c.evs[x].VersionVector))
+	}
+	if c.last == nil {
+		c.last = map[string]Vector{}
+	}
+	v[svc] = max(v[svc], c.last[svc][svc]) + 1
+	c.last[svc] = v
+	e.VersionVector = v
+	c.evs = append(c.evs, e)
+	return i
+}
+
+func healthy() *chainB {
+	c := &chainB{}
+	i := c.add("OrderPlaced", "orders", -1)
+	i = c.add("InventoryReserved", "inventory", i)
+	i = c.add("PaymentAuthorized", "payments", i)
+	i = c.add("FulfillmentStarted", "fulfillment", i)
+	i = c.add("ReadyForPickup", "fulfillment", i)
+	i = c.add("CustomerNotified", "notifications", i)
+	i = c.add("PickedUp", "pickup", i)
+	i = c.add("PaymentCaptured", "payments", i)
+	c.add("OrderCompleted", "orders", i)
+	return c
+}
+
+func kinds(rs []Raised) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Kind)
+	}
+	return out
+}
+
+func TestCheckOrder(t *testing.T) {
+	ws := Builtin()
+	now := t0.Add(3 * time.Hour)
+	win := Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}
+	for _, tc := range []struct {
+		name  string
+		build func() []ChainEvent
+		want  []string
+	}{
+		{"healthy", func() []ChainEvent { return healthy().evs }, nil},
+		{"identical redelivery is counted, not flagged", func() []ChainEvent {
+			evs := healthy().evs
+			return append(evs, evs[3])
+		}, nil},
+		{"conflicting duplicate", func() []ChainEvent {
+			evs := healthy().evs
+			d := evs[2]
+			d.PayloadHash, d.Offset = "other", 99
+			return append(evs, d)
+		}, []string{KindDuplicate}},
+		{"lost event is a gap, not an orphan", func() []ChainEvent {
+			evs := healthy().evs
+			return append(evs[:5:5], evs[6:]...) // CustomerNotified lost
+		}, []string{KindGap}},
+		{"orphan", func() []ChainEvent {
+			evs := healthy().evs
+			evs[4].CausationID = "never-sent"
+			return evs
+		}, []string{KindOrphan}},
+		{"causality violation", func() []ChainEvent {
+			evs := healthy().evs
+			v := Merge(Vector(evs[5].VersionVector))
+			v["orders"] = 0
+			evs[6].VersionVector = v // PickedUp forgets what it saw and does not count itself
+			evs[6].VersionVector["pickup"] = evs[5].VersionVector["pickup"] + 1
+			delete(evs[6].VersionVector, "orders")
+			return evs
+		}, []string{KindCausalityViolation}},
+		{"self cause", func() []ChainEvent {
+			evs := healthy().evs
+			evs[3].CausationID = evs[3].EventID
+			return evs
+		}, []string{KindCausalityViolation}},
+		{"race resolved by the next event: conflict only", func() []ChainEvent {
+			c := &chainB{}
+			i := c.add("OrderPlaced", "orders", -1)
+			i = c.add("InventoryReserved", "inventory", i)
+			i = c.add("PaymentAuthorized", "payments", i)
+			i = c.add("FulfillmentStarted", "fulfillment", i)
+			rfp := c.add("ReadyForPickup", "fulfillment", i)
+			cn := c.add("CustomerNotified", "notifications", rfp)
+			pu := c.add("PickedUp", "pickup", cn)
+			pe := c.add("PickupExpired", "pickup", rfp)
+			i = c.add("InventoryReleased", "inventory", pe, pu)
+			i = c.add("PaymentVoided", "payments", i)
+			c.add("OrderCancelled", "orders", i)
+			return c.evs
+		}, []string{KindConcurrentConflict}},
+		{"missing compensation", func() []ChainEvent {
+			c := &chainB{}
+			i := c.add("OrderPlaced", "orders", -1)
+			i = c.add("InventoryReserved", "inventory", i)
+			i = c.add("PaymentAuthorized", "payments", i)
+			i = c.add("PickupExpired", "pickup", i)
+			i = c.add("InventoryReleased", "inventory", i)
+			c.add("OrderCancelled", "orders", i)
+			return c.evs
+		}, []string{KindInvariantViolation}},
+		{"divergence", func() []ChainEvent {
+			c := healthy()
+			c.add("InventoryReleased", "inventory", 6) // concurrent with the completion
+			return c.evs
+		}, []string{KindDivergence}},
+		{"without vectors: derived, nothing to report", func() []ChainEvent {
+			evs := healthy().evs
+			for i := range evs {
+				evs[i].VersionVector = nil
+			}
+			return evs
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := causalOrder(tc.build())
+			assert.Equal(t, tc.want, kinds(CheckOrder(ws, evs, now, win)))
+		})
+	}
+}
+
+func TestCheckOrderWaitsForWindows(t *testing.T) {
+	evs := healthy().evs
+	evs = append(evs[:5:5], evs[6:]...)
+	justNow := evs[len(evs)-1].EventTime.Add(30 * time.Second)
+	assert.Empty(t, CheckOrder(Builtin(), causalOrder(evs), justNow, Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}),
+		"a missing event may still be in flight")
+}
+
+func TestCausationCycle(t *testing.T) {
+	evs := healthy().evs[:3]
+	evs[0].CausationID = evs[2].EventID
+	got := CheckOrder(Builtin(), causalOrder(evs), t0.Add(time.Hour), Windows{})
+	assert.Contains(t, kinds(got), KindCausalityViolation)
+}

@@ -1,0 +1,57 @@
+package consistency
+
+// Vector is a version vector: service → counter.
+type Vector map[string]uint64
+
+// Dominates reports a ≥ b pointwise.
+func (a Vector) Dominates(b Vector) bool {
+	for k, v := range b {
+		if a[k] < v {
+			return false
+		}
+	}
+	return true
+}
+
+// StrictlyDominates reports a ≥ b pointwise and a ≠ b.
+func (a Vector) StrictlyDominates(b Vector) bool {
+	return a.Dominates(b) && !b.Dominates(a)
+}
+
+// Concurrent reports that neither vector dominates the other.
+func (a Vector) Concurrent(b Vector) bool {
+	return !a.Dominates(b) && !b.Dominates(a)
+}
+
+// Merge returns the pointwise maximum of vs (ClickHouse's maxMap).
+func Merge(vs ...Vector) Vector {
+	out := Vector{}
+	for _, v := range vs {
+		for k, c := range v {
+			out[k] = max(out[k], c)
+		}
+	}
+	return out
+}
+
+// deriveVectors gives every event a vector: the one it carries, or, when it
+// carries none, the pointwise max of its cause's vector and the service's
+// last vector in this order, with the service's own entry one more
+// (DESIGN.md, "Version vectors"). evs must be in causal order.
+func deriveVectors(evs []ChainEvent) map[string]Vector {
+	out := make(map[string]Vector, len(evs))
+	last := map[string]Vector{} // service → its latest vector in this order
+	for _, e := range evs {
+		if len(e.VersionVector) > 0 {
+			v := Vector(e.VersionVector)
+			out[e.EventID] = v
+			last[e.Service] = Merge(last[e.Service], v)
+			continue
+		}
+		v := Merge(out[e.CausationID], last[e.Service])
+		v[e.Service]++
+		out[e.EventID] = v
+		last[e.Service] = v
+	}
+	return out
+}
