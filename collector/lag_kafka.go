@@ -23,6 +23,7 @@ type offsets struct {
 	dlq    map[string]bool // monitored topic → is a dead-letter topic
 	start  map[tp]int64    // log start offset
 	end    map[tp]int64    // high watermark
+	stable map[tp]int64    // last stable offset: read_committed consumers see records below it
 	groups map[string]*groupOffsets
 }
 
@@ -38,7 +39,7 @@ type groupOffsets struct {
 // a failure to list topics or offsets fails the sample.
 func (m *LagMonitor) readOffsets(ctx context.Context) (*offsets, error) {
 	adm := m.admin
-	o := &offsets{at: time.Now(), dlq: map[string]bool{}, start: map[tp]int64{}, end: map[tp]int64{}, groups: map[string]*groupOffsets{}}
+	o := &offsets{at: time.Now(), dlq: map[string]bool{}, start: map[tp]int64{}, end: map[tp]int64{}, stable: map[tp]int64{}, groups: map[string]*groupOffsets{}}
 	details, err := adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
@@ -56,7 +57,7 @@ func (m *LagMonitor) readOffsets(ctx context.Context) (*offsets, error) {
 		for _, l := range []struct {
 			list func(context.Context, ...string) (kadm.ListedOffsets, error)
 			dst  map[tp]int64
-		}{{adm.ListStartOffsets, o.start}, {adm.ListEndOffsets, o.end}} {
+		}{{adm.ListStartOffsets, o.start}, {adm.ListEndOffsets, o.end}, {adm.ListCommittedOffsets, o.stable}} {
 			listed, err := l.list(ctx, topics...)
 			if err != nil && !isShardErr(err) {
 				return nil, fmt.Errorf("list offsets: %w", err)

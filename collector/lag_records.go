@@ -16,9 +16,11 @@ type at struct {
 
 // recordReader reads the timestamp of the first record at or after given
 // offsets, with a plain consumer that belongs to no group: it assigns the
-// partitions itself, so it can never commit for anyone. Records never change
-// once written, so timestamps are cached: a group stuck at one offset costs
-// one read, not one per sample.
+// partitions itself, so it can never commit for anyone. It reads as a
+// read_committed consumer does: records of aborted transactions are not
+// waiting for anyone, and transaction markers are not messages. Records
+// never change once written, so timestamps are cached: a group stuck at one
+// offset costs one read, not one per sample.
 type recordReader struct {
 	cl    *kgo.Client
 	cache map[at]time.Time
@@ -36,21 +38,29 @@ func readerOpts() []kgo.Opt {
 		kgo.FetchMaxBytes(4 << 20),
 		kgo.FetchMaxPartitionBytes(64 << 10),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	}
 }
 
-// timestamps returns the timestamp of the first record at or after each
-// wanted position (the oldest record not yet consumed, when the position is
-// a committed offset). Positions not read before ctx ends are missing from
+// timestamps returns the timestamp of the first message at or after each
+// wanted position (the oldest message not yet consumed, when the position
+// is a committed offset), or the zero time when nothing but transaction
+// markers and aborted records lie between it and the partition's bound (its
+// last stable offset). Positions not read before ctx ends are missing from
 // the answer. Each round reads, on every partition still pending, from its
 // lowest pending offset; the records of one fetch answer every pending
 // offset they pass, so a round per distinct far-apart offset is the worst case.
-func (r *recordReader) timestamps(ctx context.Context, want []at) map[at]time.Time {
+func (r *recordReader) timestamps(ctx context.Context, want []at, bound map[tp]int64) map[at]time.Time {
 	out := make(map[at]time.Time, len(want))
 	pending := map[tp][]int64{}
 	for _, w := range want {
 		if t, ok := r.cache[w]; ok {
 			out[w] = t
+			continue
+		}
+		if b, ok := bound[w.tp]; ok && w.offset >= b {
+			out[w] = time.Time{} // only an open transaction's records: not consumable yet
 			continue
 		}
 		pending[w.tp] = append(pending[w.tp], w.offset)
@@ -74,8 +84,15 @@ func (r *recordReader) timestamps(ctx context.Context, want []at) map[at]time.Ti
 			r.cl.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
 				p := tp{rec.Topic, rec.Partition}
 				offs := pending[p]
+				ts := rec.Timestamp
+				if rec.Attrs.IsControl() {
+					if b, ok := bound[p]; !ok || rec.Offset+1 < b {
+						return // a message may follow the marker
+					}
+					ts = time.Time{} // markers only, up to the bound
+				}
 				for len(offs) > 0 && rec.Offset >= offs[0] {
-					out[at{p, offs[0]}] = rec.Timestamp
+					out[at{p, offs[0]}] = ts
 					offs = offs[1:]
 				}
 				pending[p] = offs
@@ -98,10 +115,12 @@ func (r *recordReader) timestamps(ctx context.Context, want []at) map[at]time.Ti
 		}
 	}
 	// Keep only what this sample asked for: positions consumed since are
-	// never asked again.
+	// never asked again. "Nothing waiting" is not kept: a message may come.
 	r.cache = make(map[at]time.Time, len(out))
 	for k, v := range out {
-		r.cache[k] = v
+		if !v.IsZero() {
+			r.cache[k] = v
+		}
 	}
 	return out
 }

@@ -38,15 +38,16 @@ func newHistory() *history {
 // pendingRows are the rows of a sample before the timestamps are read:
 // pos[i] is the record whose age is rows[i].LagSeconds (offset -1: none).
 type pendingRows struct {
-	at   time.Time
-	rows []healthRow
-	pos  []at
+	at    time.Time
+	rows  []healthRow
+	pos   []at
+	bound map[tp]int64 // where reading stops: the last stable offset
 }
 
 // rows turns one read of the cluster into table rows, and updates the
 // history with it.
 func (h *history) rows(o *offsets) *pendingRows {
-	pr := &pendingRows{at: o.at}
+	pr := &pendingRows{at: o.at, bound: map[tp]int64{}}
 	parts := map[string][]int32{}
 	for p := range o.end {
 		if _, ok := o.start[p]; ok {
@@ -68,6 +69,10 @@ func (h *history) rows(o *offsets) *pendingRows {
 			}
 			rates[p] = rate
 			ends[p] = endSeen{end, o.at}
+			pr.bound[p] = end
+			if s, ok := o.stable[p]; ok && s < end {
+				pr.bound[p] = s
+			}
 			r := healthRow{Topic: topic, Partition: part, Start: start, End: end, Committed: -1,
 				Lag: max(end-start, 0), LagSeconds: -1, ProduceRate: rate, DLQ: o.dlq[topic]}
 			pos := at{p, -1}
@@ -148,6 +153,8 @@ func (pr *pendingRows) fill(times map[at]time.Time) []healthRow {
 			if pr.rows[i].Group != "" {
 				pr.rows[i].LagSeconds = 0
 			}
+		case ok && ts.IsZero(): // nothing but markers or an open transaction
+			pr.rows[i].LagSeconds = 0
 		case ok:
 			pr.rows[i].LagSeconds = ageSeconds(pr.at, ts)
 		default:

@@ -136,7 +136,7 @@ func (m *LagMonitor) Sample(ctx context.Context) (LagReport, error) {
 	pr := m.hist.rows(o)
 	want := pr.want()
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.Lag.ReadTimeout)
-	times := m.reader.timestamps(rctx, want)
+	times := m.reader.timestamps(rctx, want, pr.bound)
 	cancel()
 	if len(times) < len(want) {
 		m.metrics.failures.WithLabelValues("timestamps").Inc()

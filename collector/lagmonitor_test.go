@@ -315,3 +315,69 @@ func produceLag(ctx context.Context, t *testing.T, brokers []string, recs ...*kg
 	defer cl.Close()
 	require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
 }
+
+// TestLagMonitorTransactions: transaction markers and aborted records are
+// not messages anyone waits for. A read_committed group that consumed every
+// committed record has offset lag (the markers) but no lag in seconds, and
+// the sample does not wait for a message that never comes.
+func TestLagMonitorTransactions(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := testenv.Name(t)
+	topic, group := "payments.txlag_"+name, "app_"+name
+	createLagTopic(t, brokers, topic, 1)
+	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("tx_"+name), kgo.DefaultProduceTopic(topic))
+	require.NoError(t, err)
+	defer txn.Close()
+	inTxn := func(commit kgo.TransactionEndTry, recs ...*kgo.Record) {
+		require.NoError(t, txn.BeginTransaction())
+		require.NoError(t, txn.ProduceSync(ctx, recs...).FirstErr())
+		require.NoError(t, txn.EndTransaction(ctx, commit))
+	}
+	rec := func(ts time.Time) *kgo.Record { return &kgo.Record{Timestamp: ts, Value: []byte(`{}`)} }
+	now := time.Now().Truncate(time.Millisecond)
+	inTxn(kgo.TryCommit, rec(now), rec(now), rec(now))      // offsets 0-2, commit marker 3
+	inTxn(kgo.TryAbort, rec(now.Add(-time.Hour)), rec(now)) // offsets 4-5 aborted, abort marker 6
+
+	app, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer app.Close()
+	var got []*kgo.Record
+	for len(got) < 3 {
+		got = append(got, app.PollFetches(ctx).Records()...)
+		require.NoError(t, ctx.Err())
+	}
+	require.NoError(t, app.CommitUncommittedOffsets(ctx))
+
+	cfg := Default()
+	cfg.Topics.Include = []string{regexp.QuoteMeta(topic)}
+	cfg.Lag.Groups.Include = []string{regexp.QuoteMeta(group)}
+	cfg.Lag.ReadTimeout = 5 * time.Second
+	kc := kafkaconn.Default()
+	kc.Brokers = brokers
+	m, err := NewLagMonitor(cfg, kc, nil, Settings{Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	require.NoError(t, m.Start(ctx))
+	defer func() { _ = m.Shutdown(context.Background()) }()
+
+	began := time.Now()
+	rep, err := m.Sample(ctx)
+	require.NoError(t, err)
+	assert.Less(t, time.Since(began), cfg.Lag.ReadTimeout, "no wait for a message that is not there")
+	p := findGroup(t, rep, group, topic).Partitions[0]
+	assert.Equal(t, int64(3), p.CommittedOffset)
+	assert.Equal(t, int64(7-3), p.LagMessages, "offset lag counts the markers and aborted records")
+	assert.Equal(t, 0.0, p.LagSeconds, "but nothing is waiting to be consumed")
+
+	// A committed message arrives after them: its age is the lag.
+	inTxn(kgo.TryCommit, rec(now.Add(-time.Minute))) // offset 7, marker 8
+	rep, err = m.Sample(ctx)
+	require.NoError(t, err)
+	p = findGroup(t, rep, group, topic).Partitions[0]
+	assert.Equal(t, int64(9-3), p.LagMessages)
+	assert.InDelta(t, time.Since(now.Add(-time.Minute)).Seconds(), p.LagSeconds, 3)
+}
