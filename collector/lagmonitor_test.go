@@ -78,10 +78,22 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 		})
 	}
 	require.NoError(t, app.CommitRecords(ctx, p0[7]))
+	// A second application in a KIP-848 group (the broker assigns): it
+	// consumes and commits everything there is so far, then hangs too.
+	app848, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group+"_848"), kgo.ConsumeTopics(topic),
+		kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer()),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer app848.Close()
+	for n := 0; n < 25; {
+		n += len(app848.PollFetches(ctx).Records())
+		require.NoError(t, ctx.Err())
+	}
+	require.NoError(t, app848.CommitUncommittedOffsets(ctx))
 
 	cfg := Default()
 	cfg.Topics.Include = []string{regexp.QuoteMeta(topic)} // the DLQ is found by the default dlq_pattern
-	cfg.Lag.Groups.Include = []string{regexp.QuoteMeta(group)}
+	cfg.Lag.Groups.Include = []string{regexp.QuoteMeta(group) + "(_848)?"}
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
 	reg := prometheus.NewRegistry()
@@ -109,6 +121,8 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 	assert.True(t, d.DLQ)
 	assert.Equal(t, int64(3), d.DepthMessages)
 	assert.InDelta(t, time.Hour.Seconds(), d.OldestAgeSeconds, 3)
+	caughtUp := findGroup(t, rep1, group+"_848", topic)
+	assert.Equal(t, GroupLag{Group: group + "_848", State: "Stable", Topic: topic, Partitions: caughtUp.Partitions}, caughtUp)
 	tp := findTopic(t, rep1, topic)
 	assert.False(t, tp.DLQ)
 	assert.Equal(t, int64(25), tp.DepthMessages)
@@ -116,6 +130,7 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 
 	// Records keep arriving; the group does not commit.
 	time.Sleep(1500 * time.Millisecond)
+	newAt := time.Now()
 	produceLag(ctx, t, brokers, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(`{}`)},
 		&kgo.Record{Topic: topic, Partition: 0, Value: []byte(`{}`)}, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(`{}`)},
 		&kgo.Record{Topic: topic, Partition: 0, Value: []byte(`{}`)})
@@ -130,14 +145,21 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 	assert.InDelta(t, elapsed, g2.CommitAgeSeconds, 1e-6, "the committed offset did not move since the first sample")
 	assert.InDelta(t, 4/elapsed, findTopic(t, rep2, topic).ProduceRate, 1e-6)
 	assert.Equal(t, 0.0, findTopic(t, rep2, dlq).ProduceRate)
+	behind := findGroup(t, rep2, group+"_848", topic)
+	assert.Equal(t, int64(4), behind.LagMessages, "the KIP-848 group has not read the new records")
+	assert.InDelta(t, time.Since(newAt).Seconds(), behind.LagSeconds, 3)
 
 	// Prometheus.
-	labels := fmt.Sprintf(`group=%q,partition="%%d",topic=%q`, group, topic)
+	labels := func(group string, partition int) string {
+		return fmt.Sprintf(`{group=%q,partition="%d",topic=%q}`, group, partition, topic)
+	}
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP weft_queue_lag_messages Records a consumer group has not consumed: end offset minus committed offset (minus start offset where it never committed).
 # TYPE weft_queue_lag_messages gauge
-weft_queue_lag_messages{`+fmt.Sprintf(labels, 0)+`} 16
-weft_queue_lag_messages{`+fmt.Sprintf(labels, 1)+`} 5
+weft_queue_lag_messages`+labels(group, 0)+` 16
+weft_queue_lag_messages`+labels(group, 1)+` 5
+weft_queue_lag_messages`+labels(group+"_848", 0)+` 4
+weft_queue_lag_messages`+labels(group+"_848", 1)+` 0
 `), "weft_queue_lag_messages"))
 	metric := func(name string, labels ...string) float64 { return gaugeValue(t, reg, name, labels...) }
 	assert.Equal(t, g2.Partitions[0].LagSeconds, metric("weft_queue_lag_seconds", "group", group, "topic", topic, "partition", "0"))
@@ -150,6 +172,8 @@ weft_queue_lag_messages{`+fmt.Sprintf(labels, 1)+`} 5
 
 	// ClickHouse: both samples, and the newest read back as it was measured.
 	checkStoredLag(ctx, t, store, group, topic, dlq)
+	require.Len(t, rep2.Groups, 2)
+	assert.Equal(t, group, rep2.Groups[0].Group, "worst first: the group stuck for ten minutes")
 	stored, err := LatestQueueHealth(ctx, store)
 	require.NoError(t, err)
 	assert.WithinDuration(t, rep2.At, stored.At, time.Millisecond)
