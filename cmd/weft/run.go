@@ -77,6 +77,14 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err := col.Start(ctx); err != nil {
 		return err
 	}
+	lag, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
+	if err == nil {
+		err = lag.Start(ctx)
+	}
+	if err != nil {
+		_ = col.Shutdown(ctx)
+		return err
+	}
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
 	det := consistency.NewDetector(engine, cfg.Consistency.Interval, consistency.Settings{Logger: log, Registerer: reg})
 
@@ -85,6 +93,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 		srv, err = serveHTTP(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log))
 		if err != nil {
 			_ = col.Shutdown(ctx)
+			_ = lag.Shutdown(ctx)
 			return err
 		}
 	}
@@ -98,6 +107,8 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	wg.Add(2)
 	runErr := make(chan error, 1)
 	go func() { defer wg.Done(); runErr <- col.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = lag.Run(ctx) }()
 	go func() { defer wg.Done(); det.Run(ctx) }()
 	<-ctx.Done()
 
@@ -107,6 +118,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 		_ = srv.Shutdown(shutdownCtx)
 	}
 	_ = col.Shutdown(shutdownCtx)
+	_ = lag.Shutdown(shutdownCtx)
 	wg.Wait()
 	st := col.Stats()
 	log.Info().Int64("consumed", st.Consumed).Int64("stored", st.Stored).Int64("quarantined", st.Quarantined).Msg("weft stopped")
