@@ -32,30 +32,45 @@ type ChainEvent struct {
 // whose cause is unknown start a root of their own. Redeliveries of the same
 // record (same topic, partition, offset) appear once.
 func (e *Engine) Chain(ctx context.Context, orderID string) ([]ChainEvent, error) {
+	m, err := e.chains(ctx, []string{orderID})
+	if err != nil {
+		return nil, err
+	}
+	return m[orderID], nil
+}
+
+// chains reads the chains of several orders in one query.
+func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]ChainEvent, error) {
 	rows, err := e.store.Conn().Query(ctx, `
-SELECT topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
+SELECT order_id, topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
        causation_id, trace_id, version_vector, idempotency_key, payload_hash
 FROM `+e.store.Table("events")+`
-WHERE order_id = ?
-ORDER BY event_time, topic, partition, offset
-LIMIT 1 BY topic, partition, offset`, orderID)
+WHERE order_id IN ?
+ORDER BY order_id, event_time, topic, partition, offset
+LIMIT 1 BY topic, partition, offset`, orderIDs)
 	if err != nil {
-		return nil, fmt.Errorf("read order %s: %w", orderID, err)
+		return nil, fmt.Errorf("read events of %d orders: %w", len(orderIDs), err)
 	}
 	defer rows.Close()
-	var evs []ChainEvent
+	out := map[string][]ChainEvent{}
 	for rows.Next() {
-		var c ChainEvent
-		if err := rows.Scan(&c.Topic, &c.Partition, &c.Offset, &c.EventID, &c.Type, &c.Service, &c.EventTime,
+		var (
+			id string
+			c  ChainEvent
+		)
+		if err := rows.Scan(&id, &c.Topic, &c.Partition, &c.Offset, &c.EventID, &c.Type, &c.Service, &c.EventTime,
 			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.VersionVector, &c.IdempotencyKey, &c.PayloadHash); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		evs = append(evs, c)
+		out[id] = append(out[id], c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return causalOrder(evs), nil
+	for id, evs := range out {
+		out[id] = causalOrder(evs)
+	}
+	return out, nil
 }
 
 // causalOrder sorts events topologically by causation id (Kahn's algorithm,
@@ -116,4 +131,45 @@ func causalOrder(evs []ChainEvent) []ChainEvent {
 		}
 	}
 	return out
+}
+
+// changedOrders lists the orders with an event ingested at or after since
+// (every order when since is zero).
+func (e *Engine) changedOrders(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := e.store.Conn().Query(ctx, `SELECT order_id FROM `+e.store.Table("order_state")+`
+GROUP BY order_id HAVING max(last_ingest) >= ?`, since)
+	if err != nil {
+		return nil, fmt.Errorf("changed orders: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// checkBatch is how many orders' events are read in one query.
+const checkBatch = 2000
+
+// CheckOrders runs CheckOrder over the given orders at stream time now.
+func (e *Engine) CheckOrders(ctx context.Context, orderIDs []string, now time.Time, win Windows) (map[string][]Raised, error) {
+	out := map[string][]Raised{}
+	for start := 0; start < len(orderIDs); start += checkBatch {
+		ids := orderIDs[start:min(start+checkBatch, len(orderIDs))]
+		chains, err := e.chains(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, evs := range chains {
+			if rs := CheckOrder(e.workflows, evs, now, win); len(rs) > 0 {
+				out[id] = rs
+			}
+		}
+	}
+	return out, nil
 }

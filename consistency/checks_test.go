@@ -163,3 +163,25 @@ func TestCausationCycle(t *testing.T) {
 	got := CheckOrder(Builtin(), causalOrder(evs), t0.Add(time.Hour), Windows{})
 	assert.Contains(t, kinds(got), KindCausalityViolation)
 }
+
+func TestOrderStates(t *testing.T) {
+	c := &chainB{}
+	i := c.add("OrderPlaced", "orders", -1)
+	i = c.add("InventoryReserved", "inventory", i)
+	i = c.add("PaymentRequested", "payments", i)
+	c.add("PaymentRetryScheduled", "payments", i)
+	st := OrderStates(Builtin(), c.evs)
+	if assert.Len(t, st, 2) {
+		assert.Equal(t, "async_payment", st[0].Workflow, "the workflow entered last comes first")
+		assert.Equal(t, "payment_retry_scheduled", st[0].Step)
+		assert.Equal(t, "payments", st[0].Owner)
+		assert.Equal(t, "bopis", st[1].Workflow)
+		assert.Equal(t, "inventory_reserved", st[1].Step)
+	}
+	done := OrderStates(Builtin(), healthy().evs)
+	if assert.Len(t, done, 1) {
+		assert.True(t, done[0].Terminal)
+		assert.Equal(t, "completed", done[0].Step)
+		assert.Empty(t, done[0].Expects)
+	}
+}

@@ -18,16 +18,27 @@ type Config struct {
 	Builtin *bool `yaml:"builtin"`
 	// Workflows are the team's own workflows, in the same form as the built-in ones.
 	Workflows []Workflow `yaml:"workflows"`
+	// Windows say how long the checks wait before calling something missing
+	// or divergent. Defaults: grace 2m, convergence 5m.
+	Windows Windows `yaml:"windows"`
 }
 
 // Default returns the consistency defaults.
-func Default() Config { return Config{Interval: 15 * time.Second} }
+func Default() Config {
+	return Config{Interval: 15 * time.Second, Windows: Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}}
+}
 
 // Validate reports every problem with its key.
 func (c Config) Validate() error {
 	var p config.Problems
 	if c.Interval <= 0 {
 		p.Addf("interval", "must be positive, got %s", c.Interval)
+	}
+	if c.Windows.Grace < 0 {
+		p.Addf("windows.grace", "must not be negative")
+	}
+	if c.Windows.Convergence < 0 {
+		p.Addf("windows.convergence", "must not be negative")
 	}
 	seen := map[string]bool{}
 	for _, w := range c.AllWorkflows() {

@@ -20,6 +20,7 @@ type Settings struct {
 type PassResult struct {
 	Clock    Clock
 	Stuck    int
+	Checked  int
 	Opened   int
 	Resolved int
 }
@@ -29,19 +30,23 @@ type PassResult struct {
 type Detector struct {
 	engine   *Engine
 	interval time.Duration
+	windows  Windows
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
 	passes   prometheus.Counter
 	failures prometheus.Counter
+	// lastPass is when the previous pass started (wall clock); orders
+	// ingested since, or still inside their windows, are checked again.
+	lastPass time.Time
 }
 
 // NewDetector builds a detector. It does no I/O.
-func NewDetector(e *Engine, interval time.Duration, set Settings) *Detector {
+func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
-		engine: e, interval: interval,
+		engine: e, interval: interval, windows: win,
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
-			Help: "Open findings after the last detector pass."}, []string{"kind", "workflow", "step"}),
+			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
 		passes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_passes_total",
 			Help: "Completed detector passes."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_failures_total",
@@ -70,10 +75,13 @@ func (d *Detector) Run(ctx context.Context) {
 	}
 }
 
-// Pass raises a stuck finding for every stuck order that has none, refreshes
-// the open ones, and resolves those whose order moved on.
+// Pass computes the findings that hold now — stuck orders over all orders,
+// the other kinds over the orders that changed recently or have active
+// findings — stores new ones, refreshes active ones (an acknowledgement is
+// kept), and resolves those that no longer hold.
 func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	e := d.engine
+	start := time.Now().UTC()
 	clock, err := e.Clock(ctx)
 	if err != nil {
 		return PassResult{}, err
@@ -82,42 +90,76 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if err != nil {
 		return PassResult{}, err
 	}
-	open, err := e.OpenFindings(ctx, KindStuck)
+	active, err := e.OpenFindings(ctx, "")
 	if err != nil {
 		return PassResult{}, err
 	}
-	byID := make(map[string]Finding, len(open))
-	for _, f := range open {
-		byID[f.ID] = f
+	since := time.Time{}
+	if !d.lastPass.IsZero() {
+		since = d.lastPass.Add(-max(d.windows.Grace, d.windows.Convergence) - 2*d.interval)
 	}
-	now := time.Now().UTC()
-	res := PassResult{Clock: clock, Stuck: len(stuck)}
-	var writes []Finding
-	current := map[string]bool{}
-	d.open.Reset()
-	for _, s := range stuck {
-		id := findingID(KindStuck, s.OrderID, s.Workflow, s.Step)
-		current[id] = true
-		d.open.WithLabelValues(KindStuck, s.Workflow, s.Step).Inc()
-		f, ok := byID[id]
-		if !ok {
-			res.Opened++
-			f = Finding{ID: id, Kind: KindStuck, OrderID: s.OrderID, Workflow: s.Workflow, Step: s.Step,
-				Status: StatusOpen, FirstSeen: now}
+	orders, err := e.changedOrders(ctx, since)
+	if err != nil {
+		return PassResult{}, err
+	}
+	checked := map[string]bool{}
+	for _, o := range orders {
+		checked[o] = true
+	}
+	for _, f := range active {
+		if f.Kind != KindStuck && !checked[f.OrderID] {
+			checked[f.OrderID] = true
+			orders = append(orders, f.OrderID)
 		}
+	}
+	raised, err := e.CheckOrders(ctx, orders, clock.Now, d.windows)
+	if err != nil {
+		return PassResult{}, err
+	}
+
+	now := time.Now().UTC()
+	want := map[string]Finding{}
+	for _, s := range stuck {
 		ev, _ := json.Marshal(struct {
 			StuckOrder
 			Watermark time.Time `json:"watermark"`
 		}{s, clock.Now})
-		f.Evidence = ev
-		f.Summary = fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
-			s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)
+		f := Finding{ID: findingID(KindStuck, s.OrderID, s.Workflow, s.Step), Kind: KindStuck, OrderID: s.OrderID,
+			Workflow: s.Workflow, Step: s.Step, Evidence: ev,
+			Summary: fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
+				s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)}
+		want[f.ID] = f
+	}
+	for order, rs := range raised {
+		for _, r := range rs {
+			ev, _ := json.Marshal(r.Evidence)
+			f := Finding{ID: findingID(r.Kind, order, r.Workflow, r.Subject), Kind: r.Kind, OrderID: order,
+				Workflow: r.Workflow, Subject: r.Subject, Summary: r.Summary, Evidence: ev}
+			want[f.ID] = f
+		}
+	}
+	res := PassResult{Clock: clock, Stuck: len(stuck), Checked: len(orders)}
+	byID := make(map[string]Finding, len(active))
+	for _, f := range active {
+		byID[f.ID] = f
+	}
+	var writes []Finding
+	for id, f := range want {
+		if old, ok := byID[id]; ok {
+			f.FirstSeen, f.Status, f.AckBy, f.AckAt, f.AckReason = old.FirstSeen, old.Status, old.AckBy, old.AckAt, old.AckReason
+		} else {
+			f.FirstSeen, f.Status = now, StatusOpen
+			res.Opened++
+		}
 		f.LastSeen = now
 		writes = append(writes, f)
 	}
-	for _, f := range open {
-		if current[f.ID] {
+	for _, f := range active {
+		if _, still := want[f.ID]; still {
 			continue
+		}
+		if f.Kind != KindStuck && !checked[f.OrderID] {
+			continue // not looked at this pass
 		}
 		res.Resolved++
 		at := now
@@ -127,10 +169,15 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if err := e.writeFindings(ctx, writes, now); err != nil {
 		return PassResult{}, err
 	}
+	d.lastPass = start
+	d.open.Reset()
+	for _, f := range want {
+		d.open.WithLabelValues(f.Kind, f.Workflow).Inc()
+	}
 	d.passes.Inc()
 	if res.Opened > 0 || res.Resolved > 0 {
-		d.log.Info().Int("stuck", res.Stuck).Int("opened", res.Opened).Int("resolved", res.Resolved).
-			Time("watermark", clock.Now).Msg("detector pass")
+		d.log.Info().Int("stuck", res.Stuck).Int("checked", res.Checked).Int("opened", res.Opened).
+			Int("resolved", res.Resolved).Time("watermark", clock.Now).Msg("detector pass")
 	}
 	return res, nil
 }

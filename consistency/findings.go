@@ -5,14 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// Finding kinds (DESIGN.md, "Version vectors").
-const (
-	KindStuck = "stuck"
-)
+// KindStuck: a non-terminal order made no progress within its step's SLA.
+const KindStuck = "stuck"
+
+// Kinds lists every finding kind, in the order DESIGN.md gives them.
+var Kinds = []string{KindStuck, KindGap, KindCausalityViolation, KindOrphan, KindConcurrentConflict,
+	KindDuplicate, KindInvariantViolation, KindDivergence}
 
 // Finding statuses.
 const (
@@ -23,46 +27,129 @@ const (
 
 // Finding is a stored problem with one order, with the evidence for it.
 type Finding struct {
-	ID         string          `json:"id"`
-	Kind       string          `json:"kind"`
-	OrderID    string          `json:"order_id"`
-	Workflow   string          `json:"workflow"`
-	Step       string          `json:"step"`
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	OrderID  string `json:"order_id"`
+	Workflow string `json:"workflow,omitempty"`
+	// Step is the workflow step of a stuck finding.
+	Step string `json:"step,omitempty"`
+	// Subject says what in the order the finding is about.
+	Subject    string          `json:"subject,omitempty"`
 	Status     string          `json:"status"`
 	Summary    string          `json:"summary"`
 	Evidence   json.RawMessage `json:"evidence"`
 	FirstSeen  time.Time       `json:"first_seen"`
 	LastSeen   time.Time       `json:"last_seen"`
 	ResolvedAt *time.Time      `json:"resolved_at,omitempty"`
+	AckBy      string          `json:"ack_by,omitempty"`
+	AckAt      *time.Time      `json:"ack_at,omitempty"`
+	AckReason  string          `json:"ack_reason,omitempty"`
 }
 
-func findingID(kind, orderID, workflow, step string) string {
-	sum := sha256.Sum256([]byte(kind + "\x00" + orderID + "\x00" + workflow + "\x00" + step))
+func findingID(kind, orderID, workflow, subject string) string {
+	sum := sha256.Sum256([]byte(kind + "\x00" + orderID + "\x00" + workflow + "\x00" + subject))
 	return hex.EncodeToString(sum[:10])
 }
 
-// OpenFindings returns the findings that are open or acknowledged, optionally of one kind.
-func (e *Engine) OpenFindings(ctx context.Context, kind string) ([]Finding, error) {
-	q := `SELECT finding_id, kind, order_id, workflow, step, status, summary, evidence, first_seen, last_seen
-FROM ` + e.store.Table("findings") + ` FINAL
-WHERE status != 'resolved' AND (? = '' OR kind = ?)
-ORDER BY first_seen, finding_id`
-	rows, err := e.store.Conn().Query(ctx, q, kind, kind)
+// FindingFilter narrows a findings query; zero values match everything.
+type FindingFilter struct {
+	Kind    string
+	OrderID string
+	// Status is open, acknowledged, resolved, or "active" (open or acknowledged).
+	Status string
+	Limit  int
+}
+
+const findingColumns = `finding_id, kind, order_id, workflow, step, subject, status, summary, evidence,
+       first_seen, last_seen, resolved_at, ack_by, ack_at, ack_reason`
+
+// Findings lists stored findings, newest first.
+func (e *Engine) Findings(ctx context.Context, f FindingFilter) ([]Finding, error) {
+	var where []string
+	var args []any
+	if f.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	}
+	if f.OrderID != "" {
+		where, args = append(where, "order_id = ?"), append(args, f.OrderID)
+	}
+	switch f.Status {
+	case "":
+	case "active":
+		where = append(where, "status != 'resolved'")
+	default:
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	q := "SELECT " + findingColumns + " FROM " + e.store.Table("findings") + " FINAL"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY last_seen DESC, finding_id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := e.store.Conn().Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
 	}
 	defer rows.Close()
 	var out []Finding
 	for rows.Next() {
-		var f Finding
-		var ev string
-		if err := rows.Scan(&f.ID, &f.Kind, &f.OrderID, &f.Workflow, &f.Step, &f.Status, &f.Summary, &ev, &f.FirstSeen, &f.LastSeen); err != nil {
+		var (
+			fd              Finding
+			ev              string
+			resolved, ackAt time.Time
+		)
+		if err := rows.Scan(&fd.ID, &fd.Kind, &fd.OrderID, &fd.Workflow, &fd.Step, &fd.Subject, &fd.Status, &fd.Summary, &ev,
+			&fd.FirstSeen, &fd.LastSeen, &resolved, &fd.AckBy, &ackAt, &fd.AckReason); err != nil {
 			return nil, fmt.Errorf("scan finding: %w", err)
 		}
-		f.Evidence = json.RawMessage(ev)
-		out = append(out, f)
+		fd.Evidence = json.RawMessage(ev)
+		if resolved.Unix() > 0 {
+			fd.ResolvedAt = &resolved
+		}
+		if ackAt.Unix() > 0 {
+			fd.AckAt = &ackAt
+		}
+		out = append(out, fd)
 	}
 	return out, rows.Err()
+}
+
+// OpenFindings returns the findings that are open or acknowledged, optionally of one kind.
+func (e *Engine) OpenFindings(ctx context.Context, kind string) ([]Finding, error) {
+	return e.Findings(ctx, FindingFilter{Kind: kind, Status: "active"})
+}
+
+// ErrNoFinding is returned when a finding id is unknown.
+var ErrNoFinding = errors.New("no such finding")
+
+// Acknowledge records that a person has seen an open finding: who, when and
+// why. It stays acknowledged while the problem lasts and resolves itself
+// like any other when the order is fixed.
+func (e *Engine) Acknowledge(ctx context.Context, id, by, reason string) (Finding, error) {
+	if strings.TrimSpace(by) == "" {
+		return Finding{}, errors.New("acknowledge: who acknowledges is required")
+	}
+	fs, err := e.Findings(ctx, FindingFilter{})
+	if err != nil {
+		return Finding{}, err
+	}
+	for _, f := range fs {
+		if f.ID != id {
+			continue
+		}
+		if f.Status == StatusResolved {
+			return Finding{}, fmt.Errorf("acknowledge %s: the finding is already resolved", id)
+		}
+		now := time.Now().UTC()
+		f.Status, f.AckBy, f.AckAt, f.AckReason = StatusAcknowledged, by, &now, reason
+		if err := e.writeFindings(ctx, []Finding{f}, now); err != nil {
+			return Finding{}, err
+		}
+		return f, nil
+	}
+	return Finding{}, fmt.Errorf("acknowledge %s: %w", id, ErrNoFinding)
 }
 
 // writeFindings stores a new version of each finding.
@@ -71,18 +158,22 @@ func (e *Engine) writeFindings(ctx context.Context, fs []Finding, at time.Time) 
 		return nil
 	}
 	b, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("findings")+
-		` (finding_id, kind, order_id, workflow, step, status, summary, evidence, first_seen, last_seen, resolved_at, updated_at)`)
+		` (finding_id, kind, order_id, workflow, step, subject, status, summary, evidence, first_seen, last_seen,
+		   resolved_at, ack_by, ack_at, ack_reason, updated_at)`)
 	if err != nil {
 		return fmt.Errorf("prepare findings batch: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // no-op after Send
 	for _, f := range fs {
-		var resolved time.Time
+		var resolved, ackAt time.Time
 		if f.ResolvedAt != nil {
 			resolved = *f.ResolvedAt
 		}
-		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Status, f.Summary, string(f.Evidence),
-			f.FirstSeen, f.LastSeen, resolved, at); err != nil {
+		if f.AckAt != nil {
+			ackAt = *f.AckAt
+		}
+		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Subject, f.Status, f.Summary, string(f.Evidence),
+			f.FirstSeen, f.LastSeen, resolved, f.AckBy, ackAt, f.AckReason, at); err != nil {
 			return fmt.Errorf("append finding: %w", err)
 		}
 	}

@@ -25,7 +25,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	add := func(order string, ago time.Duration, types ...string) {
 		for i, typ := range types {
 			off++
-			evs = append(evs, event.Event{Topic: "orders", Offset: off, EventID: fmt.Sprintf("%s-%d", order, i),
+			evs = append(evs, event.Event{Topic: "orders", Offset: off, EventID: fmt.Sprintf("%s-%d", order, off),
 				Type: typ, Service: "svc", OrderID: order, EventTime: now.Add(-ago + time.Duration(i)*time.Second),
 				RecordTime: now, PayloadHash: fmt.Sprintf("%064d", off)})
 		}
@@ -85,7 +85,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 
 	// A detector pass opens one finding per stuck order; once the order
 	// moves on, the next pass resolves it.
-	d := NewDetector(e, time.Minute, Settings{})
+	d := NewDetector(e, time.Minute, Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}, Settings{})
 	res, err := d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 5, res.Opened)

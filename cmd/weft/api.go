@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,6 +62,43 @@ func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Col
 			return
 		}
 		writeJSON(w, rep)
+	})
+	mux.HandleFunc("GET /api/v1/findings", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := consistency.FindingFilter{Kind: q.Get("kind"), OrderID: q.Get("order"), Status: q.Get("status"), Limit: 500}
+		if f.Status == "" {
+			f.Status = "active"
+		} else if f.Status == "all" {
+			f.Status = ""
+		}
+		fs, err := engine.Findings(r.Context(), f)
+		if err != nil {
+			writeJSONError(w, http.StatusBadGateway, err)
+			return
+		}
+		if fs == nil {
+			fs = []consistency.Finding{}
+		}
+		writeJSON(w, FindingsReport{Findings: fs})
+	})
+	mux.HandleFunc("POST /api/v1/findings/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			By     string `json:"by"`
+			Reason string `json:"reason"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&body); err != nil || body.By == "" || body.Reason == "" {
+			writeJSONError(w, http.StatusBadRequest, fmt.Errorf(`want a JSON body {"by": "...", "reason": "..."}`))
+			return
+		}
+		f, err := engine.Acknowledge(r.Context(), r.PathValue("id"), body.By, body.Reason)
+		switch {
+		case errors.Is(err, consistency.ErrNoFinding):
+			writeJSONError(w, http.StatusNotFound, err)
+		case err != nil:
+			writeJSONError(w, http.StatusConflict, err)
+		default:
+			writeJSON(w, f)
+		}
 	})
 	mux.HandleFunc("GET /api/v1/orders/{id}", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := orderReport(r.Context(), engine, r.PathValue("id"))

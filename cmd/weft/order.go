@@ -15,8 +15,14 @@ import (
 
 // OrderReport is the answer of `weft order` and GET /api/v1/orders/{id}.
 type OrderReport struct {
-	OrderID string                   `json:"order_id"`
-	Events  []consistency.ChainEvent `json:"events"`
+	OrderID string `json:"order_id"`
+	// State is where the order stands in each of its workflows, the one it
+	// waits in first.
+	State []consistency.WorkflowState `json:"state"`
+	// Events in causal order; Depth is the indentation of the tree.
+	Events []consistency.ChainEvent `json:"events"`
+	// Findings that are open or acknowledged.
+	Findings []consistency.Finding `json:"findings"`
 }
 
 func orderReport(ctx context.Context, e *consistency.Engine, id string) (OrderReport, error) {
@@ -24,10 +30,21 @@ func orderReport(ctx context.Context, e *consistency.Engine, id string) (OrderRe
 	if err != nil {
 		return OrderReport{}, err
 	}
-	if evs == nil {
-		evs = []consistency.ChainEvent{}
+	fs, err := e.Findings(ctx, consistency.FindingFilter{OrderID: id, Status: "active"})
+	if err != nil {
+		return OrderReport{}, err
 	}
-	return OrderReport{OrderID: id, Events: evs}, nil
+	rep := OrderReport{OrderID: id, Events: evs, State: consistency.OrderStates(e.Workflows(), evs), Findings: fs}
+	if rep.Events == nil {
+		rep.Events = []consistency.ChainEvent{}
+	}
+	if rep.State == nil {
+		rep.State = []consistency.WorkflowState{}
+	}
+	if rep.Findings == nil {
+		rep.Findings = []consistency.Finding{}
+	}
+	return rep, nil
 }
 
 func newOrderCmd(g *globalFlags) *cobra.Command {
@@ -54,6 +71,21 @@ func newOrderCmd(g *globalFlags) *cobra.Command {
 
 func printOrder(w io.Writer, rep OrderReport) {
 	fmt.Fprintf(w, "Order %s: %d events\n\n", rep.OrderID, len(rep.Events))
+	for _, st := range rep.State {
+		if st.Terminal {
+			fmt.Fprintf(w, "  %-14s %s (finished %s)\n", st.Workflow, st.Step, st.Entered.Format("2006-01-02 15:04:05"))
+			continue
+		}
+		fmt.Fprintf(w, "  %-14s %s since %s; next: %s from %s\n", st.Workflow, st.Step,
+			st.Entered.Format("2006-01-02 15:04:05"), strings.Join(st.Expects, " or "), st.Owner)
+	}
+	if len(rep.Findings) > 0 {
+		fmt.Fprintf(w, "\nFindings:\n")
+		for _, f := range rep.Findings {
+			fmt.Fprintf(w, "  %-20s %s  [%s %s]\n", f.Kind, f.Summary, f.Status, f.ID)
+		}
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "EVENT\tSERVICE\tEVENT TIME\tSEEN\tWHERE\tVECTOR")
 	for _, e := range rep.Events {

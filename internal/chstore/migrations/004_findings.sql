@@ -1,5 +1,7 @@
 -- Findings of the consistency engine. One row per finding id; every state
--- change (seen again, resolved, acknowledged) writes a new version.
+-- change (seen again, resolved, acknowledged) writes a new version: read
+-- with FINAL. step is the workflow step (stuck findings); subject says what
+-- in the order the finding is about (an event id, a service, an invariant).
 CREATE TABLE IF NOT EXISTS {db}.findings
 (
     finding_id  String,
@@ -7,6 +9,7 @@ CREATE TABLE IF NOT EXISTS {db}.findings
     order_id    String,
     workflow    LowCardinality(String),
     step        LowCardinality(String),
+    subject     String,
     status      LowCardinality(String),
     summary     String,
     evidence    String,
