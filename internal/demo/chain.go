@@ -107,9 +107,22 @@ const (
 	outFailed
 	outRaceCompleted
 	outRaceCancelled
+	// outUnvoided is outExpired without the PaymentVoided compensation:
+	// InventoryReleased → OrderCancelled (missing_compensation).
+	outUnvoided
+	// outDiverged is outCompleted plus an InventoryReleased that inventory
+	// emits after OrderCompleted, caused by PickedUp and concurrent with the
+	// completion (divergence).
+	outDiverged
+	numOutcomes
 )
 
-var outcomeNames = [...]string{"completed", "expired", "declined", "failed", "race-completed", "race-cancelled"}
+var outcomeNames = [...]string{"completed", "expired", "declined", "failed", "race-completed", "race-cancelled",
+	"expired-unvoided", "completed-diverged"}
+
+// stuckable reports whether stuck orders are cut from this outcome's chain:
+// the plain outcomes only, not the fault-specific ones.
+func (o outcome) stuckable() bool { return o < outRaceCompleted }
 
 // spec chooses the workflow variant of an order.
 type spec struct {
@@ -128,8 +141,12 @@ func (s spec) path() string {
 
 // event is one logical event of an order.
 type event struct {
-	typ     string
-	cause   int           // index of the causing event in the chain, -1 for none
+	typ   string
+	cause int // index of the causing event in the chain, -1 for none
+	// also are further vector parents (indexes of earlier events): the
+	// producing service saw them too, so the event's vector merges theirs,
+	// but its causation id names only cause.
+	also    []int
 	off     time.Duration // offset from the order's start
 	attempt int           // payment attempt (payment events)
 	backoff time.Duration // PaymentRetryScheduled: delay until the next attempt
@@ -144,7 +161,22 @@ type event struct {
 	dup    bool
 	data   map[string]any
 	format contract.Format
+	ext    bool // structured: causationid/correlationid/versionvector in the envelope
 	rec    *kgo.Record
+
+	// Fault mutations (nil/zero when the event is produced as planned).
+	fakeCause   string            // orphan: the causation id produced, naming no event
+	sentVV      map[string]uint64 // causality_violation: the vector produced instead of vv
+	conflict    int64             // conflicting_duplicate: cents added to the copy's amount
+	conflictRec *kgo.Record       // conflicting_duplicate: the copy with the other payload
+}
+
+// wireVV is the version vector the event's record carries.
+func (e *event) wireVV() map[string]uint64 {
+	if e.sentVV != nil {
+		return e.sentVV
+	}
+	return e.vv
 }
 
 type chain struct {
@@ -230,14 +262,32 @@ func buildChain(s spec, t *timing, r *rand.Rand) []*event {
 		pu := c.add(PickedUp, cn, w+jitter())
 		pe := c.add(PickupExpired, rfp, w+jitter())
 		from := max(c.evs[pu].off, c.evs[pe].off)
+		// The race resolves: the service acting next has seen both
+		// branches, so its event's vector merges them (it still names
+		// only the branch it follows as cause) and the order converges.
 		if s.out == outRaceCompleted {
 			cur = c.after(PaymentCaptured, pu, from)
+			c.evs[cur].also = []int{pe}
 			c.next(OrderCompleted, cur)
 		} else {
 			cur = c.after(InventoryReleased, pe, from)
+			c.evs[cur].also = []int{pu}
 			cur = c.next(PaymentVoided, cur)
 			c.next(OrderCancelled, cur)
 		}
+	case outUnvoided:
+		// Payments never voids the authorization: no counter is skipped,
+		// the compensation is simply missing.
+		cur = c.add(PickupExpired, cn, cnOff+t.pick(t.window, r))
+		cur = c.next(InventoryReleased, cur)
+		c.next(OrderCancelled, cur)
+	case outDiverged:
+		// Inventory releases the reservation, having seen the pickup but
+		// not the completion: the order ends with two maximal events.
+		pu := c.next(PickedUp, cn)
+		cur = c.next(PaymentCaptured, pu)
+		oc := c.next(OrderCompleted, cur)
+		c.after(InventoryReleased, pu, c.evs[oc].off)
 	default: // outCompleted
 		cur = c.next(PickedUp, cn)
 		cur = c.next(PaymentCaptured, cur)
@@ -266,17 +316,23 @@ func truncateAt(evs []*event, step string) (_ []*event, ok bool) {
 }
 
 // assignVectors computes every event's version vector in chain order: the
-// cause's vector, with the producing service's entry set to one more than
-// the larger of the cause's entry and the service's own last emission for
-// the order. On a linear chain that is "cause + own entry + 1"; in a race
-// the two branches end up incomparable.
+// pointwise max of its parents' vectors (the cause and any also), with the
+// producing service's entry set to one more than the larger of that and
+// the service's own last emission for the order. On a linear chain that is
+// "cause + own entry + 1"; in a race the two branches end up incomparable
+// until the event that resolves it merges them. Each service's own entries
+// count 1, 2, 3… with no hole.
 func assignVectors(evs []*event) {
 	local := map[string]uint64{}
 	for _, e := range evs {
 		vv := map[string]uint64{}
+		parents := e.also
 		if e.cause >= 0 {
-			for k, v := range evs[e.cause].vv {
-				vv[k] = v
+			parents = append([]int{e.cause}, e.also...)
+		}
+		for _, p := range parents {
+			for k, v := range evs[p].vv {
+				vv[k] = max(vv[k], v)
 			}
 		}
 		svc := serviceOf(e.typ)
@@ -316,10 +372,10 @@ func MinHistory() time.Duration {
 			if !async && retries > 0 {
 				continue
 			}
-			for out := outCompleted; out <= outRaceCancelled; out++ {
+			for out := range numOutcomes {
 				evs := buildChain(spec{async, retries, out}, t, nil)
 				need = max(need, maxOffset(evs)+historyMargin)
-				if out >= outRaceCompleted {
+				if !out.stuckable() {
 					continue
 				}
 				for _, st := range stuckSteps {

@@ -69,37 +69,70 @@ type FaultShare struct {
 // FaultMix gives the share of each fault kind. Each faulty order has
 // exactly one fault; the rest are healthy.
 type FaultMix struct {
-	Stuck         FaultShare `json:"stuck" yaml:"stuck"`
-	Lost          FaultShare `json:"lost" yaml:"lost"`
-	Duplicate     FaultShare `json:"duplicate" yaml:"duplicate"`
-	OutOfOrder    FaultShare `json:"out_of_order" yaml:"out_of_order"`
-	Race          FaultShare `json:"race" yaml:"race"`
-	PaymentFailed FaultShare `json:"payment_failed" yaml:"payment_failed"`
+	Stuck                FaultShare `json:"stuck" yaml:"stuck"`
+	Lost                 FaultShare `json:"lost" yaml:"lost"`
+	Duplicate            FaultShare `json:"duplicate" yaml:"duplicate"`
+	OutOfOrder           FaultShare `json:"out_of_order" yaml:"out_of_order"`
+	Race                 FaultShare `json:"race" yaml:"race"`
+	PaymentFailed        FaultShare `json:"payment_failed" yaml:"payment_failed"`
+	Orphan               FaultShare `json:"orphan" yaml:"orphan"`
+	CausalityViolation   FaultShare `json:"causality_violation" yaml:"causality_violation"`
+	ConflictingDuplicate FaultShare `json:"conflicting_duplicate" yaml:"conflicting_duplicate"`
+	MissingCompensation  FaultShare `json:"missing_compensation" yaml:"missing_compensation"`
+	Divergence           FaultShare `json:"divergence" yaml:"divergence"`
+}
+
+// share returns where a kind's share is kept, nil for an unknown kind.
+func (m *FaultMix) share(k Kind) *FaultShare {
+	switch k {
+	case KindStuck:
+		return &m.Stuck
+	case KindLost:
+		return &m.Lost
+	case KindDuplicate:
+		return &m.Duplicate
+	case KindOutOfOrder:
+		return &m.OutOfOrder
+	case KindRace:
+		return &m.Race
+	case KindPaymentFailed:
+		return &m.PaymentFailed
+	case KindOrphan:
+		return &m.Orphan
+	case KindCausalityViolation:
+		return &m.CausalityViolation
+	case KindConflictingDuplicate:
+		return &m.ConflictingDuplicate
+	case KindMissingCompensation:
+		return &m.MissingCompensation
+	case KindDivergence:
+		return &m.Divergence
+	}
+	return nil
 }
 
 // Share returns the share configured for a kind.
 func (m FaultMix) Share(k Kind) FaultShare {
-	switch k {
-	case KindStuck:
-		return m.Stuck
-	case KindLost:
-		return m.Lost
-	case KindDuplicate:
-		return m.Duplicate
-	case KindOutOfOrder:
-		return m.OutOfOrder
-	case KindRace:
-		return m.Race
-	case KindPaymentFailed:
-		return m.PaymentFailed
+	if p := m.share(k); p != nil {
+		return *p
 	}
 	return FaultShare{}
+}
+
+// Set sets the share of a kind; it reports false for an unknown kind.
+func (m *FaultMix) Set(k Kind, s FaultShare) bool {
+	p := m.share(k)
+	if p == nil {
+		return false
+	}
+	*p = s
+	return true
 }
 
 // Counts returns how many of orders get each kind: Count when set, else
 // Fraction×orders rounded; if rounding overshoots, later kinds give way.
 func (m FaultMix) Counts(orders int) map[Kind]int {
-	out := make(map[Kind]int, 6)
+	out := make(map[Kind]int, len(Kinds()))
 	left := orders
 	for _, k := range Kinds() {
 		s := m.Share(k)
@@ -146,7 +179,9 @@ type LiveConfig struct {
 //
 // Default fault mix (fractions of Orders; for 200 orders): stuck 0.11 (22,
 // two per stuck step), lost 0.03 (6), duplicate 0.04 (8), out_of_order 0.03
-// (6), race 0.02 (4), payment_failed 0.03 (6); the other 148 are healthy.
+// (6), race 0.02 (4), payment_failed 0.03 (6), and 0.02 (4) each of orphan,
+// causality_violation, conflicting_duplicate, missing_compensation and
+// divergence; the other 128 are healthy.
 func DefaultConfig() Config {
 	return Config{
 		Seed:     1,
@@ -155,12 +190,17 @@ func DefaultConfig() Config {
 		History:  3 * time.Hour,
 		Encoding: EncodingMix{Structured: 0.6, Binary: 0.3, JSON: 0.1},
 		Faults: FaultMix{
-			Stuck:         FaultShare{Fraction: 0.11},
-			Lost:          FaultShare{Fraction: 0.03},
-			Duplicate:     FaultShare{Fraction: 0.04},
-			OutOfOrder:    FaultShare{Fraction: 0.03},
-			Race:          FaultShare{Fraction: 0.02},
-			PaymentFailed: FaultShare{Fraction: 0.03},
+			Stuck:                FaultShare{Fraction: 0.11},
+			Lost:                 FaultShare{Fraction: 0.03},
+			Duplicate:            FaultShare{Fraction: 0.04},
+			OutOfOrder:           FaultShare{Fraction: 0.03},
+			Race:                 FaultShare{Fraction: 0.02},
+			PaymentFailed:        FaultShare{Fraction: 0.03},
+			Orphan:               FaultShare{Fraction: 0.02},
+			CausalityViolation:   FaultShare{Fraction: 0.02},
+			ConflictingDuplicate: FaultShare{Fraction: 0.02},
+			MissingCompensation:  FaultShare{Fraction: 0.02},
+			Divergence:           FaultShare{Fraction: 0.02},
 		},
 		Live: LiveConfig{Rate: 2, StepDelayMin: 200 * time.Millisecond, StepDelayMax: 2 * time.Second},
 	}

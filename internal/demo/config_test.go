@@ -2,6 +2,7 @@ package demo
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,17 +73,35 @@ func TestFaultMixCounts(t *testing.T) {
 		orders int
 		want   map[Kind]int
 	}{
-		{"default", DefaultConfig().Faults, 200, map[Kind]int{
-			KindStuck: 22, KindLost: 6, KindDuplicate: 8, KindOutOfOrder: 6, KindRace: 4, KindPaymentFailed: 6}},
-		{"counts win", FaultMix{Stuck: FaultShare{Count: 11}, Race: FaultShare{Count: 2}}, 50, map[Kind]int{
-			KindStuck: 11, KindLost: 0, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 2, KindPaymentFailed: 0}},
-		{"rounding never overshoots", FaultMix{Stuck: FaultShare{Fraction: 0.5}, Lost: FaultShare{Fraction: 0.5}}, 3, map[Kind]int{
-			KindStuck: 2, KindLost: 1, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 0, KindPaymentFailed: 0}},
+		{"default", DefaultConfig().Faults, 200, withZeros(map[Kind]int{
+			KindStuck: 22, KindLost: 6, KindDuplicate: 8, KindOutOfOrder: 6, KindRace: 4, KindPaymentFailed: 6,
+			KindOrphan: 4, KindCausalityViolation: 4, KindConflictingDuplicate: 4, KindMissingCompensation: 4, KindDivergence: 4})},
+		{"counts win", FaultMix{Stuck: FaultShare{Count: 11}, Race: FaultShare{Count: 2}}, 50, withZeros(map[Kind]int{
+			KindStuck: 11, KindRace: 2})},
+		{"rounding never overshoots", FaultMix{Stuck: FaultShare{Fraction: 0.5}, Lost: FaultShare{Fraction: 0.5},
+			Divergence: FaultShare{Fraction: 0.5}}, 3, withZeros(map[Kind]int{KindStuck: 2, KindLost: 1})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, tc.mix.Counts(tc.orders))
 		})
 	}
+}
+
+func TestFaultMixSetAndParseKind(t *testing.T) {
+	var m FaultMix
+	for i, k := range Kinds() {
+		got, ok := ParseKind(strings.ToUpper(strings.ReplaceAll(string(k), "_", "-")))
+		require.True(t, ok, k)
+		assert.Equal(t, k, got)
+		require.True(t, m.Set(k, FaultShare{Count: i + 1}))
+	}
+	for i, k := range Kinds() {
+		assert.Equal(t, FaultShare{Count: i + 1}, m.Share(k), k)
+	}
+	_, ok := ParseKind("gap")
+	assert.False(t, ok)
+	assert.False(t, m.Set("gap", FaultShare{Count: 1}))
+	assert.Equal(t, FaultShare{}, m.Share("gap"))
 }
 
 func TestTopicNames(t *testing.T) {

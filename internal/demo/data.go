@@ -212,6 +212,28 @@ func cancelReason(o *order) string {
 		return "payment_declined"
 	case outFailed:
 		return "payment_failed"
+	case outDiverged:
+		return "reservation_expired"
 	}
 	return "pickup_expired"
+}
+
+// conflictingData is the data of the conflicting_duplicate copy of e: the
+// same object with a different amount.
+func conflictingData(o *order, e *event) map[string]any {
+	d := make(map[string]any, len(e.data))
+	for k, v := range e.data {
+		d[k] = v
+	}
+	d["amount"] = money(o.facts.total + e.conflict)
+	return d
+}
+
+// hasAmount reports whether events of the type carry an amount in their data.
+func hasAmount(typ string) bool {
+	switch typ {
+	case OrderPlaced, PaymentRequested, PaymentAuthorized, PaymentCaptured, OrderCompleted, PaymentVoided:
+		return true
+	}
+	return false
 }

@@ -34,17 +34,20 @@ func pickFormat(m EncodingMix, r *rand.Rand) contract.Format {
 	return contract.FormatJSON
 }
 
-// encodeEvent builds the record of e: key = order id, timestamp = event
-// time, the contract headers, and the value in the given format. ext adds
-// the causationid/correlationid/versionvector extension attributes to a
-// structured envelope.
-func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics TopicNames) (*kgo.Record, error) {
-	vv, err := json.Marshal(e.vv)
+// encodeEvent builds the record of e with data d: key = order id,
+// timestamp = event time, the contract headers, and the value in e's
+// format. e.ext adds the causationid/correlationid/versionvector extension
+// attributes to a structured envelope. The causation id and vector are the
+// produced ones: a fault may replace them (fakeCause, sentVV).
+func encodeEvent(o *order, e *event, d map[string]any, topics TopicNames) (*kgo.Record, error) {
+	format, ext := e.format, e.ext
+	wire := e.wireVV()
+	vv, err := json.Marshal(wire)
 	if err != nil {
 		return nil, err
 	}
-	cause := ""
-	if e.cause >= 0 {
+	cause := e.fakeCause
+	if cause == "" && e.cause >= 0 {
 		cause = o.events[e.cause].id
 	}
 	var hs []kgo.RecordHeader
@@ -55,14 +58,14 @@ func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics To
 		h("content-type", "application/cloudevents+json")
 		env := map[string]any{
 			"specversion": "1.0", "id": e.id, "type": e.typ, "source": serviceOf(e.typ),
-			"time": ts(e.at), "subject": o.id, "datacontenttype": "application/json", "data": e.data,
+			"time": ts(e.at), "subject": o.id, "datacontenttype": "application/json", "data": d,
 		}
 		if ext {
 			if cause != "" {
 				env["causationid"] = cause
 			}
 			env["correlationid"] = o.correlationID
-			env["versionvector"] = e.vv
+			env["versionvector"] = wire
 		}
 		value = env
 	case contract.FormatCloudEventsBinary:
@@ -73,11 +76,11 @@ func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics To
 		h("ce_time", ts(e.at))
 		h("ce_subject", o.id)
 		h("content-type", "application/json")
-		value = e.data
+		value = d
 	case contract.FormatJSON:
 		h("content-type", "application/json")
-		flat := make(map[string]any, len(e.data)+4)
-		for k, v := range e.data {
+		flat := make(map[string]any, len(d)+4)
+		for k, v := range d {
 			flat[k] = v
 		}
 		flat["event_id"], flat["event_type"] = e.id, e.typ
@@ -92,7 +95,7 @@ func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics To
 	}
 	h(contract.HeaderCorrelationID, o.correlationID)
 	h(contract.HeaderVersionVector, string(vv))
-	h(contract.HeaderIdempotencyKey, o.id+":"+e.typ+":"+strconv.Itoa(e.n))
+	h(contract.HeaderIdempotencyKey, idempotencyKey(o, e))
 	b, err := json.Marshal(value)
 	if err != nil {
 		return nil, err
@@ -104,6 +107,12 @@ func encodeEvent(o *order, e *event, format contract.Format, ext bool, topics To
 		Headers:   hs,
 		Timestamp: e.at,
 	}, nil
+}
+
+// idempotencyKey is the event's idempotency key: order id, type and
+// occurrence of the type within the order.
+func idempotencyKey(o *order, e *event) string {
+	return o.id + ":" + e.typ + ":" + strconv.Itoa(e.n)
 }
 
 // cloneRecord copies the produce-side fields of a record (key, value,

@@ -23,6 +23,15 @@ func testConfig() Config {
 	return cfg
 }
 
+// withZeros completes a per-kind count map with the kinds it lacks.
+func withZeros(m map[Kind]int) map[Kind]int {
+	out := map[Kind]int{}
+	for _, k := range Kinds() {
+		out[k] = m[k]
+	}
+	return out
+}
+
 func mustPlan(t *testing.T, cfg Config) *Batch {
 	t.Helper()
 	b, err := Plan(cfg)

@@ -19,7 +19,12 @@ const (
 	// step; in history mode its last event is at least 2×SLA before Now.
 	KindStuck Kind = "stuck"
 	// KindLost: one middle event of an otherwise complete order is never
-	// produced; later events still name it as their cause.
+	// produced; later events still name it as their cause. The lost event
+	// is never the first or the last of the chain, always the cause of the
+	// next event (whose vector therefore carries the lost event's counter
+	// for its service: a visible gap), and never an event a workflow
+	// invariant requires of the terminal order (PickedUp, PaymentCaptured,
+	// InventoryReleased, PaymentVoided), so a gap is the only finding.
 	KindLost Kind = "lost"
 	// KindDuplicate: one event is produced twice, byte-identical (same key,
 	// value, headers and timestamp); the order still completes.
@@ -29,17 +34,100 @@ const (
 	// (hence partition) are inverted.
 	KindOutOfOrder Kind = "out_of_order"
 	// KindRace: PickedUp and PickupExpired are both produced, neither naming
-	// the other as cause, with incomparable version vectors; the order then
+	// the other as cause, with incomparable version vectors; the event that
+	// follows (PaymentCaptured after PickedUp, or InventoryReleased after
+	// PickupExpired) merges both racers' vectors, so the order converges and
 	// ends with OrderCompleted or OrderCancelled.
 	KindRace Kind = "race"
 	// KindPaymentFailed: the async payment exhausts its retries, PaymentFailed
 	// is produced (and copied to payments.dlq), and the order is cancelled.
 	KindPaymentFailed Kind = "payment_failed"
+	// KindOrphan: one event (never OrderPlaced) names as its causation id a
+	// random event id that no event of the run has. Its vector is the true
+	// one, derived from its real predecessor, so no counter is skipped and
+	// causality is not violated.
+	KindOrphan Kind = "orphan"
+	// KindCausalityViolation: one event e, caused by c, carries a vector
+	// that does not dominate c's: e's true vector with c's service's entry
+	// lowered by one — the vector e would have had if caused by c's
+	// predecessor (e's own entry is incremented as usual). c is never its
+	// service's first event (the lowered entry stays ≥ 1, a counter that
+	// service's events carry), e is of another service and is not the last
+	// event, and the event after e derives its vector from e's true vector,
+	// so it dominates both: no counter gap, no divergence, and (c, e) is
+	// the order's only incomparable pair, never a conflicting one.
+	KindCausalityViolation Kind = "causality_violation"
+	// KindConflictingDuplicate: one non-terminal event that carries an
+	// amount is produced twice with the same event id, idempotency key,
+	// headers and event time, but the second copy's payload has a different
+	// amount.
+	KindConflictingDuplicate Kind = "conflicting_duplicate"
+	// KindMissingCompensation: a pickup-expiry order (payment authorized) is
+	// cancelled without PaymentVoided: PickupExpired → InventoryReleased →
+	// OrderCancelled. Payments simply never emits the void, so no counter
+	// is skipped.
+	KindMissingCompensation Kind = "missing_compensation"
+	// KindDivergence: a completed order after which inventory emits
+	// InventoryReleased caused by PickedUp, its vector not including
+	// OrderCompleted's (nor PaymentCaptured's): inventory believes the order
+	// released, orders believes it completed. The order has two maximal
+	// events, OrderCompleted and InventoryReleased; its last event in time
+	// is InventoryReleased, after the terminal OrderCompleted.
+	KindDivergence Kind = "divergence"
 )
 
 // Kinds returns every fault kind in a fixed order.
 func Kinds() []Kind {
-	return []Kind{KindStuck, KindLost, KindDuplicate, KindOutOfOrder, KindRace, KindPaymentFailed}
+	return []Kind{KindStuck, KindLost, KindDuplicate, KindOutOfOrder, KindRace, KindPaymentFailed,
+		KindOrphan, KindCausalityViolation, KindConflictingDuplicate, KindMissingCompensation, KindDivergence}
+}
+
+// ParseKind returns the kind named s ("-" may stand for "_", case is
+// ignored).
+func ParseKind(s string) (Kind, bool) {
+	k := Kind(strings.ReplaceAll(strings.ToLower(s), "-", "_"))
+	return k, slices.Contains(Kinds(), k)
+}
+
+// ExpectedFinding is the one finding kind weft must raise for an order
+// with fault k, or "" for a fault that must raise none (the order is
+// healthy as far as consistency goes); every other finding kind must stay
+// silent for that order:
+//
+//	fault                  finding
+//	stuck                  stuck
+//	lost                   gap (not orphan: the gap explains the missing cause)
+//	duplicate              "" (identical redelivery: counted, not flagged)
+//	out_of_order           ""
+//	race                   concurrent_conflict (PickedUp ∥ PickupExpired)
+//	payment_failed         "" (a healthy failure path)
+//	orphan                 orphan
+//	causality_violation    causality_violation
+//	conflicting_duplicate  duplicate
+//	missing_compensation   invariant_violation (cancelled_payment_voided)
+//	divergence             divergence
+//
+// A healthy order (kind "") raises nothing either.
+func ExpectedFinding(k Kind) string {
+	switch k {
+	case KindStuck:
+		return "stuck"
+	case KindLost:
+		return "gap"
+	case KindRace:
+		return "concurrent_conflict"
+	case KindOrphan:
+		return "orphan"
+	case KindCausalityViolation:
+		return "causality_violation"
+	case KindConflictingDuplicate:
+		return "duplicate"
+	case KindMissingCompensation:
+		return "invariant_violation"
+	case KindDivergence:
+		return "divergence"
+	}
+	return ""
 }
 
 // Fault is one injected fault, exactly as produced.
@@ -54,6 +142,18 @@ func Kinds() []Kind {
 //   - race: Step is customer_notified (where the race happens), EventType is
 //     the losing branch's event (PickedUp or PickupExpired), Detail names both.
 //   - payment_failed: EventType/EventID name the PaymentFailed event.
+//   - orphan: EventType/EventID name the event whose cause is missing;
+//     CausationID is the id it names, which no event has.
+//   - causality_violation: EventType/EventID name the event with the wrong
+//     vector, CausationID its cause (which its vector does not dominate);
+//     Detail gives both vectors.
+//   - conflicting_duplicate: EventType/EventID name the event produced twice
+//     with different payloads; Detail gives the idempotency key and amounts.
+//   - missing_compensation: Step is cancelled, EventType/EventID name the
+//     OrderCancelled event (where the invariant is checked); the missing
+//     event is PaymentVoided, which has no id since it never existed.
+//   - divergence: Step is inventory_released, EventType/EventID name the
+//     InventoryReleased that is concurrent with OrderCompleted.
 type Fault struct {
 	Kind    Kind   `json:"kind"`
 	OrderID string `json:"order_id"`
@@ -63,6 +163,9 @@ type Fault struct {
 	EventType string `json:"event_type,omitempty"`
 	// EventID is the id of the affected event, when there is one.
 	EventID string `json:"event_id,omitempty"`
+	// CausationID is the causation id the affected event carries (orphan,
+	// causality_violation).
+	CausationID string `json:"causation_id,omitempty"`
 	// LastEventType is the type of the order's last produced event.
 	LastEventType string `json:"last_event_type"`
 	// LastEventAt is the event time of the order's last produced event.
@@ -89,7 +192,8 @@ type OrderSummary struct {
 	FirstEventAt  time.Time `json:"first_event_at"`
 	LastEventAt   time.Time `json:"last_event_at"`
 	LastEventType string    `json:"last_event_type"`
-	// Terminal reports whether the order reached completed or cancelled.
+	// Terminal reports whether the order reached completed or cancelled
+	// (for a divergence fault the terminal event is not the last one).
 	Terminal bool `json:"terminal"`
 }
 

@@ -3,8 +3,10 @@ package demo
 import (
 	"cmp"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -175,8 +177,18 @@ func chooseSpec(kind Kind, stuck string, r *rand.Rand) spec {
 		return s
 	case KindPaymentFailed:
 		return spec{async: true, retries: maxRetries, out: outFailed}
+	case KindMissingCompensation, KindDivergence:
+		s := spec{async: async, out: outUnvoided}
+		if kind == KindDivergence {
+			s.out = outDiverged
+		}
+		if async {
+			s.retries = retries()
+		}
+		return s
 	}
-	// Healthy, lost, duplicate, out-of-order: a healthy variant.
+	// Healthy, lost, duplicate, out-of-order, orphan, causality violation,
+	// conflicting duplicate: a healthy variant.
 	u := r.Float64()
 	switch {
 	case u < 0.55:
@@ -194,7 +206,7 @@ func chooseSpec(kind Kind, stuck string, r *rand.Rand) spec {
 }
 
 // newOrder lays out order idx: variant, chain, vectors, ids, and which
-// event is lost or duplicated. Times come later (finish).
+// event the fault alters. Times come later (finish).
 func (p *planner) newOrder(idx int, kind Kind, stuck string, r *rand.Rand) *order {
 	o := &order{idx: idx, id: fmt.Sprintf("ord-%s-%05d", p.tag, idx+1), kind: kind, stuck: stuck}
 	o.spec = chooseSpec(kind, stuck, r)
@@ -217,11 +229,81 @@ func (p *planner) newOrder(idx int, kind Kind, stuck string, r *rand.Rand) *orde
 	}
 	switch kind {
 	case KindLost:
-		o.events[1+r.IntN(len(o.events)-2)].lost = true
+		pick(r, lostCandidates(o.events)).lost = true
 	case KindDuplicate:
 		o.events[r.IntN(len(o.events))].dup = true
+	case KindOrphan:
+		// Any event but the root: it names a cause no event has.
+		o.events[1+r.IntN(len(o.events)-1)].fakeCause = uuid(r)
+	case KindCausalityViolation:
+		e := pick(r, causalityCandidates(o.events))
+		c := o.events[e.cause]
+		svc := serviceOf(c.typ)
+		e.sentVV = maps.Clone(e.vv)
+		e.sentVV[svc] = c.vv[svc] - 1
+	case KindConflictingDuplicate:
+		var cands []*event
+		for _, e := range o.events {
+			if hasAmount(e.typ) && !IsTerminal(e.typ) {
+				cands = append(cands, e)
+			}
+		}
+		pick(r, cands).conflict = 1 + r.Int64N(2000)
 	}
 	return o
+}
+
+// pick draws one of evs; evs is never empty for the variants a fault uses
+// (the tests prove it over every variant).
+func pick(r *rand.Rand, evs []*event) *event {
+	if len(evs) == 0 {
+		panic("demo: no event fits the fault")
+	}
+	return evs[r.IntN(len(evs))]
+}
+
+// hasChild reports whether a later event names evs[i] as its cause.
+func hasChild(evs []*event, i int) bool {
+	return slices.ContainsFunc(evs, func(x *event) bool { return x.cause == i })
+}
+
+// lostCandidates are the events a lost fault may drop: not the root, the
+// cause of a later event (whose vector then carries the lost event's
+// counter, a gap in that service's counters), and not an event a workflow
+// invariant requires of the order once terminal, so that the gap is the
+// order's only finding.
+func lostCandidates(evs []*event) []*event {
+	var out []*event
+	for i, e := range evs {
+		switch e.typ {
+		case PickedUp, PaymentCaptured, InventoryReleased, PaymentVoided:
+			continue
+		}
+		if i > 0 && hasChild(evs, i) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// causalityCandidates are the events whose vector a causality_violation
+// may lower: e of another service than its cause c, c not the first event
+// of its service (so the lowered entry is still a counter that service's
+// events carry), and e the cause of a later event (which derives its
+// vector from e's true vector and so dominates both e and c).
+func causalityCandidates(evs []*event) []*event {
+	var out []*event
+	for i, e := range evs {
+		if e.cause < 0 || e.sentVV != nil || len(e.also) > 0 {
+			continue
+		}
+		c := evs[e.cause]
+		svc := serviceOf(c.typ)
+		if svc != serviceOf(e.typ) && c.vv[svc] >= 2 && hasChild(evs, i) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // historyStart places an order in the history window: a healthy (or
@@ -258,11 +340,17 @@ func (p *planner) finish(o *order, start time.Time, r *rand.Rand) error {
 	for _, e := range o.events {
 		e.data = eventData(o, e)
 		e.format = pickFormat(p.cfg.Encoding, r)
-		rec, err := encodeEvent(o, e, e.format, r.IntN(2) == 0, p.cfg.Topics)
+		e.ext = r.IntN(2) == 0
+		rec, err := encodeEvent(o, e, e.data, p.cfg.Topics)
 		if err != nil {
 			return err
 		}
 		e.rec = rec
+		if e.conflict != 0 {
+			if e.conflictRec, err = encodeEvent(o, e, conflictingData(o, e), p.cfg.Topics); err != nil {
+				return err
+			}
+		}
 	}
 	p.emit(o, r)
 	o.fault = p.describeFault(o)
@@ -280,6 +368,10 @@ func (p *planner) emit(o *order, r *rand.Rand) {
 		ems, main = append(ems, em), append(main, em)
 		if e.dup {
 			ems = append(ems, &emission{rec: cloneRecord(e.rec), format: e.format,
+				at: e.at.Add(p.tm.pick(p.tm.redelivery, r)), ord: o})
+		}
+		if e.conflictRec != nil {
+			ems = append(ems, &emission{rec: e.conflictRec, format: e.format,
 				at: e.at.Add(p.tm.pick(p.tm.redelivery, r)), ord: o})
 		}
 		if e.typ == PaymentFailed {
@@ -386,7 +478,7 @@ func (p *planner) describeFault(o *order) Fault {
 			loser = pu
 		}
 		f.Step, f.EventType, f.EventID = StepCustomerNotified, loser.typ, loser.id
-		f.Detail = fmt.Sprintf("PickedUp %s (caused by CustomerNotified) and PickupExpired %s (caused by ReadyForPickup) both produced, version vectors incomparable; order ended with %s",
+		f.Detail = fmt.Sprintf("PickedUp %s (caused by CustomerNotified) and PickupExpired %s (caused by ReadyForPickup) both produced, version vectors incomparable; the next event merges both; order ended with %s",
 			pu.id, pe.id, last.typ)
 	case KindPaymentFailed:
 		for _, e := range o.events {
@@ -396,8 +488,71 @@ func (p *planner) describeFault(o *order) Fault {
 					e.attempt, e.attempt-1, p.cfg.Topics.Name(TopicPaymentsDLQ))
 			}
 		}
+	case KindOrphan:
+		for i, e := range o.events {
+			if e.fakeCause != "" {
+				f.Step, f.EventType, f.EventID, f.CausationID = StepOf(e.typ), e.typ, e.id, e.fakeCause
+				c := o.events[e.cause]
+				f.Detail = fmt.Sprintf("%s (event %d) names cause %s, which no event has; its vector %s derives from its real predecessor %s %s",
+					e.typ, i+1, e.fakeCause, vvString(e.vv), c.typ, c.id)
+			}
+		}
+	case KindCausalityViolation:
+		for _, e := range o.events {
+			if e.sentVV != nil {
+				c := o.events[e.cause]
+				svc := serviceOf(c.typ)
+				f.Step, f.EventType, f.EventID, f.CausationID = StepOf(e.typ), e.typ, e.id, c.id
+				f.Detail = fmt.Sprintf("%s %s names %s %s as cause but does not dominate it: %s entry %d instead of %d (%s vs the cause's %s)",
+					e.typ, vvString(e.sentVV), c.typ, c.id, svc, e.sentVV[svc], e.vv[svc], vvString(e.sentVV), vvString(c.vv))
+			}
+		}
+	case KindConflictingDuplicate:
+		for _, e := range o.events {
+			if e.conflictRec != nil {
+				f.Step, f.EventType, f.EventID = StepOf(e.typ), e.typ, e.id
+				f.Detail = fmt.Sprintf("%s produced twice with event id %s and idempotency key %s: amount %.2f, then %.2f",
+					e.typ, e.id, idempotencyKey(o, e), money(o.facts.total), money(o.facts.total+e.conflict))
+			}
+		}
+	case KindMissingCompensation:
+		var auth, rel, canc *event
+		for _, e := range o.events {
+			switch e.typ {
+			case PaymentAuthorized:
+				auth = e
+			case InventoryReleased:
+				rel = e
+			case OrderCancelled:
+				canc = e
+			}
+		}
+		f.Step, f.EventType, f.EventID = StepCancelled, canc.typ, canc.id
+		f.Detail = fmt.Sprintf("order cancelled (pickup expired) after PaymentAuthorized %s with no PaymentVoided or PaymentRefunded; InventoryReleased %s is present",
+			auth.id, rel.id)
+	case KindDivergence:
+		var pu, oc, ir *event
+		for _, e := range o.events {
+			switch e.typ {
+			case PickedUp:
+				pu = e
+			case OrderCompleted:
+				oc = e
+			case InventoryReleased:
+				ir = e
+			}
+		}
+		f.Step, f.EventType, f.EventID = StepInventoryReleased, ir.typ, ir.id
+		f.Detail = fmt.Sprintf("InventoryReleased %s %s (caused by PickedUp %s) after OrderCompleted %s %s, neither dominating the other: inventory believes the order released, orders believes it completed",
+			ir.id, vvString(ir.vv), pu.id, oc.id, vvString(oc.vv))
 	}
 	return f
+}
+
+// vvString renders a version vector as compact JSON.
+func vvString(vv map[string]uint64) string {
+	b, _ := json.Marshal(vv)
+	return string(b)
 }
 
 func typeOf(o *order, em *emission) string {
@@ -415,11 +570,12 @@ func (o *order) summary() OrderSummary {
 	s := OrderSummary{
 		ID: o.id, Path: o.spec.path(), Fault: o.kind, TraceID: o.traceID, CorrelationID: o.correlationID,
 		Records: len(o.emissions), FirstEventAt: o.events[0].at,
-		LastEventAt: last.at, LastEventType: last.typ, Terminal: IsTerminal(last.typ),
+		LastEventAt: last.at, LastEventType: last.typ,
 	}
 	for _, e := range o.events {
 		if !e.lost {
 			s.Events++
+			s.Terminal = s.Terminal || IsTerminal(e.typ)
 		}
 	}
 	return s

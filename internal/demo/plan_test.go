@@ -58,13 +58,14 @@ func TestPlanManifestCounts(t *testing.T) {
 		mix    func(*FaultMix)
 		want   map[Kind]int
 	}{
-		{"default 200", 200, func(*FaultMix) {}, map[Kind]int{
-			KindStuck: 22, KindLost: 6, KindDuplicate: 8, KindOutOfOrder: 6, KindRace: 4, KindPaymentFailed: 6}},
+		{"default 200", 200, func(*FaultMix) {}, withZeros(map[Kind]int{
+			KindStuck: 22, KindLost: 6, KindDuplicate: 8, KindOutOfOrder: 6, KindRace: 4, KindPaymentFailed: 6,
+			KindOrphan: 4, KindCausalityViolation: 4, KindConflictingDuplicate: 4, KindMissingCompensation: 4, KindDivergence: 4})},
 		{"exact counts", 40, func(m *FaultMix) {
-			*m = FaultMix{Stuck: FaultShare{Count: 11}, Race: FaultShare{Count: 3}, Lost: FaultShare{Fraction: 0.1}}
-		}, map[Kind]int{KindStuck: 11, KindLost: 4, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 3, KindPaymentFailed: 0}},
-		{"no faults", 30, func(m *FaultMix) { *m = FaultMix{} }, map[Kind]int{
-			KindStuck: 0, KindLost: 0, KindDuplicate: 0, KindOutOfOrder: 0, KindRace: 0, KindPaymentFailed: 0}},
+			*m = FaultMix{Stuck: FaultShare{Count: 11}, Race: FaultShare{Count: 3}, Lost: FaultShare{Fraction: 0.1},
+				Divergence: FaultShare{Count: 2}}
+		}, withZeros(map[Kind]int{KindStuck: 11, KindLost: 4, KindRace: 3, KindDivergence: 2})},
+		{"no faults", 30, func(m *FaultMix) { *m = FaultMix{} }, withZeros(nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
@@ -124,8 +125,22 @@ func TestOrdersEndAsPlanned(t *testing.T) {
 			continue
 		}
 		t.Run("terminal/"+o.ID, func(t *testing.T) {
-			assert.True(t, IsTerminal(last.typ), "%s (%s, fault %q) ends with %s", o.ID, o.Path, o.Fault, last.typ)
 			assert.True(t, o.Terminal)
+			if o.Fault == KindDivergence {
+				// Inventory releases after the order completed.
+				assert.Equal(t, InventoryReleased, last.typ)
+				n := 0
+				for _, e := range evs {
+					if IsTerminal(e.typ) {
+						n++
+						assert.Equal(t, OrderCompleted, e.typ)
+						assert.True(t, e.at.Before(last.at))
+					}
+				}
+				assert.Equal(t, 1, n)
+			} else {
+				assert.True(t, IsTerminal(last.typ), "%s (%s, fault %q) ends with %s", o.ID, o.Path, o.Fault, last.typ)
+			}
 			if o.Fault == KindLost {
 				return // the gap left by the lost event may outlast an SLA
 			}
@@ -159,6 +174,11 @@ func TestOrdersEndAsPlanned(t *testing.T) {
 
 func TestVersionVectorsFollowCausation(t *testing.T) {
 	b := mustPlan(t, testConfig())
+	wrong := map[string]bool{} // the events whose vector is wrong on purpose
+	for _, f := range b.Manifest.FaultsOf(KindCausalityViolation) {
+		wrong[f.EventID] = true
+	}
+	require.NotEmpty(t, wrong)
 	for id, evs := range byOrder(t, b.Records) {
 		byID := map[string]decoded{}
 		trace := evs[0].traceID
@@ -175,7 +195,11 @@ func TestVersionVectorsFollowCausation(t *testing.T) {
 			require.NotEmpty(t, e.causation, "%s: %s has no causation-id", id, e.typ)
 			cause, ok := byID[e.causation]
 			if !ok {
-				continue // the cause was lost: checked by TestLostEvents
+				continue // the cause was lost or never existed: checked by TestLostEvents, TestOrphans
+			}
+			if wrong[e.id] {
+				assert.False(t, dominates(e.vv, cause.vv), "%s: %s should not dominate its cause", id, e.typ)
+				continue // checked by TestCausalityViolations
 			}
 			assert.True(t, dominates(e.vv, cause.vv), "%s: %s does not dominate its cause %s:%s", id, e.typ, cause.typ, describe(evs))
 			assert.Greater(t, e.vv[e.source], cause.vv[e.source], "%s: %s did not bump %s", id, e.typ, e.source)
@@ -233,7 +257,8 @@ func TestDuplicatesAreIdentical(t *testing.T) {
 			assert.NotSame(t, a, c)
 		})
 	}
-	// No other event id appears twice, DLQ copies aside.
+	// No other event id appears twice, DLQ copies and conflicting
+	// duplicates aside.
 	seen := map[string]int{}
 	for _, r := range b.Records {
 		if r.Topic != TopicPaymentsDLQ {
@@ -246,7 +271,7 @@ func TestDuplicatesAreIdentical(t *testing.T) {
 			n++
 		}
 	}
-	assert.Equal(t, len(dups), n)
+	assert.Equal(t, len(dups)+len(b.Manifest.FaultsOf(KindConflictingDuplicate)), n)
 }
 
 func TestLostEvents(t *testing.T) {
@@ -287,7 +312,7 @@ func TestOutOfOrder(t *testing.T) {
 	}
 	// Orders without the fault are produced in event-time order per topic.
 	for _, o := range b.Manifest.Orders {
-		if o.Fault == KindOutOfOrder || o.Fault == KindDuplicate {
+		if o.Fault == KindOutOfOrder || o.Fault == KindDuplicate || o.Fault == KindConflictingDuplicate {
 			continue
 		}
 		evs := orders[o.ID]
