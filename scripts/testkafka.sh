@@ -6,9 +6,33 @@
 #   scripts/testkafka.sh fetch              download jars into the cache
 #   scripts/testkafka.sh start DIR          start a broker with state in DIR;
 #                                           prints "127.0.0.1:PORT" on stdout
+#                                           (the PLAINTEXT listener)
 #   scripts/testkafka.sh stop DIR           stop it (idempotent)
 #   scripts/testkafka.sh run CLASS ARGS...  run a Kafka main class, e.g.
 #       org.apache.kafka.tools.TopicCommand --bootstrap-server ADDR --create ...
+#
+# Listeners (one broker, all on 127.0.0.1):
+#   PLAINTEXT  anonymous, and User:ANONYMOUS is a super user, so every test
+#              that does not care about security has full access (it is also
+#              the inter-broker listener, and the controller's is PLAINTEXT).
+#   SASL_SSL   TLS with a throwaway CA, then SASL PLAIN, SCRAM-SHA-256 or
+#              SCRAM-SHA-512. StandardAuthorizer with no allow-if-no-ACL
+#              fallback: a SASL user may do exactly what ACLs grant it, except
+#              User:admin, the other super user.
+# One listener for SASL and TLS (not SASL_PLAINTEXT + SSL) because SASL over
+# TLS is what production clusters run, and every SASL test then checks the
+# certificate too. start writes, beside the data:
+#   DIR/bootstrap       PLAINTEXT address
+#   DIR/sasl_bootstrap  SASL_SSL address
+#   DIR/ca.pem          the CA that signed the server certificate (SAN
+#                       IP:127.0.0.1, DNS:localhost)
+#   DIR/users           "NAME PASSWORD" lines: admin (super user) and weft (no
+#                       ACLs), each with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+#                       credentials. More SCRAM users can be added at run time
+#                       by admin; PLAIN users are fixed (JAAS).
+# Certificates and passwords are made on the first start of DIR (openssl,
+# random passwords) and kept for restarts; SCRAM credentials are written into
+# the metadata log when DIR is formatted (kafka-storage format --add-scram).
 #
 # Env: WEFT_CACHE_DIR (cache root; default $XDG_CACHE_HOME/weft or
 # ~/.cache/weft), WEFT_KAFKA_PORT (fixed PLAINTEXT port; default: a free one),
@@ -88,16 +112,65 @@ broker_pid() {
   echo "$pid"
 }
 
-write_config() { # DIR PORT CONTROLLER_PORT
-  local dir=$1 port=$2 cport=$3
+# make_secrets DIR: on the first start of DIR, a throwaway CA, a server
+# certificate for 127.0.0.1/localhost signed by it, and random passwords.
+# EC P-256 keys: generated in milliseconds, unlike RSA.
+make_secrets() {
+  local dir=$1 tls=$1/tls
+  if [[ ! -s "$dir/users" ]]; then
+    printf 'admin %s\nweft %s\n' "$(password)" "$(password)" >"$dir/users.tmp"
+    mv "$dir/users.tmp" "$dir/users"
+  fi
+  [[ -s "$tls/server.pem" && -s "$dir/ca.pem" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found (needed for the test broker's TLS certificate)"
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -keyout ca.key -out ca.pem -subj "/CN=weft test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt
+    # Kafka's PEM key store: the PKCS#8 key, then the chain.
+    cat server.key server.crt ca.pem >server.pem
+    rm -f ca.key server.csr ca.srl
+  ) >"$dir/tls.log" 2>&1 || { cat "$dir/tls.log" >&2; die "making the test TLS certificates failed"; }
+  cp "$tls/ca.pem" "$dir/ca.pem"
+}
+
+# password: 32 random hex digits (safe inside JAAS quotes and SCRAM args).
+password() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+write_config() { # DIR PORT CONTROLLER_PORT SASL_PORT
+  local dir=$1 port=$2 cport=$3 sport=$4 plain_users="" u pw
+  while read -r u pw; do plain_users+=" user_$u=\"$pw\""; done <"$dir/users"
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
+# Authorization. PLAINTEXT and CONTROLLER clients are User:ANONYMOUS, a super
+# user, so the other tests and the broker itself keep full access. SASL users
+# get what ACLs grant (no allow.everyone.if.no.acl.found), admin everything.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:admin
+allow.everyone.if.no.acl.found=false
+# SASL_SSL: TLS with the throwaway certificate, then PLAIN (users fixed here)
+# or SCRAM (credentials in the metadata log).
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/server.pem
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 # Static quorum: the voter set lives in this file, not in the metadata log,
 # so the controller port may differ between restarts of the same DIR.
 controller.quorum.voters=1@127.0.0.1:$cport
@@ -128,6 +201,17 @@ logger.state.name = state.change.logger
 logger.state.level = WARN
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
+# Every request the authorizer denies (allowed ones are DEBUG): tests read it
+# to prove a client never even tried something its ACLs forbid.
+appender.authz.type = File
+appender.authz.name = authz
+appender.authz.fileName = $dir/authorizer.log
+appender.authz.layout.type = PatternLayout
+appender.authz.layout.pattern = [%d] %p %m%n
+logger.authz.name = kafka.authorizer.logger
+logger.authz.level = INFO
+logger.authz.additivity = false
+logger.authz.appenderRef.authz.ref = authz
 EOF
 }
 
@@ -164,7 +248,7 @@ fail_start() { # DIR MESSAGE
 cmd_start() {
   [[ $# -eq 1 ]] || die "usage: start DIR"
   mkdir -p "$1"
-  local dir port cport
+  local dir port cport sport
   dir=$(cd "$1" && pwd)
   broker_pid "$dir" >/dev/null && die "a broker is already running for $dir"
   cmd_fetch
@@ -172,8 +256,11 @@ cmd_start() {
   port_open "$port" && die "port $port is already in use"
   cport=$(free_port)
   [[ "$cport" != "$port" ]] || cport=$(free_port)
-  write_config "$dir" "$port" "$cport"
-  rm -f "$dir/bootstrap" "$dir/broker.pid"
+  sport=$(free_port)
+  while [[ "$sport" == "$port" || "$sport" == "$cport" ]]; do sport=$(free_port); done
+  make_secrets "$dir"
+  write_config "$dir" "$port" "$cport" "$sport"
+  rm -f "$dir/bootstrap" "$dir/sasl_bootstrap" "$dir/broker.pid"
   # Keep the previous run's log for debugging; readiness greps a fresh one.
   if [[ -s "$dir/broker.log" ]]; then mv "$dir/broker.log" "$dir/broker.log.prev"; fi
   : >"$dir/broker.log"
@@ -181,9 +268,13 @@ cmd_start() {
   # Format once; a restart on the same DIR keeps its data and cluster id.
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     [[ -f "$dir/cluster.id" ]] || cluster_id >"$dir/cluster.id"
+    local scram=() u pw
+    while read -r u pw; do
+      scram+=(--add-scram "SCRAM-SHA-256=[name=$u,password=$pw]" --add-scram "SCRAM-SHA-512=[name=$u,password=$pw]")
+    done <"$dir/users"
     java -cp "$LIBS/*" "${TOOL_OPTS[@]}" "-Dlog4j2.configurationFile=$dir/log4j2.properties" \
       kafka.tools.StorageTool format -t "$(cat "$dir/cluster.id")" \
-      -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "KRaft storage format failed"; }
   fi
 
@@ -202,7 +293,8 @@ cmd_start() {
     if [[ -f "$dir/broker.pid" ]] && ! broker_pid "$dir" >/dev/null; then
       fail_start "$dir" "broker exited during startup"
     fi
-    if ready "$port" "$dir"; then
+    if ready "$port" "$dir" && port_open "$sport"; then
+      echo "127.0.0.1:$sport" >"$dir/sasl_bootstrap"
       echo "127.0.0.1:$port" >"$dir/bootstrap"
       echo "127.0.0.1:$port"
       return 0
@@ -228,7 +320,7 @@ cmd_stop() {
       while broker_pid "$dir" >/dev/null; do sleep 0.1; done
     fi
   fi
-  rm -f "$dir/broker.pid" "$dir/bootstrap"
+  rm -f "$dir/broker.pid" "$dir/bootstrap" "$dir/sasl_bootstrap"
 }
 
 case "${1:-}" in

@@ -66,6 +66,9 @@ fi
 
 echo "real servers: kafka $kafka, clickhouse $clickhouse" >&2
 export WEFT_TEST_KAFKA="$kafka" WEFT_TEST_CLICKHOUSE="$clickhouse"
+# The same broker's SASL_SSL listener (see scripts/testkafka.sh).
+WEFT_TEST_KAFKA_SASL=$(cat "$work/kafka/sasl_bootstrap")
+export WEFT_TEST_KAFKA_SASL WEFT_TEST_KAFKA_CA="$work/kafka/ca.pem" WEFT_TEST_KAFKA_USERS="$work/kafka/users"
 status=0
 "$@" || status=$?
 exit "$status"
