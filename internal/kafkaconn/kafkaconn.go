@@ -4,6 +4,7 @@ package kafkaconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -108,13 +110,33 @@ func (c Config) Opts(log zerolog.Logger) ([]kgo.Opt, error) {
 // ErrUnreachable marks a cluster that did not answer.
 var ErrUnreachable = errors.New("kafka unreachable")
 
-// Ping asks the cluster for its metadata, so a wrong address fails at start-up
-// with one clear error instead of endless retries later.
+// ErrAuthentication marks a cluster that answered and rejected the
+// credentials (or the SASL mechanism). Retrying does not help.
+var ErrAuthentication = errors.New("kafka authentication failed")
+
+// ErrTLS marks a TLS handshake that failed, e.g. on a certificate the
+// configured CAs do not trust. Retrying does not help.
+var ErrTLS = errors.New("kafka tls handshake failed")
+
+// Ping asks the cluster for its metadata, so a wrong address, password or CA
+// fails at start-up with one clear error instead of endless retries later.
+// The broker's own error stays in the chain (errors.Is with kerr values).
 func Ping(ctx context.Context, cl *kgo.Client, brokers []string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: brokers %s did not answer within %s: %v", ErrUnreachable, strings.Join(brokers, ","), timeout, err)
+	err := cl.Ping(ctx)
+	if err == nil {
+		return nil
 	}
-	return nil
+	addrs := strings.Join(brokers, ",")
+	var certErr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.UnsupportedSaslMechanism),
+		errors.Is(err, kerr.IllegalSaslState):
+		return fmt.Errorf("%w at %s: %w", ErrAuthentication, addrs, err)
+	case errors.As(err, &certErr), errors.As(err, &alert):
+		return fmt.Errorf("%w with %s: %w", ErrTLS, addrs, err)
+	}
+	return fmt.Errorf("%w: brokers %s did not answer within %s: %w", ErrUnreachable, addrs, timeout, err)
 }
