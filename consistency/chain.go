@@ -23,7 +23,14 @@ type ChainEvent struct {
 	// IdempotencyKey and PayloadHash tell redeliveries from conflicting duplicates.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	PayloadHash    string `json:"payload_hash,omitempty"`
-	// Depth is the number of causal hops from a root of the chain.
+	SpanID         string `json:"span_id,omitempty"`
+	ParentSpanID   string `json:"parent_span_id,omitempty"`
+	// Parent is the event this one hangs under in the chain, and Via how
+	// that edge was found: explicit (causation id), trace (trace parent
+	// span) or inferred (workflow step order).
+	Parent string `json:"parent,omitempty"`
+	Via    string `json:"via,omitempty"`
+	// Depth is the number of hops from a root of the chain.
 	Depth int `json:"depth"`
 }
 
@@ -43,7 +50,7 @@ func (e *Engine) Chain(ctx context.Context, orderID string) ([]ChainEvent, error
 func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]ChainEvent, error) {
 	rows, err := e.store.Conn().Query(ctx, `
 SELECT order_id, topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
-       causation_id, trace_id, version_vector, idempotency_key, payload_hash
+       causation_id, trace_id, span_id, parent_span_id, version_vector, idempotency_key, payload_hash
 FROM `+e.store.Table("events")+`
 WHERE order_id IN ?
 ORDER BY order_id, event_time, topic, partition, offset
@@ -59,7 +66,7 @@ LIMIT 1 BY topic, partition, offset`, orderIDs)
 			c  ChainEvent
 		)
 		if err := rows.Scan(&id, &c.Topic, &c.Partition, &c.Offset, &c.EventID, &c.Type, &c.Service, &c.EventTime,
-			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.VersionVector, &c.IdempotencyKey, &c.PayloadHash); err != nil {
+			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.SpanID, &c.ParentSpanID, &c.VersionVector, &c.IdempotencyKey, &c.PayloadHash); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
 		out[id] = append(out[id], c)
@@ -68,7 +75,7 @@ LIMIT 1 BY topic, partition, offset`, orderIDs)
 		return nil, err
 	}
 	for id, evs := range out {
-		out[id] = causalOrder(evs)
+		out[id] = stitch(e.workflows, causalOrder(evs))
 	}
 	return out, nil
 }

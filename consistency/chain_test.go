@@ -62,3 +62,28 @@ identified_by: [Q]
 	_, err = ParseWorkflow([]byte("name: x\nsteps: []\nbogus: 1\n"))
 	assert.ErrorContains(t, err, "bogus")
 }
+
+func TestStitch(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	evs := []ChainEvent{
+		{EventID: "placed", Type: "OrderPlaced", EventTime: at(0), SpanID: "s0"},
+		{EventID: "reserved", Type: "InventoryReserved", EventTime: at(1), CausationID: "placed", SpanID: "s1"},
+		{EventID: "authorized", Type: "PaymentAuthorized", EventTime: at(2), ParentSpanID: "s1"}, // trace only
+		{EventID: "started", Type: "FulfillmentStarted", EventTime: at(3)},                       // nothing: inferred
+		{EventID: "orphan", Type: "ReadyForPickup", EventTime: at(4), CausationID: "gone"},       // missing cause: root
+	}
+	out := stitch(Builtin(), causalOrder(evs))
+	got := map[string][3]any{}
+	var order []string
+	for _, e := range out {
+		got[e.EventID] = [3]any{e.Parent, e.Via, e.Depth}
+		order = append(order, e.EventID)
+	}
+	assert.Equal(t, [3]any{"", "", 0}, got["placed"])
+	assert.Equal(t, [3]any{"placed", ViaCausation, 1}, got["reserved"])
+	assert.Equal(t, [3]any{"reserved", ViaTrace, 2}, got["authorized"])
+	assert.Equal(t, [3]any{"authorized", ViaWorkflow, 3}, got["started"])
+	assert.Equal(t, [3]any{"", "", 0}, got["orphan"])
+	assert.Equal(t, []string{"placed", "reserved", "authorized", "started", "orphan"}, order)
+}

@@ -87,9 +87,13 @@ func printOrder(w io.Writer, rep OrderReport) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tSERVICE\tEVENT TIME\tSEEN\tWHERE\tVECTOR")
+	fmt.Fprintln(tw, "EVENT\tLINK\tSERVICE\tEVENT TIME\tSEEN\tWHERE\tVECTOR")
 	for _, e := range rep.Events {
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s/%d@%d\t%s\n", strings.Repeat("  ", e.Depth), e.Type, e.Service,
+		link := e.Via
+		if link == "" {
+			link = "root"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s/%d@%d\t%s\n", strings.Repeat("  ", e.Depth), e.Type, link, e.Service,
 			e.EventTime.Format("2006-01-02 15:04:05.000"), e.IngestedAt.Format("15:04:05.000"),
 			e.Topic, e.Partition, e.Offset, vector(e.VersionVector))
 	}

@@ -1,0 +1,132 @@
+package consistency
+
+import (
+	"sort"
+)
+
+// How an event was attached to the one it hangs under in the chain.
+const (
+	// ViaCausation: the event names its cause (causation-id header or extension).
+	ViaCausation = "explicit"
+	// ViaTrace: the event's trace parent span is another event's span.
+	ViaTrace = "trace"
+	// ViaWorkflow: neither exists; the workflow's step order says what came before.
+	ViaWorkflow = "inferred"
+)
+
+// stitch hangs every event under a parent — its named cause, else its trace
+// parent, else the event of the nearest earlier step of its workflow — and
+// returns the events as a tree walked depth first, children in time order,
+// with Parent, Via and Depth set. Edges that would close a cycle are
+// dropped, so the walk always ends.
+func stitch(ws []Workflow, evs []ChainEvent) []ChainEvent {
+	n := len(evs)
+	if n == 0 {
+		return evs
+	}
+	byID := map[string]int{}
+	bySpan := map[string]int{}
+	for i, e := range evs {
+		if _, ok := byID[e.EventID]; !ok {
+			byID[e.EventID] = i
+		}
+		if e.SpanID != "" {
+			bySpan[e.SpanID] = i
+		}
+	}
+	rank := stepRanks(ws)
+	parent := make([]int, n)
+	for i := range evs {
+		parent[i] = -1
+	}
+	attach := func(child, p int, via string) bool {
+		if p == child || p < 0 {
+			return false
+		}
+		for a := p; a >= 0; a = parent[a] { // would close a cycle
+			if a == child {
+				return false
+			}
+		}
+		parent[child], evs[child].Parent, evs[child].Via = p, evs[p].EventID, via
+		return true
+	}
+	for i, e := range evs {
+		if p, ok := byID[e.CausationID]; ok && e.CausationID != "" && attach(i, p, ViaCausation) {
+			continue
+		}
+		if p, ok := bySpan[e.ParentSpanID]; ok && e.ParentSpanID != "" && attach(i, p, ViaTrace) {
+			continue
+		}
+		if e.CausationID != "" {
+			continue // names a cause that is missing: a root, not a guess
+		}
+		if p := inferredParent(evs, i, rank); p >= 0 {
+			attach(i, p, ViaWorkflow)
+		}
+	}
+	children := make([][]int, n)
+	var roots []int
+	for i := range evs {
+		if parent[i] < 0 {
+			roots = append(roots, i)
+		} else {
+			children[parent[i]] = append(children[parent[i]], i)
+		}
+	}
+	byTime := func(ix []int) {
+		sort.SliceStable(ix, func(a, b int) bool { return evs[ix[a]].EventTime.Before(evs[ix[b]].EventTime) })
+	}
+	byTime(roots)
+	out := make([]ChainEvent, 0, n)
+	var walk func(i, depth int)
+	walk = func(i, depth int) {
+		e := evs[i]
+		e.Depth = depth
+		out = append(out, e)
+		byTime(children[i])
+		for _, c := range children[i] {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	return out
+}
+
+// stepRanks maps each event type to its step position in the first
+// workflow that has it.
+func stepRanks(ws []Workflow) map[string]int {
+	r := map[string]int{}
+	for _, w := range ws {
+		for i, s := range w.Steps {
+			for _, t := range s.On {
+				if _, ok := r[t]; !ok {
+					r[t] = i + 1
+				}
+			}
+		}
+	}
+	return r
+}
+
+// inferredParent is the event of the highest step below i's step (the
+// latest such by time), or -1.
+func inferredParent(evs []ChainEvent, i int, rank map[string]int) int {
+	ri, ok := rank[evs[i].Type]
+	if !ok {
+		return -1
+	}
+	best, bestRank := -1, 0
+	for j, e := range evs {
+		rj, ok := rank[e.Type]
+		if j == i || !ok || rj >= ri {
+			continue
+		}
+		if rj > bestRank || rj == bestRank && e.EventTime.After(evs[best].EventTime) {
+			best, bestRank = j, rj
+		}
+	}
+	return best
+}
