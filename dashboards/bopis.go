@@ -45,8 +45,8 @@ ORDER BY orders DESC`, g.table("findings"), sqlString(w.Name), varStep, varStep)
 // entered the step (x) and how long they stayed (y).
 func (g *generator) timeInStepHeatmap(w consistency.Workflow) *heatmap.PanelBuilder {
 	return heatmap.NewPanelBuilder().
-		Title("Time in ${"+varStep+"}").
-		Description("Each order that left the step: when it entered (x) and how long it stayed before the next event (y, log scale). SLAs: "+slaSummary(w)+". Cells above the SLA are orders that were late.").
+		Title("Time in ${" + varStep + "}").
+		Description("Each order that left the step: when it entered (x) and how long it stayed before the next event (y, log scale). SLAs: " + slaSummary(w) + ". Cells above the SLA are orders that were late.").
 		Datasource(*clickHouseRef()).
 		WithTarget(NewClickHouseQuery(g.timeInStepSQL(w, varStep))).
 		Unit("s").

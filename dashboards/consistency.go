@@ -5,13 +5,9 @@ import (
 	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
-)
 
-// FindingKinds are the kinds of findings the consistency engine raises or
-// will raise (DESIGN.md, "Version vectors"); panels list them all so a kind
-// with no findings shows as zero rather than missing.
-var FindingKinds = []string{"stuck", "gap", "causality_violation", "orphan", "concurrent_conflict",
-	"duplicate", "invariant_violation", "divergence"}
+	"github.com/weft-sh/weft/consistency"
+)
 
 // Variables of the consistency dashboard.
 const (
@@ -21,7 +17,7 @@ const (
 
 // consistency shows the findings of the consistency engine, and computes
 // from the stored events the conflicts and gaps it is built to find.
-func (g *generator) consistency() *dashboard.DashboardBuilder {
+func (g *generator) consistencyDashboard() *dashboard.DashboardBuilder {
 	findings := g.table("findings")
 	events := g.table("events")
 	var workflows []string
@@ -33,7 +29,7 @@ func (g *generator) consistency() *dashboard.DashboardBuilder {
 
 	return g.newDashboard(UIDConsistency, "weft / Consistency",
 		"What the consistency engine found — stuck orders, gaps, conflicts, missing compensations — and the same questions asked directly of the stored events.", false).
-		WithVariable(customVariable(varKind, "Kind", "Kinds of findings.", FindingKinds)).
+		WithVariable(customVariable(varKind, "Kind", "Kinds of findings.", consistency.Kinds)).
 		WithVariable(customVariable(varWorkflow, "Workflow", "Workflows the findings are about.", workflows)).
 		WithRow(dashboard.NewRowBuilder("Findings")).
 		WithPanel(timeseriesPanel("Findings raised by kind",
@@ -56,10 +52,10 @@ LEFT JOIN
 ) AS f ON f.kind = kinds.k
 WHERE $__conditionalAll(k IN (${%s:sqlstring}), $%s)
 GROUP BY k
-ORDER BY open DESC, k`, sqlList(FindingKinds), findings, varWorkflow, varWorkflow, varKind, varKind))).
+ORDER BY open DESC, k`, sqlList(consistency.Kinds), findings, varWorkflow, varWorkflow, varKind, varKind))).
 		WithPanel(tablePanel("Open findings",
 			"Every open or acknowledged finding with its summary, newest first. Findings resolve themselves when later events fix the order.",
-			fmt.Sprintf(`SELECT order_id, kind, workflow, step, status, summary, first_seen, last_seen
+			fmt.Sprintf(`SELECT order_id, kind, workflow, step, subject, status, summary, first_seen, last_seen
 FROM %s FINAL
 WHERE status != 'resolved' AND %s
 ORDER BY first_seen DESC
@@ -97,7 +93,7 @@ ORDER BY event_time DESC
 LIMIT 1000`, events)).Span(12)).
 		WithPanel(tablePanel("Version-vector gaps",
 			"Per order and service, counters that skip (…2, 4…) in the service's own version-vector entry: an event of that service is missing.",
-			fmt.Sprintf(`SELECT order_id, service, arrayStringConcat(arrayMap(x -> toString(x), counters), ', ') AS counters
+			fmt.Sprintf(`SELECT order_id, service, arrayStringConcat(arrayMap(x -> toString(x), counters), ', ') AS counter_values
 FROM
 (
     SELECT order_id, service, arraySort(groupUniqArray(version_vector[service])) AS counters
@@ -109,7 +105,7 @@ WHERE arrayExists(d -> d > 1, arrayDifference(counters)) OR counters[1] > 1
 ORDER BY order_id, service
 LIMIT 1000`, events)).Span(12)).
 		WithPanel(tablePanel("Pending compensations",
-			fmt.Sprintf("Orders that started compensating (%s) but have not reached a terminal step: inventory still held or money not yet returned.", strings.Join(g.opts.CompensationTypes, ", ")),
+			fmt.Sprintf("Orders that owe a compensation (%s) — a pickup expired, a release started — and have not reached a terminal step: inventory still held or money not yet returned.", strings.Join(g.opts.CompensationTypes, ", ")),
 			g.pendingCompensationsSQL()).Span(12)).
 		WithPanel(tablePanel("Convergence time",
 			"Time from an order's first event to its terminal event, per workflow and outcome: how long until every service agrees on how the order ended.",
@@ -117,29 +113,37 @@ LIMIT 1000`, events)).Span(12)).
 			columnUnit("p50", "s"), columnUnit("p90", "s"), columnUnit("p99", "s")))
 }
 
-// pendingCompensationsSQL lists orders with a compensation event and no
-// terminal event in any workflow that the compensation belongs to.
+// pendingCompensationsSQL lists orders that owe a compensation: they
+// entered a step that expects one (an expired pickup owes the inventory
+// release, a release owes the payment void or refund) or started
+// compensating, and have not reached a terminal step.
 func (g *generator) pendingCompensationsSQL() string {
-	var terminal []string
+	var triggers, terminal []string
 	for _, w := range g.opts.Workflows {
-		happy, unhappy := terminalTypes(w)
-		if len(happy) > 0 && !containsAny(workflowTypes(w), g.opts.CompensationTypes) {
+		if !containsAny(workflowTypes(w), g.opts.CompensationTypes) {
 			continue
 		}
+		for _, s := range w.Steps {
+			if containsAny(s.Expects, g.opts.CompensationTypes) {
+				triggers = append(triggers, s.On...)
+			}
+		}
+		happy, unhappy := terminalTypes(w)
 		terminal = append(append(terminal, happy...), unhappy...)
 	}
+	started := append(append([]string{}, triggers...), g.opts.CompensationTypes...)
 	return fmt.Sprintf(`SELECT
     order_id,
-    arrayFilter(k -> has(%[1]s, k), mapKeys(tl)) AS compensations_done,
+    arrayFilter(k -> has(mapKeys(tl), k), %[1]s) AS compensations_done,
     mapKeys(tl)[indexOf(mapValues(tl), arrayMax(mapValues(tl)))] AS last_event,
     fromUnixTimestamp64Milli(arrayMax(mapValues(tl))) AS last_event_at
 FROM
 (
     %[2]s
 )
-WHERE hasAny(mapKeys(tl), %[1]s) AND NOT hasAny(mapKeys(tl), %[3]s) AND $__timeFilter(first_at)
+WHERE hasAny(mapKeys(tl), %[3]s) AND NOT hasAny(mapKeys(tl), %[4]s) AND $__timeFilter(first_at)
 ORDER BY last_event_at
-LIMIT 1000`, sqlList(g.opts.CompensationTypes), g.ordersSQL(), sqlList(terminal))
+LIMIT 1000`, sqlList(g.opts.CompensationTypes), g.ordersSQL(), sqlList(started), sqlList(terminal))
 }
 
 // convergenceSQL measures first event → terminal event per workflow outcome.

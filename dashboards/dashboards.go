@@ -150,7 +150,7 @@ func All(opts Options) ([]Dashboard, error) {
 		UIDBOPIS:       g.bopis,
 		UIDPayments:    g.payments,
 		UIDQueues:      g.queues,
-		UIDConsistency: g.consistency,
+		UIDConsistency: g.consistencyDashboard,
 		UIDOrder:       g.order,
 	}
 	out := make([]Dashboard, 0, len(catalog))

@@ -21,7 +21,7 @@ func (g *generator) order() *dashboard.DashboardBuilder {
 			Description("The order to show; order ids in the other dashboards link here.").
 			DefaultValue(dashboard.StringOrMap{String: cog.ToPtr("")})).
 		WithRow(dashboard.NewRowBuilder("Order")).
-		WithPanel(statPanel("Events",
+		WithPanel(statPanel("Distinct events",
 			"Distinct events stored for the order (redeliveries counted once).",
 			"short", fmt.Sprintf("SELECT uniqExact(event_id) AS events FROM %s WHERE order_id = %s", events, id))).
 		WithPanel(statPanel("Records",
@@ -60,7 +60,7 @@ LEFT JOIN (SELECT event_id, version_vector FROM %[1]s WHERE order_id = %[2]s LIM
 ORDER BY e.event_time`, events, id)).Span(12).Height(10)).
 		WithPanel(tablePanel("Findings",
 			"Every finding about the order, open or resolved, with the detector's summary.",
-			fmt.Sprintf(`SELECT kind, workflow, step, status, summary, first_seen, last_seen, resolved_at
+			fmt.Sprintf(`SELECT kind, workflow, step, subject, status, summary, first_seen, last_seen, resolved_at
 FROM %s FINAL
 WHERE order_id = %s
 ORDER BY first_seen`, g.table("findings"), id)).Span(12).Height(10)).
