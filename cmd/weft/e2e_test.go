@@ -71,6 +71,7 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	cfg.Collector.Topics.RefreshInterval = time.Second
 	cfg.Collector.Batch.FlushInterval = 200 * time.Millisecond
 	cfg.Consistency.Interval = time.Second
+	cfg.Consistency.Windows = consistency.Windows{Grace: time.Second, Convergence: time.Second}
 	require.NoError(t, cfg.Validate())
 	runCtx, stop := context.WithCancel(ctx)
 	started := make(chan struct{})
@@ -127,7 +128,39 @@ func TestEndToEndStuckOrders(t *testing.T) {
 		return err == nil && len(open) == len(injected)
 	}, 30*time.Second, 250*time.Millisecond, "open stuck findings")
 
-	// 6. weft order shows a stuck order's chain, each event after its cause.
+	// 6. Every other finding: exactly the kind each injected fault calls
+	// for, on exactly those orders (weft findings -o json).
+	type fk struct{ Order, Kind string }
+	var wantFindings []fk
+	for _, f := range manifest.Faults {
+		if k := demo.ExpectedFinding(f.Kind); k != "" {
+			wantFindings = append(wantFindings, fk{f.OrderID, k})
+		}
+	}
+	sortFK := func(v []fk) {
+		sort.Slice(v, func(i, j int) bool { return v[i].Order+v[i].Kind < v[j].Order+v[j].Kind })
+	}
+	sortFK(wantFindings)
+	var gotFindings []fk
+	require.Eventually(t, func() bool {
+		out, err := execWeft(t, "findings", "-o", "json", "--limit", "0", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database)
+		if err != nil {
+			return false
+		}
+		var rep FindingsReport
+		if json.Unmarshal([]byte(out), &rep) != nil {
+			return false
+		}
+		gotFindings = gotFindings[:0]
+		for _, f := range rep.Findings {
+			gotFindings = append(gotFindings, fk{f.OrderID, f.Kind})
+		}
+		sortFK(gotFindings)
+		return assert.ObjectsAreEqual(wantFindings, gotFindings)
+	}, 30*time.Second, 500*time.Millisecond, "findings")
+	assert.Equal(t, wantFindings, gotFindings)
+
+	// 7. weft order shows a stuck order's chain, each event after its cause.
 	out, err = execWeft(t, "order", injected[0].OrderID, "-o", "json", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database)
 	require.NoError(t, err, out)
 	var ord OrderReport
