@@ -87,3 +87,28 @@ func TestStitch(t *testing.T) {
 	assert.Equal(t, [3]any{"", "", 0}, got["orphan"])
 	assert.Equal(t, []string{"placed", "reserved", "authorized", "started", "orphan"}, order)
 }
+
+func TestWorkflowReachability(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unreachable terminal", `
+name: w
+steps:
+  - {name: a, on: [A], sla: 1m, owner: s, expects: [B]}
+  - {name: b, on: [B], terminal: true}
+  - {name: c, on: [C], terminal: true}
+`, `terminal step "c" is unreachable`},
+		{"cycle without exit", `
+name: w
+steps:
+  - {name: a, on: [A], sla: 1m, owner: s, expects: [B, D]}
+  - {name: b, on: [B], sla: 1m, owner: s, expects: [C]}
+  - {name: c, on: [C], sla: 1m, owner: s, expects: [B]}
+  - {name: d, on: [D], terminal: true}
+`, `step "b" cannot reach a terminal step`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseWorkflow([]byte(tc.yaml))
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -134,6 +134,11 @@ func TestCheckOrder(t *testing.T) {
 			c.add("InventoryReleased", "inventory", 6) // concurrent with the completion
 			return c.evs
 		}, []string{KindDivergence}},
+		{"unknown event types are carried along, not judged", func() []ChainEvent {
+			c := healthy()
+			c.add("LoyaltyPointsAwarded", "loyalty", 8)
+			return c.evs
+		}, nil},
 		{"without vectors: derived, nothing to report", func() []ChainEvent {
 			evs := healthy().evs
 			for i := range evs {

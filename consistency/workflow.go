@@ -153,6 +153,9 @@ func (w Workflow) Validate() error {
 			}
 		}
 	}
+	if p.Err() == nil {
+		w.checkReachability(&p)
+	}
 	known := func(path, t string) {
 		if _, ok := stepOf[t]; !ok && !w.mentions(t) {
 			p.Addf(path, "event type %s appears nowhere else in this workflow", t)
@@ -217,4 +220,57 @@ func (w Workflow) mentions(t string) bool {
 		}
 	}
 	return false
+}
+
+// checkReachability follows expects from the first step: every terminal
+// step must be reachable, and every reachable step must be able to reach a
+// terminal one (no cycle without an exit).
+func (w Workflow) checkReachability(p *config.Problems) {
+	stepOf := map[string]int{}
+	for i, s := range w.Steps {
+		for _, t := range s.On {
+			stepOf[t] = i
+		}
+	}
+	next := make([][]int, len(w.Steps))
+	for i, s := range w.Steps {
+		for _, t := range s.Expects {
+			next[i] = append(next[i], stepOf[t])
+		}
+	}
+	reached := map[int]bool{0: true}
+	queue := []int{0}
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		for _, j := range next[i] {
+			if !reached[j] {
+				reached[j] = true
+				queue = append(queue, j)
+			}
+		}
+	}
+	for i, s := range w.Steps {
+		if s.Terminal && !reached[i] {
+			p.Addf(fmt.Sprintf("steps[%d]", i), "terminal step %q is unreachable from %q through expects", s.Name, w.Steps[0].Name)
+		}
+	}
+	// exits: steps from which a terminal step can be reached.
+	exits := map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for i, s := range w.Steps {
+			if exits[i] {
+				continue
+			}
+			if s.Terminal || slices.ContainsFunc(next[i], func(j int) bool { return exits[j] }) {
+				exits[i], changed = true, true
+			}
+		}
+	}
+	for i, s := range w.Steps {
+		if reached[i] && !exits[i] {
+			p.Addf(fmt.Sprintf("steps[%d]", i), "step %q cannot reach a terminal step: a cycle without an exit, or a dead end (expects: %v)", s.Name, s.Expects)
+		}
+	}
 }
