@@ -38,8 +38,10 @@ func newDemoCmd() *cobra.Command {
 		Short: "Produce demo commerce traffic with known faults to Kafka",
 		Long: `demo creates the commerce topics if missing, produces a history of BOPIS
 orders spread over the --history window ending now (some stuck, lost,
-duplicated, out of order, racing, or with failed payments), then keeps
-producing live orders at --live-rate until interrupted (Ctrl-C).
+duplicated, out of order, racing, with failed payments, orphaned,
+violating causality, conflicting duplicates, missing a compensation, or
+diverging), then keeps producing live orders at --live-rate until
+interrupted (Ctrl-C).
 
 The manifest (every order and every injected fault, as JSON) goes to
 --manifest, written after the history and again when live mode stops, or
@@ -48,7 +50,9 @@ the faults per kind is printed too.
 
 Faults: --fault KIND=N (an integer is an exact count, a decimal a fraction
 of --orders), repeatable or comma-separated; kinds: stuck, lost, duplicate,
-out_of_order, race, payment_failed. Unnamed kinds keep their defaults.`,
+out_of_order, race, payment_failed, orphan, causality_violation,
+conflicting_duplicate, missing_compensation, divergence. Unnamed kinds keep
+their defaults.`,
 		Example: `  weft demo --brokers 127.0.0.1:9092 --orders 200 --seed 7 --manifest demo.json
   weft demo --live-rate 0 --fault stuck=11,race=0.05 --topic-prefix shop.`,
 		Args: cobra.NoArgs,
@@ -95,26 +99,31 @@ out_of_order, race, payment_failed. Unnamed kinds keep their defaults.`,
 
 // applyFaultFlags sets the shares named by --fault.
 func applyFaultFlags(mix *demo.FaultMix, flags map[string]string) error {
-	shares := map[demo.Kind]*demo.FaultShare{
-		demo.KindStuck: &mix.Stuck, demo.KindLost: &mix.Lost, demo.KindDuplicate: &mix.Duplicate,
-		demo.KindOutOfOrder: &mix.OutOfOrder, demo.KindRace: &mix.Race, demo.KindPaymentFailed: &mix.PaymentFailed,
-	}
 	for k, v := range flags {
-		s, ok := shares[demo.Kind(strings.ReplaceAll(strings.ToLower(k), "-", "_"))]
+		kind, ok := demo.ParseKind(k)
 		if !ok {
-			return fmt.Errorf("--fault %s: unknown kind (want stuck, lost, duplicate, out_of_order, race or payment_failed)", k)
+			return fmt.Errorf("--fault %s: unknown kind (want one of %s)", k, kindList())
 		}
 		if n, err := strconv.Atoi(v); err == nil {
-			*s = demo.FaultShare{Count: n}
+			mix.Set(kind, demo.FaultShare{Count: n})
 			continue
 		}
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			return fmt.Errorf("--fault %s=%s: want an integer count or a fraction", k, v)
 		}
-		*s = demo.FaultShare{Fraction: x}
+		mix.Set(kind, demo.FaultShare{Fraction: x})
 	}
 	return nil
+}
+
+// kindList is the fault kinds, comma-separated.
+func kindList() string {
+	var names []string
+	for _, k := range demo.Kinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
 }
 
 // runDemo creates the topics, produces the history, then live traffic
