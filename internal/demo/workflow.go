@@ -1,12 +1,45 @@
 // Package demo generates realistic commerce traffic for weft: buy-online-
 // pickup-in-store (BOPIS) orders whose events flow over Kafka topics, mixed
 // across three encodings, with an exact manifest of the faults it injected
-// (stuck, lost, duplicated, out-of-order and racing events, failed payments)
 // so that end-to-end tests can check weft's findings exactly.
 //
 // The workflow tables (EventTypes, Steps and their SLAs, StuckSteps) are
 // the ones weft's built-in workflows use. Plan builds a run's records and
 // manifest without a broker; a Generator produces them, then live traffic.
+//
+// # Version vectors
+//
+// Every event carries a version vector: its parents' vectors merged
+// (pointwise max; the parent is the cause, plus, for the event that
+// resolves a race, the other racer), with the producing service's entry
+// bumped to one past that service's last event for the order. So each
+// service's own counters run 1, 2, 3… with no hole, and a healthy order
+// ends with one event that dominates all others.
+//
+// # Faults and findings
+//
+// Each faulty order has exactly one fault (a Kind) and must raise exactly
+// one finding kind, ExpectedFinding(kind), and nothing else; healthy orders
+// raise nothing. Apart from its fault, an order completes normally: it
+// reaches a terminal event before Now and no step outlasts its SLA (except
+// stuck, and lost whose hole may).
+//
+//	fault                  finding              what the records show
+//	stuck                  stuck                no event after a step for ≥ 2×SLA, no terminal event
+//	lost                   gap                  a middle event never produced; the next event names it
+//	                                            and its vector carries the lost counter
+//	duplicate              —                    one record produced twice, byte-identical
+//	out_of_order           —                    records produced shuffled, event times unchanged
+//	race                   concurrent_conflict  PickedUp ∥ PickupExpired; the follower merges both
+//	payment_failed         —                    retries exhausted, PaymentFailed (+ DLQ copy), cancelled
+//	orphan                 orphan               a causation id that no event has; vector intact
+//	causality_violation    causality_violation  an event's vector lacks its cause's last bump
+//	conflicting_duplicate  duplicate            same event id and idempotency key, other amount
+//	missing_compensation   invariant_violation  cancelled after PaymentAuthorized, no PaymentVoided
+//	divergence             divergence           InventoryReleased after, and concurrent with,
+//	                                            OrderCompleted: two maximal events
+//
+// The Kind constants document each fault's exact mutation.
 package demo
 
 import (
