@@ -206,10 +206,11 @@ func TestSecurityStartFailsClearly(t *testing.T) {
 
 // TestSecurityReadOnlyACLs: with only the documented ACLs — READ on the
 // tapped topics (a prefix), READ on its own group, DESCRIBE on the groups
-// whose lag it watches — the tap ingests and commits in its own group, never
-// touches a topic it may not read, and can read other groups' offsets; the
-// same principal is denied producing and committing for another group. The
-// broker's authorizer log proves weft never even tried either.
+// whose lag it watches, READ on a dead-letter topic — the tap ingests and
+// commits in its own group, never touches a topic it may not read, and the
+// lag monitor measures another group's lag and the DLQ; the same principal
+// is denied producing and committing for another group. The broker's
+// authorizer log proves weft never even tried either.
 func TestSecurityReadOnlyACLs(t *testing.T) {
 	k := testenv.KafkaSecure(t)
 	adm := k.Admin(t)
@@ -220,11 +221,14 @@ func TestSecurityReadOnlyACLs(t *testing.T) {
 	name := testenv.Name(t)
 	prefix, group, app := "acl_"+name+".", "g_"+name, "app_"+name
 	topics := []string{prefix + "orders", prefix + "payments"}
-	secret := "secret_" + name // matched by the tap's pattern, but no ACL
-	secCreateTopics(t, adm, 3, append(topics, secret)...)
+	secret := "secret_" + name       // matched by the tap's pattern, but no ACL
+	dlq := "fulfil_" + name + ".dlq" // not tapped; queue health watches it
+	secCreateTopics(t, adm, 3, append(topics, secret, dlq)...)
 	grantTapACLs(t, k, adm, principal, prefix, group)
 	k.Grant(t, adm, kadm.NewACLs().Allow(principal).Groups("*").Operations(kadm.OpDescribe))
+	k.Grant(t, adm, kadm.NewACLs().Allow(principal).Topics(dlq).Operations(kadm.OpRead))
 	want := secProduceEvents(t, admin, 7, append(topics, secret)...)
+	secProduceEvents(t, admin, 2, dlq)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -250,20 +254,12 @@ func TestSecurityReadOnlyACLs(t *testing.T) {
 		"ALLOW READ PREFIXED TOPIC:" + prefix,
 		"ALLOW READ LITERAL GROUP:" + group,
 		"ALLOW DESCRIBE LITERAL GROUP:*",
+		"ALLOW READ LITERAL TOPIC:" + dlq,
 	}, acls)
 
 	kc := k.Conn("scram-sha-256", user, pw)
 	c := startSecureTap(t, kc, store, group, "(?:"+regexp.QuoteMeta(prefix)+".*|"+regexp.QuoteMeta(secret)+")")
 	secWaitStored(t, c, 14)
-	// Long enough for a metadata refresh (1s) to have seen the secret topic,
-	// had the broker shown it.
-	time.Sleep(1500 * time.Millisecond)
-	assert.Equal(t, Stats{Consumed: 14, Stored: 14}, c.Stats(), "the topic without an ACL is invisible, not an error")
-	got := secStoredEventIDs(t, store)
-	for _, topic := range topics {
-		assert.ElementsMatch(t, want[topic], got[topic], topic)
-	}
-	assert.NotContains(t, got, secret)
 
 	// The tap committed in its own group, with READ on it.
 	require.Eventually(t, func() bool {
@@ -276,8 +272,41 @@ func TestSecurityReadOnlyACLs(t *testing.T) {
 		return sum == 14
 	}, 10*time.Second, 100*time.Millisecond, "the tap commits its offsets in %s", group)
 
-	// The reads queue health makes (collector/lag_*.go) work with these ACLs:
-	// topics, their offsets, every group, its state and its commits.
+	// Queue health works with these ACLs: the application's lag, the tap's,
+	// and the dead-letter topic's depth and oldest record.
+	lcfg := Default()
+	lcfg.Topics.Include = []string{regexp.QuoteMeta(prefix) + ".*"}
+	lcfg.Lag.Groups.Include = []string{regexp.QuoteMeta(app), regexp.QuoteMeta(group)}
+	lm, err := NewLagMonitor(lcfg, kc, nil, Settings{Logger: zerolog.Nop()})
+	require.NoError(t, err)
+	require.NoError(t, lm.Start(ctx))
+	rep, err := lm.Sample(ctx)
+	require.NoError(t, lm.Shutdown(context.Background()))
+	require.NoError(t, err)
+	lagOf := func(g, topic string) int64 {
+		for _, gl := range rep.Groups {
+			if gl.Group == g && gl.Topic == topic {
+				return gl.LagMessages
+			}
+		}
+		return -1
+	}
+	assert.Equal(t, int64(7-1), lagOf(app, topics[0]), "%+v", rep.Groups)
+	assert.Equal(t, int64(0), lagOf(group, topics[0]), "%+v", rep.Groups)
+	assert.Equal(t, int64(0), lagOf(group, topics[1]), "%+v", rep.Groups)
+	var dlqHealth *TopicHealth
+	for i := range rep.Topics {
+		assert.NotEqual(t, secret, rep.Topics[i].Topic)
+		if rep.Topics[i].Topic == dlq {
+			dlqHealth = &rep.Topics[i]
+		}
+	}
+	require.NotNil(t, dlqHealth, "%+v", rep.Topics)
+	assert.Equal(t, int64(2), dlqHealth.DepthMessages)
+	assert.GreaterOrEqual(t, dlqHealth.OldestAgeSeconds, 0.0, "the DLQ's oldest record was read")
+
+	// The admin reads behind it, one by one: topics, their offsets, every
+	// group, its state and its commits.
 	tapAdm := kadm.NewClient(k.Client(t, kc))
 	listed, err := tapAdm.ListTopics(ctx)
 	require.NoError(t, err)
@@ -302,9 +331,18 @@ func TestSecurityReadOnlyACLs(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, int64(1), o.At)
 
-	// Nothing the tap did was denied: it never tried to produce, to commit
-	// elsewhere, or to read what it may not.
-	assert.Empty(t, k.Denials(t, principal), "the tap made requests its ACLs forbid")
+	// The secret topic existed, with records, before the tap read the topic
+	// list: the broker left it out, so it is not tapped, and not an error.
+	assert.Equal(t, Stats{Consumed: 14, Stored: 14}, c.Stats())
+	got := secStoredEventIDs(t, store)
+	for _, topic := range topics {
+		assert.ElementsMatch(t, want[topic], got[topic], topic)
+	}
+	assert.NotContains(t, got, secret)
+
+	// Nothing the tap or the lag monitor did was denied: they never tried to
+	// produce, to commit elsewhere, or to read what they may not.
+	assert.Empty(t, k.Denials(t, principal), "weft made requests its ACLs forbid")
 
 	// The same principal cannot produce: an idempotent producer is refused
 	// its producer id, a plain one the write itself ...
