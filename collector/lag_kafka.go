@@ -100,6 +100,9 @@ func (m *LagMonitor) readGroups(ctx context.Context, o *offsets) error {
 		if !matches(m.groupsInRe, g.Group) || matches(m.groupsExRe, g.Group) {
 			continue
 		}
+		if g.ProtocolType == "share" {
+			continue // share groups (KIP-932) acknowledge records; they commit no offsets
+		}
 		_, isConsumer := consumerList[g.Group]
 		if _, isClassic := classicList[g.Group]; isConsumer && !isClassic {
 			consumer = append(consumer, g.Group)
