@@ -282,9 +282,10 @@ func (l *loaded) checkFaults(t *testing.T, runs map[string]map[string]panelRun) 
 	// The dead-lettered payments are exactly the failed payments.
 	assert.Equal(t, ids(l.manifest.FaultsOf(demo.KindPaymentFailed), order),
 		sorted(runs[UIDPayments]["Dead-lettered payments"]["A"].values("order_id")))
-	// The missing causes are exactly the lost events.
-	assert.Equal(t, ids(l.manifest.FaultsOf(demo.KindLost), func(f demo.Fault) string { return f.EventID }),
-		sorted(runs[UIDConsistency]["Missing causes (gaps)"]["A"].values("missing_cause")))
+	// The missing causes are exactly the lost events and the orphans' causes.
+	missing := append(ids(l.manifest.FaultsOf(demo.KindLost), func(f demo.Fault) string { return f.EventID }),
+		ids(l.manifest.FaultsOf(demo.KindOrphan), func(f demo.Fault) string { return f.CausationID })...)
+	assert.Equal(t, sorted(missing), sorted(runs[UIDConsistency]["Missing causes (gaps)"]["A"].values("missing_cause")))
 	// Every racing order has concurrent events.
 	conflicts := runs[UIDConsistency]["Concurrent events (conflicts)"]["A"].values("order_id")
 	for _, id := range ids(l.manifest.FaultsOf(demo.KindRace), order) {
@@ -320,12 +321,14 @@ func (l *loaded) checkDrillDown(t *testing.T, d Dashboard) {
 			case demo.KindLost:
 				assert.Contains(t, titles, "missing event", "the lost cause is drawn")
 				assert.Contains(t, ids, f.EventID)
+			case demo.KindOrphan:
+				assert.Contains(t, ids, f.CausationID, "the cause that never arrived is drawn")
 			case demo.KindStuck:
 				assert.NotEmpty(t, run["Findings"]["A"].rows, "the stuck finding is listed")
 				assert.Greater(t, numberAt(run["Open findings"]["A"]), 0.0)
 			case demo.KindDuplicate:
 				assert.Greater(t, numberAt(run["Records"]["A"]), numberAt(run["Distinct events"]["A"]), "the redelivery is a record, not an event")
-			default:
+			case demo.KindRace, demo.KindPaymentFailed, demo.KindOutOfOrder:
 				assert.NotContains(t, titles, "missing event")
 			}
 		})
