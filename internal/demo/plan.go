@@ -503,8 +503,8 @@ func (p *planner) describeFault(o *order) Fault {
 				c := o.events[e.cause]
 				svc := serviceOf(c.typ)
 				f.Step, f.EventType, f.EventID, f.CausationID = StepOf(e.typ), e.typ, e.id, c.id
-				f.Detail = fmt.Sprintf("%s %s names %s %s as cause but does not dominate it: %s entry %d instead of %d (%s vs the cause's %s)",
-					e.typ, vvString(e.sentVV), c.typ, c.id, svc, e.sentVV[svc], e.vv[svc], vvString(e.sentVV), vvString(c.vv))
+				f.Detail = fmt.Sprintf("%s names %s %s as cause, but its vector %s does not dominate the cause's %s: its %s entry is %d, not %d",
+					e.typ, c.typ, c.id, vvString(e.sentVV), vvString(c.vv), svc, e.sentVV[svc], e.vv[svc])
 			}
 		}
 	case KindConflictingDuplicate:
