@@ -25,10 +25,12 @@ test-short:
 vet:
 	$(GO) vet ./...
 
-## bench: per-record decode cost, then end-to-end ingest against the real servers.
+## bench: per-record decode cost, then the ingest benchmark (docs/benchmarks.md) on fresh
+## real servers: 1M ~1 KB records over 12 partitions through a bare consume, a bare insert,
+## ClickHouse's Kafka engine and `weft run`; ends with a summary table. WEFT_BENCH_* knobs.
 bench:
-	$(GO) test -run '^$$' -bench 'Decode' -count 5 ./collector/
-	scripts/with-servers.sh $(GO) test -run '^$$' -bench 'IngestEndToEnd' -benchtime 3x -count 1 ./collector/
+	$(GO) test -run '^$$' -bench 'Decode' -count 3 ./collector/
+	scripts/with-servers.sh $(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 1x -count 1 -timeout 30m ./collector/
 
 clean:
 	rm -rf bin

@@ -1,66 +1,102 @@
-package collector
+package collector_test
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/weft-sh/weft/internal/demo"
+	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/internal/benchkit"
 	"github.com/weft-sh/weft/internal/kafkaconn"
 	"github.com/weft-sh/weft/internal/testenv"
 )
 
-// BenchmarkIngestEndToEnd measures events/s from a preloaded real Kafka topic
-// set to rows stored in the real ClickHouse: demo traffic (three encodings,
-// ~0.5–1 KB records) is produced first, then a fresh tap consumes, decodes,
-// masks and inserts until every record is stored. Each iteration uses a new
-// consumer group and database, so it re-reads the same preloaded records.
-func BenchmarkIngestEndToEnd(b *testing.B) {
-	brokers := testenv.Kafka(b)
-	name := testenv.Name(b)
-	ctx := context.Background()
+// BenchmarkIngest is `make bench`: the workload of internal/benchkit (1M
+// demo records of about 1 KB over 12 partitions, preloaded into the real
+// broker) through a bare franz-go consume loop, a bare clickhouse-go batch
+// insert, ClickHouse's Kafka table engine and `weft run` (a child process:
+// end-to-end rate, peak RSS, then freshness at 10k events/s), and a summary
+// table with the ratios against the targets. It runs once whatever b.N is
+// (use -benchtime 1x). Knobs, from the environment:
+//
+//	WEFT_BENCH_RECORDS     records in the workload (default 1000000)
+//	WEFT_BENCH_PARTITIONS  partitions of its topic (default 12)
+//	WEFT_BENCH_RUNS        runs of the insert, engine and weft paths, median reported (default 1)
+//	WEFT_BENCH_FRESH       freshness phase duration (default 30s; 0 skips it)
+//
+// The preloaded topic is named after the workload and reused when a broker
+// already holds exactly that workload (a long-lived broker); a fresh broker
+// gets it produced from nothing.
+func BenchmarkIngest(b *testing.B) {
+	o := benchkit.DefaultOptions()
+	o.Brokers, o.ClickHouse = testenv.Kafka(b), testenv.ClickHouseAddr(b)
+	o.Workload = benchWorkload(b)
+	o.Runs = envInt(b, "WEFT_BENCH_RUNS", o.Runs)
+	if v := os.Getenv("WEFT_BENCH_FRESH"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("WEFT_BENCH_FRESH: %v", err)
+		}
+		o.FreshFor = d
+	}
+	o.Dir = b.TempDir()
+	o.Logf = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	}
+	rep, err := benchkit.Suite(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep.Print(os.Stdout)
 
-	dcfg := demo.DefaultConfig()
-	dcfg.Seed = 7
-	dcfg.Orders = 20000
-	dcfg.Now = time.Now().UTC()
-	dcfg.Topics = demo.TopicNames{Suffix: "." + name}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	vsBare, vsEngine := rep.Ratios()
+	wm := rep.WeftMedian()
+	b.ReportMetric(wm.Rate(), "weft-events/s")
+	b.ReportMetric(vsBare, "weft/bare")
+	b.ReportMetric(vsEngine, "weft/kafka-engine")
+	b.ReportMetric(float64(rep.PeakRSS())/1e6, "weft-peak-RSS-MB")
+	if f := rep.Fresh(); f != nil {
+		b.ReportMetric(f.P99.Seconds(), "fresh-p99-s")
+	}
+}
+
+// BenchmarkIngestInProcess runs the collector in this process over the same
+// preloaded workload, for profiling the tap itself:
+//
+//	scripts/with-servers.sh go test -run '^$' -bench IngestInProcess -benchtime 1x \
+//	    -cpuprofile cpu.out -memprofile mem.out ./collector/
+//
+// Each iteration is a fresh consumer group and database; it reports the
+// median events/s until every record is stored.
+func BenchmarkIngestInProcess(b *testing.B) {
+	brokers := testenv.Kafka(b)
+	w := benchWorkload(b)
+	ctx := context.Background()
+	pre, err := benchkit.Preload(ctx, brokers, w)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer prod.Close()
-	gen, err := demo.New(dcfg, prod, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := gen.EnsureTopics(ctx, kadm.NewClient(prod), 6); err != nil {
-		b.Fatal(err)
-	}
-	m, err := gen.RunHistory(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	records := int64(m.Records())
+	records := int64(w.Records)
+	name := testenv.Name(b)
 
 	var rates []float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		store := testenv.Store(b)
-		cfg := Default()
+		cfg := collector.Default()
 		cfg.Group = fmt.Sprintf("bench_%s_%d", name, i)
-		cfg.Topics.Include = []string{".*" + regexp.QuoteMeta("."+name)}
+		cfg.Topics.Include = []string{regexp.QuoteMeta(pre.Topic)}
 		kc := kafkaconn.Default()
 		kc.Brokers = brokers
-		c, err := New(cfg, kc, store, Settings{Logger: zerolog.Nop()})
+		c, err := collector.New(cfg, kc, store, collector.Settings{Logger: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,7 +108,7 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 		}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = c.Run(runCtx) }()
-		for c.Stats().Stored+c.Stats().Quarantined < records {
+		for st := c.Stats(); st.Stored+st.Quarantined < records; st = c.Stats() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
@@ -86,4 +122,23 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 	slices.Sort(rates)
 	b.ReportMetric(rates[len(rates)/2], "median-events/s")
 	b.ReportMetric(float64(records), "events/op")
+}
+
+func benchWorkload(b *testing.B) benchkit.Workload {
+	w := benchkit.DefaultWorkload()
+	w.Records = envInt(b, "WEFT_BENCH_RECORDS", w.Records)
+	w.Partitions = int32(envInt(b, "WEFT_BENCH_PARTITIONS", int(w.Partitions)))
+	return w
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }

@@ -1,0 +1,178 @@
+package benchkit
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of issue 3.
+const (
+	TargetVsBare       = 0.7         // weft ≥ 0.7 × the slower of bare consume and bare insert
+	TargetVsEngine     = 1.0         // weft faster than the Kafka table engine
+	TargetPeakRSS      = 300_000_000 // bytes: 300 MB
+	TargetFreshnessP99 = 2 * time.Second
+)
+
+// Report is what Suite measured.
+type Report struct {
+	Options   Options
+	Workload  Workload
+	Preload   PreloadResult
+	MeanValue int // bytes per record value
+	Consume   []Run
+	Insert    []Run
+	Engine    []Run
+	Weft      []WeftResult
+}
+
+func (r Run) String() string {
+	return fmt.Sprintf("%d events in %s (%.0f events/s, first after %s)", r.Events,
+		r.Elapsed.Round(time.Millisecond), r.Rate(), r.FirstRow.Round(time.Millisecond))
+}
+
+// WeftMedian is the weft run of median time.
+func (rep *Report) WeftMedian() WeftResult {
+	runs := make([]Run, len(rep.Weft))
+	for i, w := range rep.Weft {
+		runs[i] = w.Run
+	}
+	m := median(runs)
+	for _, w := range rep.Weft {
+		if w.Run == m {
+			return w
+		}
+	}
+	return WeftResult{}
+}
+
+// Fresh is the freshness measurement, if one was made.
+func (rep *Report) Fresh() *Freshness {
+	for _, w := range rep.Weft {
+		if w.Fresh != nil {
+			return w.Fresh
+		}
+	}
+	return nil
+}
+
+// Ratios returns weft's rate over the slower of bare consume and bare
+// insert, and over the Kafka engine (medians).
+func (rep *Report) Ratios() (vsBare, vsEngine float64) {
+	wr := rep.WeftMedian().Rate()
+	bare := min(median(rep.Consume).Rate(), median(rep.Insert).Rate())
+	if bare > 0 {
+		vsBare = wr / bare
+	}
+	if e := median(rep.Engine).Rate(); e > 0 {
+		vsEngine = wr / e
+	}
+	return vsBare, vsEngine
+}
+
+// PeakRSS is the highest VmHWM of any weft run.
+func (rep *Report) PeakRSS() int64 {
+	var m int64
+	for _, w := range rep.Weft {
+		m = max(m, w.PeakRSS, w.PeakRSSEnd)
+	}
+	return m
+}
+
+// Print writes the summary table.
+func (rep *Report) Print(out io.Writer) {
+	w := rep.Workload
+	fmt.Fprintf(out, "\nweft ingest benchmark: %s records (values %s B on average), %d partitions of %s\n",
+		thousands(float64(w.Records)), thousands(float64(rep.MeanValue)), w.Partitions, rep.Preload.Topic)
+	if rep.Preload.Reused {
+		fmt.Fprintf(out, "preload: reused (the broker already held this exact workload)\n\n")
+	} else {
+		fmt.Fprintf(out, "preload: produced in %s\n\n", rep.Preload.Took.Round(100*time.Millisecond))
+	}
+
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tevents/s\tMB/s\ttime\tfirst row\tclient CPU\tClickHouse CPU\truns\t")
+	row := func(name string, runs []Run) {
+		m := median(runs)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", name, thousands(m.Rate()),
+			m.Rate()*float64(rep.MeanValue)/1e6, secs(m.Elapsed), secs(m.FirstRow),
+			secs(m.ClientCPU), secs(m.ServerCPU), runsNote(runs))
+	}
+	row("bare franz-go consume (no group, no decode)", rep.Consume)
+	row("bare clickhouse-go insert (weft's rows and schema)", rep.Insert)
+	row("ClickHouse Kafka engine → MergeTree", rep.Engine)
+	weftRuns := make([]Run, len(rep.Weft))
+	for i, x := range rep.Weft {
+		weftRuns[i] = x.Run
+	}
+	row("weft run, end to end (all rows queryable)", weftRuns)
+	tw.Flush()
+
+	wm := rep.WeftMedian()
+	fmt.Fprintf(out, "\nweft: peak RSS %s (VmHWM when the backlog was stored", mb(wm.PeakRSS))
+	if wm.PeakRSSEnd > 0 {
+		fmt.Fprintf(out, "; %s after the freshness phase", mb(wm.PeakRSSEnd))
+	}
+	fmt.Fprintf(out, "); CPU %.0f µs per event; %d inserts took %s, %.0f%% of the run\n",
+		float64(wm.ClientCPU.Microseconds())/float64(max(w.Records, 1)), wm.Inserts, secs(wm.InsertWall),
+		100*wm.InsertWall.Seconds()/max(wm.Elapsed.Seconds(), 1e-9))
+	f := rep.Fresh()
+	if f != nil {
+		fmt.Fprintf(out, "freshness at %s events/s (reached %s, %s events): produce → queryable p50 %s, p99 %s, max %s (polled every %s)\n",
+			thousands(f.Rate), thousands(f.Achieved), thousands(float64(f.Events)), secs(f.P50), secs(f.P99), secs(f.Max), f.Poll)
+	}
+
+	vsBare, vsEngine := rep.Ratios()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tvalue\tgoal\t")
+	fmt.Fprintf(tw, "weft ÷ slower of bare consume, bare insert\t%.2f\t≥ %.2f\t%s\n", vsBare, TargetVsBare, verdict(vsBare >= TargetVsBare))
+	fmt.Fprintf(tw, "weft ÷ Kafka engine\t%.2f\t> %.2f\t%s\n", vsEngine, TargetVsEngine, verdict(vsEngine > TargetVsEngine))
+	fmt.Fprintf(tw, "weft peak RSS\t%s\t≤ %s\t%s\n", mb(rep.PeakRSS()), mb(TargetPeakRSS), verdict(rep.PeakRSS() <= TargetPeakRSS))
+	if f != nil {
+		fmt.Fprintf(tw, "freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", thousands(f.Rate), secs(f.P99), secs(TargetFreshnessP99), verdict(f.P99 <= TargetFreshnessP99))
+	}
+	tw.Flush()
+}
+
+func runsNote(runs []Run) string {
+	if len(runs) <= 1 {
+		return "1"
+	}
+	parts := make([]string, len(runs))
+	for i, r := range runs {
+		parts[i] = thousands(r.Rate())
+	}
+	return fmt.Sprintf("median of %d (%s)", len(runs), strings.Join(parts, ", "))
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func mb(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
+
+// thousands formats a rounded number with comma separators.
+func thousands(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
