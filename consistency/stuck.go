@@ -107,7 +107,7 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder
 	if len(e.workflows) == 0 {
 		return nil, nil
 	}
-	q := stuckSQL(e.store, e.workflows, clock.Now, f)
+	q := stuckSQL(e.store.Table("order_state"), e.workflows, clock.Now, f)
 	rows, err := e.store.Conn().Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("stuck orders query: %w", err)
@@ -150,11 +150,12 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder
 }
 
 // stuckSQL generates the stuck-orders query from the workflows. Per order it
-// merges the per-type last event times kept by the order_state view, maps
+// reads the per-type last event times kept by the order_state view (merged
+// with FINAL, several times cheaper than a GROUP BY of map-valued states), maps
 // event types to step indexes with transform(), picks the workflow instance
 // entered last, and keeps it if it is unfinished and past its SLA, all in
 // ClickHouse.
-func stuckSQL(s *chstore.Store, workflows []Workflow, now time.Time, f Filter) string {
+func stuckSQL(orderState string, workflows []Workflow, now time.Time, f Filter) string {
 	var parts []string
 	for _, w := range workflows {
 		var types, idxs, terminal, stepIdx, slas []string
@@ -208,11 +209,10 @@ WITH orders AS
 (
     SELECT
         order_id,
-        maxMap(type_last) AS tl,
+        type_last AS tl,
         mapKeys(tl)[indexOf(mapValues(tl), arrayMax(mapValues(tl)))] AS last_type,
         arrayMax(mapValues(tl)) AS last_ms
-    FROM %s
-    GROUP BY order_id
+    FROM %s FINAL
 )
 SELECT order_id, wf, step, entered, last_event_type, last_event_ms, in_step_ms, sla
 FROM
@@ -234,7 +234,7 @@ GROUP BY order_id
 HAVING NOT pick.5 AND in_step_ms > sla AND in_step_ms >= %d
 )
 ORDER BY in_step_ms DESC, order_id
-%s`, s.Table("order_state"), nowMs, strings.Join(parts, "\n    UNION ALL"), older, limit)
+%s`, orderState, nowMs, strings.Join(parts, "\n    UNION ALL"), older, limit)
 }
 
 // quote renders s as a ClickHouse string literal.
