@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/internal/chstore"
@@ -48,7 +49,8 @@ type Collector struct {
 	client *kgo.Client
 
 	consumed, stored, quarantined atomic.Int64
-	lastErr                       atomic.Pointer[string]
+	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
+	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until a clean poll
 
 	shutdownOnce sync.Once
 	done         chan struct{} // closed by Shutdown
@@ -158,11 +160,25 @@ func (c *Collector) Run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return nil
 		}
+		blocked, failed := "", false
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				c.log.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			failed = true
+			c.log.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
+			if blocking(err) {
+				blocked = err.Error()
+				if topic != "" {
+					blocked = topic + ": " + blocked
+				}
 			}
 		})
+		if blocked != "" {
+			c.fetchErr.Store(&blocked)
+		} else if fetches.NumRecords() > 0 || !failed {
+			c.fetchErr.Store(nil)
+		}
 		fetches.EachRecord(func(r *kgo.Record) { c.add(b, r) })
 		if b.len() >= c.cfg.Batch.MaxRecords || !time.Now().Before(deadline) {
 			if b.len() > 0 {
@@ -248,7 +264,18 @@ func (c *Collector) Ready() error {
 	if e := c.lastErr.Load(); e != nil {
 		return fmt.Errorf("clickhouse inserts failing: %s", *e)
 	}
+	if e := c.fetchErr.Load(); e != nil {
+		return fmt.Errorf("kafka refuses to serve the tap: %s", *e)
+	}
 	return nil
+}
+
+// blocking reports errors that keep the tap from consuming until an
+// operator acts: missing ACLs or failed authentication. Retriable errors
+// (leader moves, timeouts) are not.
+func blocking(err error) bool {
+	return errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
+		errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, kerr.SaslAuthenticationFailed)
 }
 
 // Stats returns running totals.

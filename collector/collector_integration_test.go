@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -65,18 +64,6 @@ func (tp *tap) waitConsumed(t *testing.T, n int64) {
 	}, 60*time.Second, 50*time.Millisecond, "tap stored %+v, want %d records", tp.c.Stats(), n)
 }
 
-func createTopic(t *testing.T, brokers []string, topic string, configs map[string]*string) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, configs, topic)
-	require.NoError(t, err)
-	require.NoError(t, resp.Err)
-}
-
 // TestKcatInterop: CloudEvents records produced by kcat, a client nobody here
 // wrote, are ingested with every field right.
 func TestKcatInterop(t *testing.T) {
@@ -85,7 +72,7 @@ func TestKcatInterop(t *testing.T) {
 	require.NoError(t, err, "kcat (Debian package kcat) is required; `make test` installs it")
 	store := testenv.Store(t)
 	topic := "orders.kcat_" + testenv.Name(t)
-	createTopic(t, brokers, topic, nil)
+	testenv.CreateTopic(t, brokers, topic, 2, nil)
 
 	structured := `{"specversion":"1.0","id":"ev-struct-1","type":"OrderPlaced","source":"https://shop.example/orders","time":"2026-11-20T10:15:30.250Z","subject":"ord-77","datacontenttype":"application/json","data":{"order_id":"ord-77","amount":"19.99","card_number":"4111111111111111"}}`
 	run := func(value string, args ...string) {
@@ -169,7 +156,7 @@ func TestBadInputIsQuarantined(t *testing.T) {
 	store := testenv.Store(t)
 	topic := "payments.bad_" + testenv.Name(t)
 	big := "10485760"
-	createTopic(t, brokers, topic, map[string]*string{"max.message.bytes": &big})
+	testenv.CreateTopic(t, brokers, topic, 2, map[string]*string{"max.message.bytes": &big})
 
 	good := func(id string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Key: []byte("o-" + id), Value: []byte(`{"event_type":"PaymentRequested","order_id":"o-` + id + `","event_id":"` + id + `"}`)}

@@ -13,7 +13,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -40,8 +39,8 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 
 	name := testenv.Name(t)
 	topic, dlq, group := "orders.lag_"+name, "payments.lag_"+name+".dlq", "app_"+name
-	createLagTopic(t, brokers, topic, 2)
-	createLagTopic(t, brokers, dlq, 1)
+	testenv.CreateTopic(t, brokers, topic, 2, nil)
+	testenv.CreateTopic(t, brokers, dlq, 1, nil)
 	now := time.Now().Truncate(time.Millisecond)
 	base := now.Add(-10 * time.Minute)
 	var recs []*kgo.Record
@@ -207,7 +206,7 @@ func TestLagMonitorRun(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	name := testenv.Name(t)
 	topic := "orders.run_" + name
-	createLagTopic(t, brokers, topic, 1)
+	testenv.CreateTopic(t, brokers, topic, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	produceLag(ctx, t, brokers, &kgo.Record{Topic: topic, Value: []byte(`{}`)})
@@ -319,18 +318,6 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels ...s
 	return 0
 }
 
-func createLagTopic(t *testing.T, brokers []string, topic string, partitions int32) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
-	require.NoError(t, err)
-	require.NoError(t, resp.Err)
-}
-
 // produceLag writes records to the partitions they name, with their timestamps.
 func produceLag(ctx context.Context, t *testing.T, brokers []string, recs ...*kgo.Record) {
 	t.Helper()
@@ -352,7 +339,7 @@ func TestLagMonitorTransactions(t *testing.T) {
 	defer cancel()
 	name := testenv.Name(t)
 	topic, group := "payments.txlag_"+name, "app_"+name
-	createLagTopic(t, brokers, topic, 1)
+	testenv.CreateTopic(t, brokers, topic, 1, nil)
 	txn, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("tx_"+name), kgo.DefaultProduceTopic(topic))
 	require.NoError(t, err)
 	defer txn.Close()

@@ -20,7 +20,7 @@ func TestTransactionsReadCommitted(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	store := testenv.Store(t)
 	topic := "payments.tx_" + testenv.Name(t)
-	createTopic(t, brokers, topic, nil)
+	testenv.CreateTopic(t, brokers, topic, 2, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -11,8 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
@@ -47,14 +45,7 @@ func loadDemo(t *testing.T) *loaded {
 	dcfg.Orders = 120
 	dcfg.Now = time.Now().UTC().Add(-time.Minute).Truncate(time.Millisecond)
 	dcfg.Topics = demo.TopicNames{Suffix: "." + name}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	defer prod.Close()
-	gen, err := demo.New(dcfg, prod, zerolog.Nop())
-	require.NoError(t, err)
-	require.NoError(t, gen.EnsureTopics(ctx, kadm.NewClient(prod), 3))
-	manifest, err := gen.RunHistory(ctx)
-	require.NoError(t, err)
+	manifest := testenv.DemoHistory(t, brokers, dcfg)
 
 	// The demo's topics carry the test's suffix: payments.dlq.<name>.
 	dlq := `.*(\.|-|_)(dlq|dead-letter|deadletter)\.` + regexp.QuoteMeta(name)

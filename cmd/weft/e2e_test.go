@@ -12,8 +12,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
@@ -49,14 +47,7 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	dcfg.Orders = 150
 	dcfg.Now = time.Now().UTC().Add(-time.Minute)
 	dcfg.Topics = demo.TopicNames{Suffix: "." + name}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	defer prod.Close()
-	gen, err := demo.New(dcfg, prod, zerolog.Nop())
-	require.NoError(t, err)
-	require.NoError(t, gen.EnsureTopics(ctx, kadm.NewClient(prod), 3))
-	manifest, err := gen.RunHistory(ctx)
-	require.NoError(t, err)
+	manifest := testenv.DemoHistory(t, brokers, dcfg)
 	injected := manifest.FaultsOf(demo.KindStuck)
 	require.NotEmpty(t, injected)
 

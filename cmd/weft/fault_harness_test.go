@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/internal/chstore"
@@ -106,18 +105,6 @@ func (l *ledger) waitProduced(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("producer did not finish")
 	}
-}
-
-func createTopicN(t *testing.T, brokers []string, topic string, partitions int32) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	require.NoError(t, err)
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
-	require.NoError(t, err)
-	require.NoError(t, resp.Err)
 }
 
 // weftProc is `weft run` in a child process.

@@ -36,7 +36,7 @@ func TestFaultKill9(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	name := testenv.Name(t)
 	topic := "orders.kill_" + name
-	createTopicN(t, brokers, topic, 4)
+	testenv.CreateTopic(t, brokers, topic, 4, nil)
 	env := weftEnv(brokers, ch, "g_"+name, topic)
 
 	stop := make(chan struct{})
@@ -77,7 +77,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 
 	name := testenv.Name(t)
 	topic := "orders.outage_" + name
-	createTopicN(t, brokers, topic, 4)
+	testenv.CreateTopic(t, brokers, topic, 4, nil)
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1000, stop)
 	p := startWeft(t, append(weftEnv(brokers, ch, "g_"+name, topic), "WEFT_CLICKHOUSE_DIAL_TIMEOUT=2s"))
@@ -125,7 +125,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	name := testenv.Name(t)
 	topic := "orders.broker_" + name
-	createTopicN(t, brokers, topic, 4)
+	testenv.CreateTopic(t, brokers, topic, 4, nil)
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1000, stop)
 	startWeft(t, weftEnv(brokers, ch, "g_"+name, topic))
@@ -146,7 +146,7 @@ func TestFaultRebalance(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	name := testenv.Name(t)
 	topic := "orders.rebalance_" + name
-	createTopicN(t, brokers, topic, 6)
+	testenv.CreateTopic(t, brokers, topic, 6, nil)
 	env := weftEnv(brokers, ch, "g_"+name, topic)
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1500, stop)
