@@ -25,7 +25,9 @@ type Report struct {
 	Consume   []Run
 	Insert    []Run
 	Engine    []Run
-	Weft      []WeftResult
+	// Tap are the `weft run` runs with the detector and queue-health
+	// monitor off; Full those with every default.
+	Tap, Full []WeftResult
 }
 
 func (r Run) String() string {
@@ -33,14 +35,10 @@ func (r Run) String() string {
 		r.Elapsed.Round(time.Millisecond), r.Rate(), r.FirstRow.Round(time.Millisecond))
 }
 
-// WeftMedian is the weft run of median time.
-func (rep *Report) WeftMedian() WeftResult {
-	runs := make([]Run, len(rep.Weft))
-	for i, w := range rep.Weft {
-		runs[i] = w.Run
-	}
-	m := median(runs)
-	for _, w := range rep.Weft {
+// medianWeft is the run of median time.
+func medianWeft(ws []WeftResult) WeftResult {
+	m := median(runsOf(ws))
+	for _, w := range ws {
 		if w.Run == m {
 			return w
 		}
@@ -48,9 +46,17 @@ func (rep *Report) WeftMedian() WeftResult {
 	return WeftResult{}
 }
 
-// Fresh is the freshness measurement, if one was made.
-func (rep *Report) Fresh() *Freshness {
-	for _, w := range rep.Weft {
+func runsOf(ws []WeftResult) []Run {
+	runs := make([]Run, len(ws))
+	for i, w := range ws {
+		runs[i] = w.Run
+	}
+	return runs
+}
+
+// Fresh is the freshness measured on one of ws, if any.
+func Fresh(ws []WeftResult) *Freshness {
+	for _, w := range ws {
 		if w.Fresh != nil {
 			return w.Fresh
 		}
@@ -58,10 +64,10 @@ func (rep *Report) Fresh() *Freshness {
 	return nil
 }
 
-// Ratios returns weft's rate over the slower of bare consume and bare
+// Ratios returns the rate of ws over the slower of bare consume and bare
 // insert, and over the Kafka engine (medians).
-func (rep *Report) Ratios() (vsBare, vsEngine float64) {
-	wr := rep.WeftMedian().Rate()
+func (rep *Report) Ratios(ws []WeftResult) (vsBare, vsEngine float64) {
+	wr := medianWeft(ws).Rate()
 	bare := min(median(rep.Consume).Rate(), median(rep.Insert).Rate())
 	if bare > 0 {
 		vsBare = wr / bare
@@ -72,10 +78,10 @@ func (rep *Report) Ratios() (vsBare, vsEngine float64) {
 	return vsBare, vsEngine
 }
 
-// PeakRSS is the highest VmHWM of any weft run.
-func (rep *Report) PeakRSS() int64 {
+// PeakRSS is the highest VmHWM of the runs.
+func PeakRSS(ws []WeftResult) int64 {
 	var m int64
-	for _, w := range rep.Weft {
+	for _, w := range ws {
 		m = max(m, w.PeakRSS, w.PeakRSSEnd)
 	}
 	return m
@@ -89,12 +95,15 @@ func (rep *Report) Print(out io.Writer) {
 	if rep.Preload.Reused {
 		fmt.Fprintf(out, "preload: reused (the broker already held this exact workload)\n\n")
 	} else {
-		fmt.Fprintf(out, "preload: produced in %s\n\n", rep.Preload.Took.Round(100*time.Millisecond))
+		fmt.Fprintf(out, "preload: produced in %s\n\n", secs(rep.Preload.Took))
 	}
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "path\tevents/s\tMB/s\ttime\tfirst row\tclient CPU\tClickHouse CPU\truns\t")
 	row := func(name string, runs []Run) {
+		if len(runs) == 0 {
+			return
+		}
 		m := median(runs)
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", name, thousands(m.Rate()),
 			m.Rate()*float64(rep.MeanValue)/1e6, secs(m.Elapsed), secs(m.FirstRow),
@@ -102,39 +111,58 @@ func (rep *Report) Print(out io.Writer) {
 	}
 	row("bare franz-go consume (no group, no decode)", rep.Consume)
 	row("bare clickhouse-go insert (weft's rows and schema)", rep.Insert)
-	row("ClickHouse Kafka engine → MergeTree", rep.Engine)
-	weftRuns := make([]Run, len(rep.Weft))
-	for i, x := range rep.Weft {
-		weftRuns[i] = x.Run
-	}
-	row("weft run, end to end (all rows queryable)", weftRuns)
+	row("ClickHouse Kafka engine → MergeTree (raw)", rep.Engine)
+	row("weft run, tap only (all rows queryable)", runsOf(rep.Tap))
+	row("weft run, all defaults (+ detector, queue health)", runsOf(rep.Full))
 	tw.Flush()
 
-	wm := rep.WeftMedian()
-	fmt.Fprintf(out, "\nweft: peak RSS %s (VmHWM when the backlog was stored", mb(wm.PeakRSS))
-	if wm.PeakRSSEnd > 0 {
-		fmt.Fprintf(out, "; %s after the freshness phase", mb(wm.PeakRSSEnd))
-	}
-	fmt.Fprintf(out, "); CPU %.0f µs per event; %d inserts took %s, %.0f%% of the run\n",
-		float64(wm.ClientCPU.Microseconds())/float64(max(w.Records, 1)), wm.Inserts, secs(wm.InsertWall),
-		100*wm.InsertWall.Seconds()/max(wm.Elapsed.Seconds(), 1e-9))
-	f := rep.Fresh()
-	if f != nil {
-		fmt.Fprintf(out, "freshness at %s events/s (reached %s, %s events): produce → queryable p50 %s, p99 %s, max %s (polled every %s)\n",
-			thousands(f.Rate), thousands(f.Achieved), thousands(float64(f.Events)), secs(f.P50), secs(f.P99), secs(f.Max), f.Poll)
+	fmt.Fprintln(out)
+	for _, v := range []struct {
+		name string
+		ws   []WeftResult
+	}{{"tap only", rep.Tap}, {"defaults", rep.Full}} {
+		if len(v.ws) == 0 {
+			continue
+		}
+		wm := medianWeft(v.ws)
+		fmt.Fprintf(out, "weft, %s: peak RSS %s (VmHWM when the backlog was stored", v.name, mb(wm.PeakRSS))
+		if wm.PeakRSSEnd > 0 {
+			fmt.Fprintf(out, "; %s after the freshness phase", mb(wm.PeakRSSEnd))
+		}
+		fmt.Fprintf(out, "); CPU %.0f µs/event (ClickHouse %.0f); %d inserts took %s, %.0f%% of the run\n",
+			perEvent(wm.ClientCPU, w.Records), perEvent(wm.ServerCPU, w.Records), wm.Inserts, secs(wm.InsertWall),
+			100*wm.InsertWall.Seconds()/max(wm.Elapsed.Seconds(), 1e-9))
+		if f := Fresh(v.ws); f != nil {
+			fmt.Fprintf(out, "  freshness at %s events/s (reached %s, %s events): produce → queryable p50 %s, p99 %s, max %s (polled every %s)\n",
+				thousands(f.Rate), thousands(f.Achieved), thousands(float64(f.Events)), secs(f.P50), secs(f.P99), secs(f.Max), f.Poll)
+		}
 	}
 
-	vsBare, vsEngine := rep.Ratios()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tvalue\tgoal\t")
-	fmt.Fprintf(tw, "weft ÷ slower of bare consume, bare insert\t%.2f\t≥ %.2f\t%s\n", vsBare, TargetVsBare, verdict(vsBare >= TargetVsBare))
-	fmt.Fprintf(tw, "weft ÷ Kafka engine\t%.2f\t> %.2f\t%s\n", vsEngine, TargetVsEngine, verdict(vsEngine > TargetVsEngine))
-	fmt.Fprintf(tw, "weft peak RSS\t%s\t≤ %s\t%s\n", mb(rep.PeakRSS()), mb(TargetPeakRSS), verdict(rep.PeakRSS() <= TargetPeakRSS))
-	if f != nil {
-		fmt.Fprintf(tw, "freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", thousands(f.Rate), secs(f.P99), secs(TargetFreshnessP99), verdict(f.P99 <= TargetFreshnessP99))
+	for _, v := range []struct {
+		name string
+		ws   []WeftResult
+	}{{"tap only", rep.Tap}, {"defaults", rep.Full}} {
+		if len(v.ws) == 0 {
+			continue
+		}
+		vsBare, vsEngine := rep.Ratios(v.ws)
+		rss := PeakRSS(v.ws)
+		fmt.Fprintf(tw, "weft (%s) ÷ slower of bare consume, bare insert\t%.2f\t≥ %.2f\t%s\n", v.name, vsBare, TargetVsBare, verdict(vsBare >= TargetVsBare))
+		fmt.Fprintf(tw, "weft (%s) ÷ Kafka engine\t%.2f\t> %.2f\t%s\n", v.name, vsEngine, TargetVsEngine, verdict(vsEngine > TargetVsEngine))
+		fmt.Fprintf(tw, "weft (%s) peak RSS\t%s\t≤ %s\t%s\n", v.name, mb(rss), mb(TargetPeakRSS), verdict(rss <= TargetPeakRSS))
+		if f := Fresh(v.ws); f != nil {
+			fmt.Fprintf(tw, "weft (%s) freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", v.name, thousands(f.Rate), secs(f.P99),
+				secs(TargetFreshnessP99), verdict(f.P99 <= TargetFreshnessP99))
+		}
 	}
 	tw.Flush()
+}
+
+func perEvent(d time.Duration, n int) float64 {
+	return float64(d.Microseconds()) / float64(max(n, 1))
 }
 
 func runsNote(runs []Run) string {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -32,8 +33,8 @@ type Options struct {
 	BatchSize   int
 	KafkaEngine KafkaEngineConfig
 	// FreshRate (events/s) and FreshFor set the freshness phase, run
-	// against the first weft once it caught up with the backlog. A zero
-	// FreshFor skips it.
+	// against the first weft of each kind once it caught up with the
+	// backlog. A zero FreshFor skips it.
 	FreshRate int
 	FreshFor  time.Duration
 	// Dir is scratch space (the weft binary, its config and log).
@@ -128,87 +129,45 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	fresh := "weft-bench-fresh-" + suffix
-	if o.FreshFor > 0 {
-		if err := createTopic(ctx, o.Brokers, fresh, w.Partitions); err != nil {
-			return nil, err
+	for _, tapOnly := range []bool{true, false} {
+		for i := range max(o.Runs, 1) {
+			name := fmt.Sprintf("%s_%d_%t", suffix, i, tapOnly)
+			// Each run gets its own freshness topic, empty when weft starts.
+			fresh := "weft-bench-fresh-" + strings.ReplaceAll(name, "_", "-")
+			measureFresh := i == 0 && o.FreshFor > 0
+			if measureFresh {
+				if err := createTopic(ctx, o.Brokers, fresh, w.Partitions); err != nil {
+					return nil, err
+				}
+			}
+			wr, err := weftRun(ctx, o, store, WeftConfig{
+				Bin: bin, Dir: o.Dir, Brokers: o.Brokers, ClickHouse: o.ClickHouse,
+				Database: "bench_weft_" + name, Group: "bench-weft-" + name,
+				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly,
+			}, pre.Topic, fresh, measureFresh)
+			if measureFresh {
+				deleteTopic(o.Brokers, fresh)
+			}
+			if err != nil {
+				return nil, err
+			}
+			logf("weft %s %d: %s, peak RSS %s, CPU %s, %d inserts took %s", variant(tapOnly), i+1, wr.Run, mb(wr.PeakRSS),
+				wr.ClientCPU.Round(time.Millisecond), wr.Inserts, wr.InsertWall.Round(time.Millisecond))
+			if tapOnly {
+				rep.Tap = append(rep.Tap, wr)
+			} else {
+				rep.Full = append(rep.Full, wr)
+			}
 		}
-		defer deleteTopic(o.Brokers, fresh)
-	}
-	for i := range max(o.Runs, 1) {
-		wr, err := weftRun(ctx, o, store, WeftConfig{
-			Bin: bin, Dir: o.Dir, Brokers: o.Brokers, ClickHouse: o.ClickHouse,
-			Database: fmt.Sprintf("bench_weft_%s_%d", suffix, i), Group: fmt.Sprintf("bench-weft-%s-%d", suffix, i),
-			Topics: []string{pre.Topic, fresh},
-		}, pre.Topic, fresh, i == 0 && o.FreshFor > 0)
-		if err != nil {
-			return nil, err
-		}
-		logf("weft %d: %s, peak RSS %s, CPU %s, %d inserts took %s", i+1, wr.Run, mb(wr.PeakRSS),
-			wr.ClientCPU.Round(time.Millisecond), wr.Inserts, wr.InsertWall.Round(time.Millisecond))
-		rep.Weft = append(rep.Weft, wr)
 	}
 	return rep, nil
 }
 
-// WeftResult is one `weft run` over the backlog.
-type WeftResult struct {
-	Run
-	// PeakRSS is VmHWM once the backlog is stored; PeakRSSEnd after the
-	// freshness phase too.
-	PeakRSS, PeakRSSEnd int64
-	// InsertWall is the time weft spent in ClickHouse inserts (its
-	// insert_duration_seconds), over Inserts batches, until the backlog
-	// was stored: the rest of the run it fetched and decoded.
-	InsertWall time.Duration
-	Inserts    int
-	Fresh      *Freshness
-}
-
-func weftRun(ctx context.Context, o Options, admin *chstore.Store, c WeftConfig, topic, fresh string, measureFresh bool) (WeftResult, error) {
-	defer dropDatabase(admin, c.Database)
-	var res WeftResult
-	m := startCPU(ctx, admin.Conn())
-	start := time.Now()
-	proc, err := StartWeft(c)
-	if err != nil {
-		return res, err
+func variant(tapOnly bool) string {
+	if tapOnly {
+		return "tap only"
 	}
-	defer proc.Stop() //nolint:errcheck // stopped explicitly below; this is for the error paths
-	q := "SELECT (SELECT count() FROM " + c.Database + ".events WHERE topic = '" + topic + "') + " +
-		"(SELECT count() FROM " + c.Database + ".quarantine WHERE topic = '" + topic + "')"
-	res.Run, err = waitRows(ctx, admin.Conn(), q, o.Workload.Records, start, proc.Alive)
-	if err != nil {
-		return res, fmt.Errorf("weft: %w", err)
-	}
-	if res.PeakRSS, err = proc.PeakRSS(); err != nil {
-		return res, err
-	}
-	if res.ClientCPU, err = proc.CPU(); err != nil {
-		return res, err
-	}
-	m.stop(ctx, &res.Run)
-	if res.InsertWall, res.Inserts, err = proc.InsertTime(); err != nil {
-		return res, err
-	}
-	if measureFresh {
-		o.Logf("freshness: %d events/s for %s into %s", o.FreshRate, o.FreshFor, fresh)
-		f, err := MeasureFreshness(ctx, admin.Conn(), FreshnessConfig{
-			Brokers: o.Brokers, Topic: fresh, Table: c.Database + ".events",
-			Rate: o.FreshRate, Duration: o.FreshFor, Workload: o.Workload,
-		})
-		if err != nil {
-			return res, fmt.Errorf("freshness: %w\n%s", err, proc.LogTail())
-		}
-		res.Fresh = &f
-		if res.PeakRSSEnd, err = proc.PeakRSS(); err != nil {
-			return res, err
-		}
-	}
-	if err := proc.Stop(); err != nil {
-		return res, fmt.Errorf("weft stop: %w\n%s", err, proc.LogTail())
-	}
-	return res, nil
+	return "defaults"
 }
 
 func bareInsertRun(ctx context.Context, o Options, pool []event.Event, db string) (Run, error) {

@@ -47,6 +47,10 @@ type WeftConfig struct {
 	Group    string
 	// Topics are the exact topic names tapped.
 	Topics []string
+	// TapOnly turns off what `weft run` does besides the tap: the detector
+	// (consistency.interval 24h: one pass at start, on an empty database)
+	// and the queue-health monitor (collector.lag.enabled false).
+	TapOnly bool
 }
 
 // freePort returns a 127.0.0.1 address nothing listens on right now.
@@ -69,8 +73,9 @@ type Weft struct {
 	http string // its /metrics address
 }
 
-// StartWeft writes a config (only the servers, database, group, topics and
-// a quiet log changed from the defaults) and starts `weft run` with it.
+// StartWeft writes a config (only the servers, database, group, topics, a
+// quiet log and, with TapOnly, the detector and queue-health monitor
+// changed from the defaults) and starts `weft run` with it.
 func StartWeft(c WeftConfig) (*Weft, error) {
 	include := make([]string, len(c.Topics))
 	for i, t := range c.Topics {
@@ -86,6 +91,10 @@ func StartWeft(c WeftConfig) (*Weft, error) {
 		"kafka":      map[string]any{"brokers": c.Brokers},
 		"clickhouse": map[string]any{"addr": c.ClickHouse, "database": c.Database},
 		"collector":  map[string]any{"group": c.Group, "topics": map[string]any{"include": include}},
+	}
+	if c.TapOnly {
+		cfg["consistency"] = map[string]any{"interval": "24h"}
+		cfg["collector"].(map[string]any)["lag"] = map[string]any{"enabled": false}
 	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
