@@ -147,15 +147,35 @@ func TestDecodeMasksSensitiveData(t *testing.T) {
 
 func TestMappingOverridesDefaults(t *testing.T) {
 	c := Default()
-	c.Mapping = []Mapping{{Topic: `legacy\..*`, OrderID: []string{"header:x-order", "payload.ref"}, Type: []string{"kind"},
-		Service: []string{"const:legacy-shop"}, Time: []string{"ts"}}}
+	c.Mapping = []Mapping{{
+		Topic:          `legacy\..*`,
+		OrderID:        []string{"header:x-order", "payload.ref"},
+		EventID:        []string{"uuid"},
+		Type:           []string{"kind"},
+		Service:        []string{"const:legacy-shop"},
+		Time:           []string{"ts"},
+		CausationID:    []string{"header:x-caused-by"},
+		CorrelationID:  []string{"meta.request"},
+		VersionVector:  []string{"meta.vv"},
+		IdempotencyKey: []string{"header:x-idem"},
+	}}
 	d := mustDecoder(t, c)
-	e, err := d.Decode(rec("legacy.orders", "", `{"kind":"OrderPlaced","payload":{"ref":"L-1"},"ts":"2026-01-02T03:04:05Z"}`))
+	e, err := d.Decode(rec("legacy.orders", "", `{"uuid":"u-1","kind":"OrderPlaced","payload":{"ref":"L-1"},"ts":"2026-01-02T03:04:05Z",
+		"meta":{"request":"req-9","vv":{"legacy-shop":4}}}`, "x-caused-by", "u-0", "x-idem", "idem-1"))
 	require.NoError(t, err)
 	assert.Equal(t, "L-1", e.OrderID)
+	assert.Equal(t, "u-1", e.EventID)
 	assert.Equal(t, "OrderPlaced", e.Type)
 	assert.Equal(t, "legacy-shop", e.Service)
-	assert.Equal(t, 2026, e.EventTime.Year())
+	assert.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), e.EventTime)
+	assert.Equal(t, "u-0", e.CausationID)
+	assert.Equal(t, "req-9", e.CorrelationID)
+	assert.Equal(t, map[string]uint64{"legacy-shop": 4}, e.VersionVector)
+	assert.Equal(t, "idem-1", e.IdempotencyKey)
+	// A header source wins over the path after it.
+	e, err = d.Decode(rec("legacy.orders", "", `{"kind":"X","payload":{"ref":"L-1"}}`, "x-order", "H-7"))
+	require.NoError(t, err)
+	assert.Equal(t, "H-7", e.OrderID)
 	// Another topic keeps the defaults.
 	_, err = d.Decode(rec("orders", "", `{"kind":"OrderPlaced","payload":{"ref":"L-1"}}`))
 	assert.Error(t, err)
