@@ -3,10 +3,12 @@ package collector_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,10 @@ import (
 //	WEFT_BENCH_PARTITIONS  partitions of its topic (default 12)
 //	WEFT_BENCH_RUNS        runs of the insert, engine and weft paths, median reported (default 1)
 //	WEFT_BENCH_FRESH       freshness phase duration (default 30s; 0 skips it)
+//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,tap,weft (default all)
+//
+// The weft child inherits the environment, so WEFT_<PATH> overrides (e.g.
+// WEFT_COLLECTOR_FETCH_MAX_BYTES) and GOMEMLIMIT/GOGC reach it.
 //
 // The preloaded topic is named after the workload and reused when a broker
 // already holds exactly that workload (a long-lived broker); a fresh broker
@@ -47,6 +53,14 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		o.FreshFor = d
 	}
+	if v := os.Getenv("WEFT_BENCH_PATHS"); v != "" {
+		o.Paths = strings.Split(v, ",")
+		for _, p := range o.Paths {
+			if !slices.Contains(benchkit.AllPaths(), p) {
+				b.Fatalf("WEFT_BENCH_PATHS: %q is not one of %v", p, benchkit.AllPaths())
+			}
+		}
+	}
 	o.Dir = b.TempDir()
 	o.Logf = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
@@ -59,10 +73,15 @@ func BenchmarkIngest(b *testing.B) {
 
 	tap := benchkit.PeakRSS(rep.Tap)
 	vsBare, vsEngine := rep.Ratios(rep.Tap)
-	b.ReportMetric(vsBare, "tap/bare")
-	b.ReportMetric(vsEngine, "tap/kafka-engine")
-	b.ReportMetric(float64(tap)/1e6, "tap-peak-RSS-MB")
-	b.ReportMetric(float64(benchkit.PeakRSS(rep.Full))/1e6, "weft-peak-RSS-MB")
+	metric := func(v float64, unit string) {
+		if v > 0 && !math.IsNaN(v) {
+			b.ReportMetric(v, unit)
+		}
+	}
+	metric(vsBare, "tap/bare")
+	metric(vsEngine, "tap/kafka-engine")
+	metric(float64(tap)/1e6, "tap-peak-RSS-MB")
+	metric(float64(benchkit.PeakRSS(rep.Full))/1e6, "weft-peak-RSS-MB")
 	if f := benchkit.Fresh(rep.Tap); f != nil {
 		b.ReportMetric(f.P99.Seconds(), "tap-fresh-p99-s")
 	}

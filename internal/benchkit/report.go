@@ -3,6 +3,7 @@ package benchkit
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,15 +66,24 @@ func Fresh(ws []WeftResult) *Freshness {
 }
 
 // Ratios returns the rate of ws over the slower of bare consume and bare
-// insert, and over the Kafka engine (medians).
+// insert, and over the Kafka engine (medians); NaN where a path was not
+// measured.
 func (rep *Report) Ratios(ws []WeftResult) (vsBare, vsEngine float64) {
 	wr := medianWeft(ws).Rate()
-	bare := min(median(rep.Consume).Rate(), median(rep.Insert).Rate())
-	if bare > 0 {
+	vsBare, vsEngine = math.NaN(), math.NaN()
+	bare := math.Inf(1)
+	for _, runs := range [][]Run{rep.Consume, rep.Insert} {
+		if len(runs) > 0 {
+			bare = min(bare, median(runs).Rate())
+		}
+	}
+	if bare > 0 && !math.IsInf(bare, 1) {
 		vsBare = wr / bare
 	}
-	if e := median(rep.Engine).Rate(); e > 0 {
-		vsEngine = wr / e
+	if len(rep.Engine) > 0 {
+		if e := median(rep.Engine).Rate(); e > 0 {
+			vsEngine = wr / e
+		}
 	}
 	return vsBare, vsEngine
 }
@@ -150,8 +160,12 @@ func (rep *Report) Print(out io.Writer) {
 		}
 		vsBare, vsEngine := rep.Ratios(v.ws)
 		rss := PeakRSS(v.ws)
-		fmt.Fprintf(tw, "weft (%s) ÷ slower of bare consume, bare insert\t%.2f\t≥ %.2f\t%s\n", v.name, vsBare, TargetVsBare, verdict(vsBare >= TargetVsBare))
-		fmt.Fprintf(tw, "weft (%s) ÷ Kafka engine\t%.2f\t> %.2f\t%s\n", v.name, vsEngine, TargetVsEngine, verdict(vsEngine > TargetVsEngine))
+		if !math.IsNaN(vsBare) {
+			fmt.Fprintf(tw, "weft (%s) ÷ slower of bare consume, bare insert\t%.2f\t≥ %.2f\t%s\n", v.name, vsBare, TargetVsBare, verdict(vsBare >= TargetVsBare))
+		}
+		if !math.IsNaN(vsEngine) {
+			fmt.Fprintf(tw, "weft (%s) ÷ Kafka engine\t%.2f\t> %.2f\t%s\n", v.name, vsEngine, TargetVsEngine, verdict(vsEngine > TargetVsEngine))
+		}
 		fmt.Fprintf(tw, "weft (%s) peak RSS\t%s\t≤ %s\t%s\n", v.name, mb(rss), mb(TargetPeakRSS), verdict(rss <= TargetPeakRSS))
 		if f := Fresh(v.ws); f != nil {
 			fmt.Fprintf(tw, "weft (%s) freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", v.name, thousands(f.Rate), secs(f.P99),

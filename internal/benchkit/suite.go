@@ -23,6 +23,9 @@ type Options struct {
 	Brokers    []string
 	ClickHouse []string
 	Workload   Workload
+	// Paths are the paths measured, of "consume", "insert", "engine",
+	// "tap" and "weft" (all defaults). Default all of them.
+	Paths []string
 	// ConsumeRuns is how many bare-consume runs are made (cheap); the
 	// median is reported. Default 3.
 	ConsumeRuns int
@@ -43,10 +46,20 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// AllPaths names every measured path, in the order they run.
+func AllPaths() []string { return []string{"consume", "insert", "engine", "tap", "weft"} }
+
+func (o Options) runs(path string, n int) int {
+	if !slices.Contains(o.Paths, path) {
+		return 0
+	}
+	return max(n, 1)
+}
+
 // DefaultOptions is `make bench`.
 func DefaultOptions() Options {
 	return Options{
-		Workload: DefaultWorkload(), ConsumeRuns: 3, Runs: 1,
+		Workload: DefaultWorkload(), Paths: AllPaths(), ConsumeRuns: 3, Runs: 1,
 		BatchSize: collector.Default().Batch.MaxRecords, KafkaEngine: DefaultKafkaEngine(),
 		FreshRate: 10_000, FreshFor: 30 * time.Second,
 		Logf: func(string, ...any) {},
@@ -84,7 +97,7 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	defer store.Close()
 	admin := store.Conn()
 
-	for i := range max(o.ConsumeRuns, 1) {
+	for i := range o.runs("consume", o.ConsumeRuns) {
 		m := startCPU(ctx, admin)
 		r, err := BareConsume(ctx, o.Brokers, pre.Topic, w.Records)
 		if err != nil {
@@ -103,7 +116,7 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	if !pre.Reused {
 		rep.MeanValue = int(pre.ValueBytes / int64(w.Records))
 	}
-	for i := range max(o.Runs, 1) {
+	for i := range o.runs("insert", o.Runs) {
 		m := startCPU(ctx, admin)
 		r, err := bareInsertRun(ctx, o, pool, fmt.Sprintf("bench_insert_%s_%d", suffix, i))
 		if err != nil {
@@ -114,7 +127,7 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		rep.Insert = append(rep.Insert, r)
 	}
 
-	for i := range max(o.Runs, 1) {
+	for i := range o.runs("engine", o.Runs) {
 		m := startCPU(ctx, admin)
 		r, err := KafkaEngine(ctx, admin, fmt.Sprintf("bench_kafka_engine_%s_%d", suffix, i), o.Brokers, pre.Topic, w.Records, o.KafkaEngine)
 		if err != nil {
@@ -130,7 +143,8 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	for _, tapOnly := range []bool{true, false} {
-		for i := range max(o.Runs, 1) {
+		path := map[bool]string{true: "tap", false: "weft"}[tapOnly]
+		for i := range o.runs(path, o.Runs) {
 			name := fmt.Sprintf("%s_%d_%t", suffix, i, tapOnly)
 			// Each run gets its own freshness topic, empty when weft starts.
 			fresh := "weft-bench-fresh-" + strings.ReplaceAll(name, "_", "-")
