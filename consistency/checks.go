@@ -32,8 +32,9 @@ type Windows struct {
 type Raised struct {
 	Kind     string
 	Workflow string
-	// Subject says what in the order the finding is about (an event id, a
-	// service, an invariant); with the kind and order it identifies the finding.
+	// Subject says what in the order the finding is about (a service for a
+	// gap, an invariant); with the kind, workflow and order it identifies the
+	// finding. Per-event kinds are folded into one finding per order.
 	Subject  string
 	Summary  string
 	Evidence map[string]any
@@ -95,6 +96,47 @@ func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []R
 			out = append(out, checkInvariants(w, uniq)...)
 			out = append(out, checkDivergence(w, uniq, vv)...)
 		}
+	}
+	return collapse(out)
+}
+
+// maxEvidenceItems bounds the evidence kept when one order raises a kind
+// many times.
+const maxEvidenceItems = 10
+
+// collapse folds the per-event kinds (duplicate, causality violation,
+// orphan, concurrent conflict) into one finding per order, kind and
+// workflow, so a producer with systematically wrong headers yields one
+// finding per order with the offending events as evidence, not one per event.
+func collapse(rs []Raised) []Raised {
+	perEvent := map[string]bool{KindDuplicate: true, KindCausalityViolation: true, KindOrphan: true, KindConcurrentConflict: true}
+	type key struct{ kind, workflow string }
+	groups := map[key][]Raised{}
+	var out []Raised
+	var order []key
+	for _, r := range rs {
+		if !perEvent[r.Kind] {
+			out = append(out, r)
+			continue
+		}
+		k := key{r.Kind, r.Workflow}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	for _, k := range order {
+		g := groups[k]
+		items := make([]map[string]any, 0, min(len(g), maxEvidenceItems))
+		for _, r := range g[:min(len(g), maxEvidenceItems)] {
+			items = append(items, map[string]any{"subject": r.Subject, "summary": r.Summary, "evidence": r.Evidence})
+		}
+		summary := g[0].Summary
+		if len(g) > 1 {
+			summary = fmt.Sprintf("%d times, first: %s", len(g), g[0].Summary)
+		}
+		out = append(out, Raised{Kind: k.kind, Workflow: k.workflow, Subject: "", Summary: summary,
+			Evidence: map[string]any{"count": len(g), "items": items}})
 	}
 	return out
 }

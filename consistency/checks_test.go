@@ -190,3 +190,23 @@ func TestOrderStates(t *testing.T) {
 		assert.Empty(t, done[0].Expects)
 	}
 }
+
+// A producer with systematically wrong vectors yields one finding per order,
+// listing the events, not one per event.
+func TestCheckOrderFoldsPerEventKinds(t *testing.T) {
+	evs := healthy().evs
+	for i := range evs {
+		evs[i].VersionVector = map[string]uint64{"orders": 1} // every event claims the same vector
+	}
+	got := CheckOrder(Builtin(), causalOrder(evs), t0.Add(3*time.Hour), Windows{})
+	var cv []Raised
+	for _, r := range got {
+		if r.Kind == KindCausalityViolation {
+			cv = append(cv, r)
+		}
+	}
+	if assert.Len(t, cv, 1) {
+		assert.Equal(t, len(evs)-1, cv[0].Evidence["count"])
+		assert.Contains(t, cv[0].Summary, "times, first:")
+	}
+}

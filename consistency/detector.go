@@ -23,6 +23,8 @@ type PassResult struct {
 	Checked  int
 	Opened   int
 	Resolved int
+	// Backlog is how many orders wait for a later pass.
+	Backlog int
 }
 
 // Detector raises and resolves findings on an interval. Passes are
@@ -38,7 +40,15 @@ type Detector struct {
 	// lastPass is when the previous pass started (wall clock); orders
 	// ingested since, or still inside their windows, are checked again.
 	lastPass time.Time
+	// backlog holds orders due for checking that did not fit in a pass.
+	backlog []string
+	queued  map[string]bool
 }
+
+// maxChecksPerPass bounds the orders one pass checks, so a first pass over
+// a large history (or a burst) is spread over several passes instead of
+// holding everything at once.
+const maxChecksPerPass = 20000
 
 // NewDetector builds a detector. It does no I/O.
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
@@ -76,9 +86,10 @@ func (d *Detector) Run(ctx context.Context) {
 }
 
 // Pass computes the findings that hold now — stuck orders over all orders,
-// the other kinds over the orders that changed recently or have active
-// findings — stores new ones, refreshes active ones (an acknowledgement is
-// kept), and resolves those that no longer hold.
+// the other kinds over the orders that changed recently (at most
+// maxChecksPerPass of them; the rest wait for the next pass) — stores new
+// ones, refreshes active ones (an acknowledgement is kept), and resolves
+// those that no longer hold.
 func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	e := d.engine
 	start := time.Now().UTC()
@@ -102,15 +113,25 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if err != nil {
 		return PassResult{}, err
 	}
-	checked := map[string]bool{}
+	if d.queued == nil {
+		d.queued = map[string]bool{}
+	}
+	enqueue := func(id string) {
+		if !d.queued[id] {
+			d.queued[id] = true
+			d.backlog = append(d.backlog, id)
+		}
+	}
+	// Orders with active findings need no re-check until they change: only
+	// later events (or a new process starting from scratch) can fix them.
+	for _, o := range orders {
+		enqueue(o)
+	}
+	orders = d.backlog[:min(len(d.backlog), maxChecksPerPass)]
+	checked := make(map[string]bool, len(orders))
 	for _, o := range orders {
 		checked[o] = true
-	}
-	for _, f := range active {
-		if f.Kind != KindStuck && !checked[f.OrderID] {
-			checked[f.OrderID] = true
-			orders = append(orders, f.OrderID)
-		}
+		delete(d.queued, o)
 	}
 	raised, err := e.CheckOrders(ctx, orders, clock.Now, d.windows)
 	if err != nil {
@@ -167,8 +188,13 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		writes = append(writes, f)
 	}
 	if err := e.writeFindings(ctx, writes, now); err != nil {
+		for _, o := range orders { // check them again next pass
+			d.queued[o] = true
+		}
 		return PassResult{}, err
 	}
+	d.backlog = d.backlog[len(orders):]
+	res.Backlog = len(d.backlog)
 	d.lastPass = start
 	d.open.Reset()
 	for _, f := range want {

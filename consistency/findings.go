@@ -152,8 +152,21 @@ func (e *Engine) Acknowledge(ctx context.Context, id, by, reason string) (Findin
 	return Finding{}, fmt.Errorf("acknowledge %s: %w", id, ErrNoFinding)
 }
 
-// writeFindings stores a new version of each finding.
+// findingsBatch bounds one insert of findings.
+const findingsBatch = 10000
+
+// writeFindings stores a new version of each finding, in bounded batches.
 func (e *Engine) writeFindings(ctx context.Context, fs []Finding, at time.Time) error {
+	for len(fs) > findingsBatch {
+		if err := e.writeFindingsBatch(ctx, fs[:findingsBatch], at); err != nil {
+			return err
+		}
+		fs = fs[findingsBatch:]
+	}
+	return e.writeFindingsBatch(ctx, fs, at)
+}
+
+func (e *Engine) writeFindingsBatch(ctx context.Context, fs []Finding, at time.Time) error {
 	if len(fs) == 0 {
 		return nil
 	}
