@@ -23,7 +23,8 @@ import (
 // BenchmarkIngest is `make bench`: the workload of internal/benchkit (1M
 // demo records of about 1 KB over 12 partitions, preloaded into the real
 // broker) through a bare franz-go consume loop, a bare clickhouse-go batch
-// insert, ClickHouse's Kafka table engine and `weft run` as a child process
+// insert, ClickHouse's Kafka table engine (raw rows, and into weft's own
+// schema with the fields extracted in SQL) and `weft run` as a child process
 // (twice: the tap alone, then every default; each followed by freshness at
 // 10k events/s once the backlog is stored), and a summary table with the ratios against
 // the targets (docs/benchmarks.md). It runs once whatever b.N is
@@ -33,7 +34,7 @@ import (
 //	WEFT_BENCH_PARTITIONS  partitions of its topic (default 12)
 //	WEFT_BENCH_RUNS        runs of the insert, engine and weft paths, median reported (default 1)
 //	WEFT_BENCH_FRESH       freshness phase duration (default 30s; 0 skips it)
-//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,tap,weft (default all)
+//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,engine-events,tap,weft (default all)
 //
 // The weft child inherits the environment, so WEFT_<PATH> overrides (e.g.
 // WEFT_COLLECTOR_FETCH_MAX_BYTES) and GOMEMLIMIT/GOGC reach it.
@@ -72,7 +73,7 @@ func BenchmarkIngest(b *testing.B) {
 	rep.Print(os.Stdout)
 
 	tap := benchkit.PeakRSS(rep.Tap)
-	vsBare, vsEngine := rep.Ratios(rep.Tap)
+	vsBare, vsEngine, vsEngineEvents := rep.Ratios(rep.Tap)
 	metric := func(v float64, unit string) {
 		if v > 0 && !math.IsNaN(v) {
 			b.ReportMetric(v, unit)
@@ -80,6 +81,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	metric(vsBare, "tap/bare")
 	metric(vsEngine, "tap/kafka-engine")
+	metric(vsEngineEvents, "tap/kafka-engine-events")
 	metric(float64(tap)/1e6, "tap-peak-RSS-MB")
 	metric(float64(benchkit.PeakRSS(rep.Full))/1e6, "weft-peak-RSS-MB")
 	if f := benchkit.Fresh(rep.Tap); f != nil {

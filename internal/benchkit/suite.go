@@ -23,8 +23,10 @@ type Options struct {
 	Brokers    []string
 	ClickHouse []string
 	Workload   Workload
-	// Paths are the paths measured, of "consume", "insert", "engine",
-	// "tap" and "weft" (all defaults). Default all of them.
+	// Paths are the paths measured (AllPaths): "consume", "insert",
+	// "engine" (Kafka engine, raw rows), "engine-events" (Kafka engine into
+	// weft's schema), "tap" (weft with the tap alone) and "weft" (every
+	// default). Default all of them.
 	Paths []string
 	// ConsumeRuns is how many bare-consume runs are made (cheap); the
 	// median is reported. Default 3.
@@ -47,7 +49,9 @@ type Options struct {
 }
 
 // AllPaths names every measured path, in the order they run.
-func AllPaths() []string { return []string{"consume", "insert", "engine", "tap", "weft"} }
+func AllPaths() []string {
+	return []string{"consume", "insert", "engine", "engine-events", "tap", "weft"}
+}
 
 func (o Options) runs(path string, n int) int {
 	if !slices.Contains(o.Paths, path) {
@@ -127,15 +131,31 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		rep.Insert = append(rep.Insert, r)
 	}
 
-	for i := range o.runs("engine", o.Runs) {
-		m := startCPU(ctx, admin)
-		r, err := KafkaEngine(ctx, admin, fmt.Sprintf("bench_kafka_engine_%s_%d", suffix, i), o.Brokers, pre.Topic, w.Records, o.KafkaEngine)
-		if err != nil {
-			return nil, err
+	for _, raw := range []bool{true, false} {
+		path := map[bool]string{true: "engine", false: "engine-events"}[raw]
+		for i := range o.runs(path, o.Runs) {
+			db := fmt.Sprintf("bench_kafka_%s_%s_%d", strings.ReplaceAll(path, "-", "_"), suffix, i)
+			migrate := func(ctx context.Context) error {
+				s, err := openStore(ctx, o.ClickHouse, db)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				return s.Migrate(ctx)
+			}
+			m := startCPU(ctx, admin)
+			r, err := KafkaEngine(ctx, admin, db, o.Brokers, pre.Topic, w.Records, o.KafkaEngine, raw, migrate)
+			if err != nil {
+				return nil, err
+			}
+			m.stop(ctx, &r)
+			logf("kafka %s %d: %s", path, i+1, r)
+			if raw {
+				rep.Engine = append(rep.Engine, r)
+			} else {
+				rep.EngineEvents = append(rep.EngineEvents, r)
+			}
 		}
-		m.stop(ctx, &r)
-		logf("kafka engine %d: %s", i+1, r)
-		rep.Engine = append(rep.Engine, r)
 	}
 
 	bin, err := BuildWeft(ctx, o.Dir)
