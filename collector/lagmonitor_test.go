@@ -386,9 +386,13 @@ func TestLagMonitorTransactions(t *testing.T) {
 
 	// A committed message arrives after them: its age is the lag.
 	inTxn(kgo.TryCommit, rec(now.Add(-time.Minute))) // offset 7, marker 8
-	rep, err = m.Sample(ctx)
-	require.NoError(t, err)
-	p = findGroup(t, rep, group, topic).Partitions[0]
-	assert.Equal(t, int64(9-3), p.LagMessages)
+	// The broker writes the commit marker just after EndTransaction returns:
+	// sample until the end offset has moved past it.
+	require.Eventually(t, func() bool {
+		rep, err = m.Sample(ctx)
+		require.NoError(t, err)
+		p = findGroup(t, rep, group, topic).Partitions[0]
+		return p.LagMessages == 9-3
+	}, 10*time.Second, 100*time.Millisecond, "lag after the commit marker, last seen %d", p.LagMessages)
 	assert.InDelta(t, time.Since(now.Add(-time.Minute)).Seconds(), p.LagSeconds, 3)
 }
