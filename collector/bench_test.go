@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/internal/benchkit"
@@ -166,4 +167,36 @@ func envInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// BenchmarkDecodeWorkload decodes and masks the records of `make bench`
+// (demo records padded to about 1 KB), no I/O: weft's CPU per record on
+// that workload, beside BenchmarkDecode's unpadded demo records.
+func BenchmarkDecodeWorkload(b *testing.B) {
+	w := benchkit.DefaultWorkload()
+	w.Records = 20_000
+	w.Now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	var bytes int64
+	if err := w.Generate("bench", func(rs []*kgo.Record) error {
+		for _, r := range rs {
+			bytes += int64(len(r.Value))
+		}
+		recs = append(recs, rs...)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	d, err := collector.NewDecoder(collector.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(bytes / int64(len(recs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := d.Decode(recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
