@@ -30,17 +30,24 @@ type tap struct {
 
 func startTap(t *testing.T, brokers []string, store *chstore.Store, pattern string) *tap {
 	t.Helper()
+	kc := kafkaconn.Default()
+	kc.Brokers = brokers
+	return runTap(t, kc, store, "g_"+testenv.Name(t), pattern)
+}
+
+// runTap runs a collector with connection kc in group over the topics
+// matching pattern until the test ends.
+func runTap(t *testing.T, kc kafkaconn.Config, store *chstore.Store, group, pattern string) *tap {
+	t.Helper()
 	// Registered first, so it runs last: after the tap and the store are closed,
 	// none of their goroutines may be left.
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	cfg := Default()
-	cfg.Group = "g_" + testenv.Name(t)
+	cfg.Group = group
 	cfg.Topics.Include = []string{pattern}
 	cfg.Batch.FlushInterval = 100 * time.Millisecond
 	cfg.Topics.RefreshInterval = time.Second
-	kc := kafkaconn.Default()
-	kc.Brokers = brokers
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, kc, store, Settings{Logger: zerolog.Nop(), Registerer: reg})
 	require.NoError(t, err)

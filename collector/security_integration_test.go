@@ -13,14 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
 
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/kafkaconn"
@@ -49,25 +47,7 @@ func grantTapACLs(t *testing.T, k *testenv.SecureKafka, adm *kadm.Client, princi
 // topics matching pattern until the test ends.
 func startSecureTap(t *testing.T, kc kafkaconn.Config, store *chstore.Store, group, pattern string) *Collector {
 	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	cfg := Default()
-	cfg.Group = group
-	cfg.Topics.Include = []string{pattern}
-	cfg.Batch.FlushInterval = 100 * time.Millisecond
-	cfg.Topics.RefreshInterval = time.Second
-	c, err := New(cfg, kc, store, Settings{Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, c.Start(ctx))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		_ = c.Shutdown(context.Background())
-		<-done
-	})
-	return c
+	return runTap(t, kc, store, group, pattern).c
 }
 
 // secProduceEvents writes n plain-JSON events to each topic with client cl and
