@@ -140,26 +140,6 @@ func causalOrder(evs []ChainEvent) []ChainEvent {
 	return out
 }
 
-// changedOrders lists the orders with an event ingested at or after since
-// (every order when since is zero).
-func (e *Engine) changedOrders(ctx context.Context, since time.Time) ([]string, error) {
-	rows, err := e.store.Conn().Query(ctx, `SELECT order_id FROM `+e.store.Table("order_state")+`
-GROUP BY order_id HAVING max(last_ingest) >= ?`, since)
-	if err != nil {
-		return nil, fmt.Errorf("changed orders: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
 // checkBatch is how many orders' events are read in one query.
 const checkBatch = 2000
 

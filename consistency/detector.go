@@ -2,6 +2,8 @@ package consistency
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -18,17 +20,33 @@ type Settings struct {
 
 // PassResult summarizes one detector pass.
 type PassResult struct {
-	Clock    Clock
-	Stuck    int
+	Clock Clock
+	// Stuck is how many of the orders looked at this pass are stuck.
+	Stuck int
+	// Checked is how many orders' chains were checked; Due how many orders
+	// were looked at because an SLA deadline passed.
 	Checked  int
+	Due      int
 	Opened   int
 	Resolved int
-	// Backlog is how many orders wait for a later pass.
-	Backlog int
+	// More is true when the pass stopped at its page size with orders left
+	// to look at; Run starts the next pass at once.
+	More bool
 }
 
-// Detector raises and resolves findings on an interval. Passes are
-// idempotent, so replicas may run them concurrently.
+// Detector raises and resolves findings. A pass looks only at what can have
+// changed since the previous one (docs/consistency.md):
+//
+//   - orders with events ingested since the previous pass, and those whose
+//     grace and convergence windows ran out since (ingested that long
+//     before): their chains are checked, their progress stored;
+//   - orders whose stored SLA deadline passed since the previous pass on the
+//     stream's clock: they are stuck unless they moved on.
+//
+// An order that did neither keeps its findings: only later events, or time
+// running out, change them. Its cursors are stored in ClickHouse, so a
+// restarted weft continues where it stopped. Passes are idempotent, so
+// replicas may run them concurrently.
 type Detector struct {
 	engine   *Engine
 	interval time.Duration
@@ -37,18 +55,16 @@ type Detector struct {
 	open     *prometheus.GaugeVec
 	passes   prometheus.Counter
 	failures prometheus.Counter
-	// lastPass is when the previous pass started (wall clock); orders
-	// ingested since, or still inside their windows, are checked again.
-	lastPass time.Time
-	// backlog holds orders due for checking that did not fit in a pass.
-	backlog []string
-	queued  map[string]bool
+	checked  prometheus.Counter
+	duration prometheus.Histogram
+	// cur is the state after the last successful pass (nil before the first).
+	cur *detectorState
 }
 
-// maxChecksPerPass bounds the orders one pass checks, so a first pass over
-// a large history (or a burst) is spread over several passes instead of
-// holding everything at once.
-const maxChecksPerPass = 20000
+// pageSize bounds the orders one pass checks, and the due orders it looks
+// at, so a first pass over a large history (or a burst) is spread over
+// several passes instead of holding everything at once.
+const pageSize = 20000
 
 // NewDetector builds a detector. It does no I/O.
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
@@ -61,21 +77,33 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 			Help: "Completed detector passes."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_failures_total",
 			Help: "Detector passes that failed (retried at the next interval)."}),
+		checked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "orders_checked_total",
+			Help: "Orders whose chains the detector checked."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_pass_seconds",
+			Help: "Duration of detector passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)}),
 	}
 	if set.Registerer != nil {
-		set.Registerer.MustRegister(d.open, d.passes, d.failures)
+		set.Registerer.MustRegister(d.open, d.passes, d.failures, d.checked, d.duration)
 	}
 	return d
 }
 
-// Run passes until ctx ends. A failed pass is logged and counted, never fatal.
+// Run passes until ctx ends: every interval, or at once while a pass left
+// orders for the next. A failed pass is logged and counted, never fatal.
 func (d *Detector) Run(ctx context.Context) {
 	t := time.NewTicker(d.interval)
 	defer t.Stop()
 	for {
-		if _, err := d.Pass(ctx); err != nil && ctx.Err() == nil {
+		res, err := d.Pass(ctx)
+		if err != nil && ctx.Err() == nil {
 			d.failures.Inc()
 			d.log.Warn().Err(err).Msg("detector pass failed")
+		}
+		if err == nil && res.More {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -85,88 +113,197 @@ func (d *Detector) Run(ctx context.Context) {
 	}
 }
 
-// Pass computes the findings that hold now — stuck orders over all orders,
-// the other kinds over the orders that changed recently (at most
-// maxChecksPerPass of them; the rest wait for the next pass) — stores new
-// ones, refreshes active ones (an acknowledgement is kept), and resolves
+// detectorState is the detector's position, stored in detector_state.
+type detectorState struct {
+	// Workflows identifies the workflow definitions the progress was
+	// computed with; other definitions start over.
+	Workflows string `json:"workflows"`
+	// The ingest window being worked through: orders with events ingested
+	// in [IngestFrom, IngestTo), after the id IngestAfter. IngestTo is zero
+	// when the window is finished.
+	IngestFrom  time.Time `json:"ingest_from"`
+	IngestTo    time.Time `json:"ingest_to"`
+	IngestAfter string    `json:"ingest_after"`
+	// The deadline window being worked through: (DueFrom, DueTo] on the
+	// stream's clock, after DueAfter. DueTo is zero when finished.
+	DueFrom  time.Time   `json:"due_from"`
+	DueTo    time.Time   `json:"due_to"`
+	DueAfter deadlineKey `json:"due_after"`
+	// Clock is the stream clock of the last pass.
+	Clock Clock `json:"clock"`
+	// Interval is the detector's pass interval, so readers can judge the heartbeat.
+	Interval time.Duration `json:"interval"`
+	// PassAt is when the last pass ended (wall clock): the heartbeat.
+	PassAt time.Time `json:"pass_at"`
+	// CatchingUp is true while the detector works through a backlog.
+	CatchingUp bool `json:"catching_up"`
+}
+
+const detectorStateName = "detector"
+
+// maxStateAge is how old a stored state may be and still be continued from:
+// order_deadlines keeps a deadline for 30 days after it passed.
+const maxStateAge = 25 * 24 * time.Hour
+
+// workflowsDigest identifies a set of workflow definitions.
+func workflowsDigest(ws []Workflow) string {
+	b, _ := json.Marshal(ws)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// loadState reads the stored detector state; ok is false when there is none.
+func (e *Engine) loadState(ctx context.Context) (detectorState, bool, error) {
+	var raw string
+	err := e.store.Conn().QueryRow(ctx, "SELECT argMax(state, updated_at) FROM "+e.store.Table("detector_state")+
+		" WHERE name = ?", detectorStateName).Scan(&raw)
+	if err != nil {
+		return detectorState{}, false, fmt.Errorf("read detector state: %w", err)
+	}
+	if raw == "" {
+		return detectorState{}, false, nil
+	}
+	var s detectorState
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return detectorState{}, false, fmt.Errorf("decode detector state: %w", err)
+	}
+	return s, true, nil
+}
+
+func (e *Engine) saveState(ctx context.Context, s detectorState) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if err := e.store.Conn().Exec(ctx, "INSERT INTO "+e.store.Table("detector_state")+" (name, state, updated_at) VALUES (?, ?, "+msParam+")",
+		detectorStateName, string(b), s.PassAt.UnixMilli()); err != nil {
+		return fmt.Errorf("store detector state: %w", err)
+	}
+	return nil
+}
+
+// Pass looks at one page of changed orders and one page of due orders
+// (see Detector), stores their progress, opens the findings that hold,
+// refreshes those still holding (an acknowledgement is kept), and resolves
 // those that no longer hold.
 func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	e := d.engine
-	start := time.Now().UTC()
-	clock, err := e.Clock(ctx)
+	began := time.Now()
+	st, err := d.state(ctx)
 	if err != nil {
 		return PassResult{}, err
 	}
-	stuck, err := e.Stuck(ctx, clock, Filter{})
+	clock, err := e.clockFrom(ctx, st.Clock)
 	if err != nil {
 		return PassResult{}, err
 	}
-	active, err := e.OpenFindings(ctx, "")
+	wall := e.wall().UTC()
+	res := PassResult{Clock: clock}
+
+	// Orders that changed: check their chains.
+	if st.IngestTo.IsZero() {
+		st.IngestTo = wall
+	}
+	recheck := max(d.windows.Grace, d.windows.Convergence) + 2*d.interval
+	changed, err := e.changedPage(ctx, st.IngestFrom, st.IngestTo, recheck, st.IngestAfter, pageSize)
 	if err != nil {
 		return PassResult{}, err
 	}
-	since := time.Time{}
-	if !d.lastPass.IsZero() {
-		since = d.lastPass.Add(-max(d.windows.Grace, d.windows.Convergence) - 2*d.interval)
-	}
-	orders, err := e.changedOrders(ctx, since)
-	if err != nil {
-		return PassResult{}, err
-	}
-	if d.queued == nil {
-		d.queued = map[string]bool{}
-	}
-	enqueue := func(id string) {
-		if !d.queued[id] {
-			d.queued[id] = true
-			d.backlog = append(d.backlog, id)
+	var (
+		want     = map[string]Finding{}
+		progress []Progress
+		looked   = make(map[string]bool, len(changed))
+	)
+	for start := 0; start < len(changed); start += checkBatch {
+		ids := changed[start:min(start+checkBatch, len(changed))]
+		chains, err := e.chains(ctx, ids)
+		if err != nil {
+			return PassResult{}, err
+		}
+		for _, id := range ids {
+			looked[id] = true
+			evs := chains[id]
+			if len(evs) == 0 {
+				continue
+			}
+			p := progressOf(e.workflows, id, evs)
+			progress = append(progress, p)
+			if s, ok := e.stuckAt(p, clock.Now); ok {
+				f := stuckFinding(s, clock)
+				want[f.ID] = f
+				res.Stuck++
+			}
+			for _, r := range CheckOrder(e.workflows, evs, clock.Now, d.windows) {
+				f := raisedFinding(id, r)
+				want[f.ID] = f
+			}
 		}
 	}
-	// Orders with active findings need no re-check until they change: only
-	// later events (or a new process starting from scratch) can fix them.
-	for _, o := range orders {
-		enqueue(o)
+	res.Checked = len(changed)
+	nextIngest := st
+	if len(changed) == pageSize {
+		nextIngest.IngestAfter = changed[len(changed)-1]
+		res.More = true
+	} else {
+		nextIngest.IngestFrom, nextIngest.IngestTo, nextIngest.IngestAfter = st.IngestTo, time.Time{}, ""
 	}
-	orders = d.backlog[:min(len(d.backlog), maxChecksPerPass)]
-	checked := make(map[string]bool, len(orders))
-	for _, o := range orders {
-		checked[o] = true
-		delete(d.queued, o)
-	}
-	raised, err := e.CheckOrders(ctx, orders, clock.Now, d.windows)
-	if err != nil {
+	// Store the progress first: the due orders below are told apart from
+	// orders that moved on by it.
+	if err := e.writeProgress(ctx, progress, clock.Now, wall); err != nil {
 		return PassResult{}, err
 	}
 
-	now := time.Now().UTC()
-	want := map[string]Finding{}
-	for _, s := range stuck {
-		ev, _ := json.Marshal(struct {
-			StuckOrder
-			Watermark time.Time `json:"watermark"`
-		}{s, clock.Now})
-		f := Finding{ID: findingID(KindStuck, s.OrderID, s.Workflow, s.Step), Kind: KindStuck, OrderID: s.OrderID,
-			Workflow: s.Workflow, Step: s.Step, Evidence: ev,
-			Summary: fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
-				s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)}
-		want[f.ID] = f
+	// Orders whose SLA deadline passed: stuck unless they moved on.
+	if st.DueTo.IsZero() {
+		st.DueTo = clock.Now
 	}
-	for order, rs := range raised {
-		for _, r := range rs {
-			ev, _ := json.Marshal(r.Evidence)
-			f := Finding{ID: findingID(r.Kind, order, r.Workflow, r.Subject), Kind: r.Kind, OrderID: order,
-				Workflow: r.Workflow, Subject: r.Subject, Summary: r.Summary, Evidence: ev}
-			want[f.ID] = f
+	due, err := e.dueOrders(ctx, st.DueFrom, st.DueTo, st.DueAfter, pageSize)
+	if err != nil {
+		return PassResult{}, err
+	}
+	var dueIDs []string
+	for _, k := range due {
+		if !looked[k.OrderID] {
+			dueIDs = append(dueIDs, k.OrderID)
 		}
 	}
-	res := PassResult{Clock: clock, Stuck: len(stuck), Checked: len(orders)}
-	byID := make(map[string]Finding, len(active))
-	for _, f := range active {
-		byID[f.ID] = f
+	stored, err := e.progressOfOrders(ctx, dueIDs)
+	if err != nil {
+		return PassResult{}, err
 	}
+	for _, k := range due {
+		p, ok := stored[k.OrderID]
+		if !ok || looked[k.OrderID] || !p.Deadline.Equal(k.Deadline) {
+			continue // checked above, or moved on since the deadline was stored
+		}
+		if s, ok := e.stuckAt(p, clock.Now); ok {
+			f := stuckFinding(s, clock)
+			want[f.ID] = f
+			res.Stuck++
+		}
+	}
+	res.Due = len(dueIDs)
+	nextDue := nextIngest
+	if len(due) == pageSize {
+		nextDue.DueAfter = due[len(due)-1]
+		res.More = true
+	} else {
+		nextDue.DueFrom, nextDue.DueTo, nextDue.DueAfter = st.DueTo, time.Time{}, deadlineKey{}
+	}
+
+	// Findings: the active ones of every order looked at.
+	ids := append(append([]string(nil), changed...), dueIDs...)
+	active, err := e.activeFindingsOf(ctx, ids)
+	if err != nil {
+		return PassResult{}, err
+	}
+	now := wall
 	var writes []Finding
 	for id, f := range want {
-		if old, ok := byID[id]; ok {
+		if old, ok := active[id]; ok {
+			if !looked[f.OrderID] {
+				continue // still stuck, nothing new to say
+			}
 			f.FirstSeen, f.Status, f.AckBy, f.AckAt, f.AckReason = old.FirstSeen, old.Status, old.AckBy, old.AckAt, old.AckReason
 		} else {
 			f.FirstSeen, f.Status = now, StatusOpen
@@ -175,12 +312,9 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		f.LastSeen = now
 		writes = append(writes, f)
 	}
-	for _, f := range active {
-		if _, still := want[f.ID]; still {
-			continue
-		}
-		if f.Kind != KindStuck && !checked[f.OrderID] {
-			continue // not looked at this pass
+	for id, f := range active {
+		if _, still := want[id]; still || !looked[f.OrderID] {
+			continue // a due order's other findings were not looked at
 		}
 		res.Resolved++
 		at := now
@@ -188,22 +322,87 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		writes = append(writes, f)
 	}
 	if err := e.writeFindings(ctx, writes, now); err != nil {
-		for _, o := range orders { // check them again next pass
-			d.queued[o] = true
-		}
 		return PassResult{}, err
 	}
-	d.backlog = d.backlog[len(orders):]
-	res.Backlog = len(d.backlog)
-	d.lastPass = start
-	d.open.Reset()
-	for _, f := range want {
-		d.open.WithLabelValues(f.Kind, f.Workflow).Inc()
+
+	next := nextDue
+	next.Clock, next.Interval, next.PassAt, next.CatchingUp = clock, d.interval, time.Now().UTC(), res.More
+	if err := e.saveState(ctx, next); err != nil {
+		return PassResult{}, err
+	}
+	d.cur = &next
+	if err := d.refreshGauge(ctx); err != nil {
+		d.log.Warn().Err(err).Msg("count open findings")
 	}
 	d.passes.Inc()
-	if res.Opened > 0 || res.Resolved > 0 {
-		d.log.Info().Int("stuck", res.Stuck).Int("checked", res.Checked).Int("opened", res.Opened).
-			Int("resolved", res.Resolved).Time("watermark", clock.Now).Msg("detector pass")
+	d.checked.Add(float64(res.Checked))
+	d.duration.Observe(time.Since(began).Seconds())
+	if res.Opened > 0 || res.Resolved > 0 || res.More {
+		d.log.Info().Int("checked", res.Checked).Int("due", res.Due).Int("stuck", res.Stuck).Int("opened", res.Opened).
+			Int("resolved", res.Resolved).Bool("more", res.More).Time("watermark", clock.Now).
+			Dur("took", time.Since(began)).Msg("detector pass")
 	}
 	return res, nil
+}
+
+// state returns where the last pass stopped: in memory, else stored, else
+// (or when the workflows changed, or the stored state is too old to
+// continue from) the beginning of the history.
+func (d *Detector) state(ctx context.Context) (detectorState, error) {
+	digest := workflowsDigest(d.engine.workflows)
+	if d.cur != nil && d.cur.Workflows == digest {
+		return *d.cur, nil
+	}
+	s, ok, err := d.engine.loadState(ctx)
+	if err != nil {
+		return detectorState{}, err
+	}
+	if ok && s.Workflows == digest && d.engine.wall().Sub(s.PassAt) < maxStateAge {
+		return s, nil
+	}
+	if ok {
+		d.log.Info().Msg("workflows changed or detector state too old: checking every order again")
+	}
+	return detectorState{Workflows: digest, Clock: s.Clock}, nil
+}
+
+// refreshGauge sets weft_consistency_open_findings from the stored findings.
+func (d *Detector) refreshGauge(ctx context.Context) error {
+	rows, err := d.engine.store.Conn().Query(ctx, "SELECT kind, workflow, count() FROM "+d.engine.store.Table("findings")+
+		" FINAL WHERE status != 'resolved' GROUP BY kind, workflow")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	d.open.Reset()
+	for rows.Next() {
+		var (
+			kind, wf string
+			n        uint64
+		)
+		if err := rows.Scan(&kind, &wf, &n); err != nil {
+			return err
+		}
+		d.open.WithLabelValues(kind, wf).Set(float64(n))
+	}
+	return rows.Err()
+}
+
+// stuckFinding is the finding of a stuck order.
+func stuckFinding(s StuckOrder, clock Clock) Finding {
+	ev, _ := json.Marshal(struct {
+		StuckOrder
+		Watermark time.Time `json:"watermark"`
+	}{s, clock.Now})
+	return Finding{ID: findingID(KindStuck, s.OrderID, s.Workflow, s.Step), Kind: KindStuck, OrderID: s.OrderID,
+		Workflow: s.Workflow, Step: s.Step, Since: s.EnteredAt, Evidence: ev,
+		Summary: fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
+			s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)}
+}
+
+// raisedFinding is the finding of a problem CheckOrder raised.
+func raisedFinding(orderID string, r Raised) Finding {
+	ev, _ := json.Marshal(r.Evidence)
+	return Finding{ID: findingID(r.Kind, orderID, r.Workflow, r.Subject), Kind: r.Kind, OrderID: orderID,
+		Workflow: r.Workflow, Subject: r.Subject, Summary: r.Summary, Evidence: ev}
 }

@@ -34,7 +34,10 @@ type Finding struct {
 	// Step is the workflow step of a stuck finding.
 	Step string `json:"step,omitempty"`
 	// Subject says what in the order the finding is about.
-	Subject    string          `json:"subject,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// Since is when the condition began, where that is known: for a stuck
+	// order, when it entered the step.
+	Since      time.Time       `json:"since,omitzero"`
 	Status     string          `json:"status"`
 	Summary    string          `json:"summary"`
 	Evidence   json.RawMessage `json:"evidence"`
@@ -53,6 +56,7 @@ func findingID(kind, orderID, workflow, subject string) string {
 
 // FindingFilter narrows a findings query; zero values match everything.
 type FindingFilter struct {
+	ID      string
 	Kind    string
 	OrderID string
 	// Status is open, acknowledged, resolved, or "active" (open or acknowledged).
@@ -60,13 +64,16 @@ type FindingFilter struct {
 	Limit  int
 }
 
-const findingColumns = `finding_id, kind, order_id, workflow, step, subject, status, summary, evidence,
+const findingColumns = `finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence,
        first_seen, last_seen, resolved_at, ack_by, ack_at, ack_reason`
 
 // Findings lists stored findings, newest first.
 func (e *Engine) Findings(ctx context.Context, f FindingFilter) ([]Finding, error) {
 	var where []string
 	var args []any
+	if f.ID != "" {
+		where, args = append(where, "finding_id = ?"), append(args, f.ID)
+	}
 	if f.Kind != "" {
 		where, args = append(where, "kind = ?"), append(args, f.Kind)
 	}
@@ -88,6 +95,26 @@ func (e *Engine) Findings(ctx context.Context, f FindingFilter) ([]Finding, erro
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
+	return e.queryFindings(ctx, q, args...)
+}
+
+// activeFindingsOf returns the open or acknowledged findings of the given orders by id.
+func (e *Engine) activeFindingsOf(ctx context.Context, orderIDs []string) (map[string]Finding, error) {
+	out := map[string]Finding{}
+	for start := 0; start < len(orderIDs); start += checkBatch {
+		fs, err := e.queryFindings(ctx, "SELECT "+findingColumns+" FROM "+e.store.Table("findings")+
+			" FINAL WHERE order_id IN ? AND status != 'resolved'", orderIDs[start:min(start+checkBatch, len(orderIDs))])
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			out[f.ID] = f
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) queryFindings(ctx context.Context, q string, args ...any) ([]Finding, error) {
 	rows, err := e.store.Conn().Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read findings: %w", err)
@@ -100,11 +127,14 @@ func (e *Engine) Findings(ctx context.Context, f FindingFilter) ([]Finding, erro
 			ev              string
 			resolved, ackAt time.Time
 		)
-		if err := rows.Scan(&fd.ID, &fd.Kind, &fd.OrderID, &fd.Workflow, &fd.Step, &fd.Subject, &fd.Status, &fd.Summary, &ev,
+		if err := rows.Scan(&fd.ID, &fd.Kind, &fd.OrderID, &fd.Workflow, &fd.Step, &fd.Subject, &fd.Since, &fd.Status, &fd.Summary, &ev,
 			&fd.FirstSeen, &fd.LastSeen, &resolved, &fd.AckBy, &ackAt, &fd.AckReason); err != nil {
 			return nil, fmt.Errorf("scan finding: %w", err)
 		}
 		fd.Evidence = json.RawMessage(ev)
+		if fd.Since.Unix() <= 0 {
+			fd.Since = time.Time{}
+		}
 		if resolved.Unix() > 0 {
 			fd.ResolvedAt = &resolved
 		}
@@ -131,7 +161,7 @@ func (e *Engine) Acknowledge(ctx context.Context, id, by, reason string) (Findin
 	if strings.TrimSpace(by) == "" {
 		return Finding{}, errors.New("acknowledge: who acknowledges is required")
 	}
-	fs, err := e.Findings(ctx, FindingFilter{})
+	fs, err := e.Findings(ctx, FindingFilter{ID: id})
 	if err != nil {
 		return Finding{}, err
 	}
@@ -171,7 +201,7 @@ func (e *Engine) writeFindingsBatch(ctx context.Context, fs []Finding, at time.T
 		return nil
 	}
 	b, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("findings")+
-		` (finding_id, kind, order_id, workflow, step, subject, status, summary, evidence, first_seen, last_seen,
+		` (finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence, first_seen, last_seen,
 		   resolved_at, ack_by, ack_at, ack_reason, updated_at)`)
 	if err != nil {
 		return fmt.Errorf("prepare findings batch: %w", err)
@@ -185,7 +215,7 @@ func (e *Engine) writeFindingsBatch(ctx context.Context, fs []Finding, at time.T
 		if f.AckAt != nil {
 			ackAt = *f.AckAt
 		}
-		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Subject, f.Status, f.Summary, string(f.Evidence),
+		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Subject, f.Since, f.Status, f.Summary, string(f.Evidence),
 			f.FirstSeen, f.LastSeen, resolved, f.AckBy, ackAt, f.AckReason, at); err != nil {
 			return fmt.Errorf("append finding: %w", err)
 		}

@@ -42,6 +42,9 @@ type Filter struct {
 	OlderThan time.Duration
 	// Limit caps the rows returned; 0 means no cap.
 	Limit int
+	// Live evaluates every order now instead of reading the detector's
+	// stuck findings.
+	Live bool
 }
 
 // Clock is the time stuck detection measures against.
@@ -76,12 +79,36 @@ func NewEngine(store *chstore.Store, workflows []Workflow) *Engine {
 // Workflows returns the workflows the engine checks.
 func (e *Engine) Workflows() []Workflow { return e.workflows }
 
-// Clock reads the event-time watermark.
+// Clock reads the event-time watermark. It continues from the clock the
+// detector stored with its last pass, reading only the events stored since;
+// without one it reads every event.
 func (e *Engine) Clock(ctx context.Context) (Clock, error) {
-	var c Clock
-	row := e.store.Conn().QueryRow(ctx, "SELECT max(last_event), max(last_ingest) FROM "+e.store.Table("order_state"))
-	if err := row.Scan(&c.MaxEventTime, &c.MaxIngestTime); err != nil {
+	st, _, err := e.loadState(ctx)
+	if err != nil {
+		return Clock{}, err
+	}
+	return e.clockFrom(ctx, st.Clock)
+}
+
+// clockFrom advances a previously read clock by the events ingested since
+// (a minute of overlap covers inserts in flight when it was read).
+func (e *Engine) clockFrom(ctx context.Context, prev Clock) (Clock, error) {
+	c := prev
+	var maxEvent, maxIngest time.Time
+	q := "SELECT max(event_time), max(ingested_at) FROM " + e.store.Table("events")
+	var args []any
+	if prev.MaxIngestTime.Unix() > 0 {
+		q += " WHERE ingested_at >= " + msParam
+		args = append(args, prev.MaxIngestTime.Add(-time.Minute).UnixMilli())
+	}
+	if err := e.store.Conn().QueryRow(ctx, q, args...).Scan(&maxEvent, &maxIngest); err != nil {
 		return Clock{}, fmt.Errorf("read watermark: %w", err)
+	}
+	if maxEvent.After(c.MaxEventTime) {
+		c.MaxEventTime = maxEvent.UTC()
+	}
+	if maxIngest.After(c.MaxIngestTime) {
+		c.MaxIngestTime = maxIngest.UTC()
 	}
 	wall := e.wall().UTC()
 	if c.MaxIngestTime.IsZero() || c.MaxIngestTime.Unix() <= 0 {
@@ -96,14 +123,130 @@ func (e *Engine) Clock(ctx context.Context) (Clock, error) {
 	return c, nil
 }
 
+// StuckResult is a page of stuck orders.
+type StuckResult struct {
+	// Orders are the stuck orders, longest in their step first.
+	Orders []StuckOrder `json:"orders"`
+	// Total is how many orders match the filter, before the limit.
+	Total int `json:"total"`
+	// Source says where the answer comes from: "detector" (the stuck
+	// findings of the detector's passes) or "live" (computed now from
+	// every order, when no detector runs).
+	Source string `json:"source"`
+	// Detector is the detector's last pass; CatchingUp is true while it
+	// works through a backlog and the list may be incomplete.
+	LastPass   time.Time `json:"last_pass,omitzero"`
+	CatchingUp bool      `json:"catching_up,omitempty"`
+}
+
 // Stuck lists the orders stuck past their step's SLA at clock, one row per
-// order. Of an order's workflows, the one whose current step was entered
-// last says where the order is: a BOPIS order waiting on a retrying payment
-// is reported in the payment workflow, where the wait is; a completed order
-// whose payment outcome event was lost is not stuck (that is a gap). On a
-// tie (PaymentAuthorized ends the payment workflow and moves BOPIS on) the
-// unfinished workflow wins.
-func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) ([]StuckOrder, error) {
+// order, longest in their step first. While a detector runs (its heartbeat
+// is recent) the answer is its open stuck findings, a read of a few rows
+// per stuck order; otherwise every order is evaluated now (StuckLive).
+func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) (StuckResult, error) {
+	st, ok, err := e.loadState(ctx)
+	if err != nil {
+		return StuckResult{}, err
+	}
+	if f.Live || !ok || e.wall().Sub(st.PassAt) > 3*st.Interval+time.Minute {
+		orders, err := e.StuckLive(ctx, clock, Filter{Workflow: f.Workflow, Step: f.Step, Service: f.Service, OlderThan: f.OlderThan})
+		if err != nil {
+			return StuckResult{}, err
+		}
+		res := StuckResult{Orders: orders, Total: len(orders), Source: "live", LastPass: st.PassAt}
+		if f.Limit > 0 && len(res.Orders) > f.Limit {
+			res.Orders = res.Orders[:f.Limit]
+		}
+		return res, nil
+	}
+	res, err := e.stuckFindings(ctx, clock, f)
+	res.LastPass, res.CatchingUp = st.PassAt, st.CatchingUp
+	return res, err
+}
+
+// stuckFindings reads the open and acknowledged stuck findings.
+func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (StuckResult, error) {
+	where := []string{"1"}
+	var args []any
+	if f.Workflow != "" {
+		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
+	}
+	if f.Step != "" {
+		where, args = append(where, "step = ?"), append(args, f.Step)
+	}
+	if f.Service != "" {
+		var owned []string
+		for _, w := range e.workflows {
+			for _, st := range w.Steps {
+				if st.Owner == f.Service {
+					owned = append(owned, fmt.Sprintf("(%s, %s)", quote(w.Name), quote(st.Name)))
+				}
+			}
+		}
+		if len(owned) == 0 {
+			return StuckResult{Orders: []StuckOrder{}, Source: "detector"}, nil
+		}
+		where = append(where, "(workflow, step) IN ("+strings.Join(owned, ", ")+")")
+	}
+	if f.OlderThan > 0 {
+		where, args = append(where, "since <= "+msParam), append(args, clock.Now.Add(-f.OlderThan).UnixMilli())
+	}
+	limit := ""
+	if f.Limit > 0 {
+		limit = fmt.Sprintf("LIMIT %d", f.Limit)
+	}
+	rows, err := e.store.Conn().Query(ctx, `
+SELECT order_id, workflow, step, since, count() OVER () AS total
+FROM `+e.store.Table("findings")+` FINAL
+WHERE kind = 'stuck' AND status != 'resolved' AND `+strings.Join(where, " AND ")+`
+ORDER BY since, order_id
+`+limit, args...)
+	if err != nil {
+		return StuckResult{}, fmt.Errorf("stuck findings: %w", err)
+	}
+	defer rows.Close()
+	res := StuckResult{Orders: []StuckOrder{}, Source: "detector"}
+	var ids []string
+	for rows.Next() {
+		var (
+			s     StuckOrder
+			total uint64
+		)
+		if err := rows.Scan(&s.OrderID, &s.Workflow, &s.Step, &s.EnteredAt, &total); err != nil {
+			return StuckResult{}, fmt.Errorf("scan stuck finding: %w", err)
+		}
+		res.Total = int(total)
+		if w, ok := e.byName[s.Workflow]; ok {
+			if st, ok := w.Step(s.Step); ok {
+				s.SLA, s.Owner, s.Expects = st.SLA, st.Owner, st.Expects
+			}
+		}
+		s.EnteredAt = s.EnteredAt.UTC()
+		s.InStep = clock.Now.Sub(s.EnteredAt)
+		s.InStepSeconds, s.SLASeconds = s.InStep.Seconds(), s.SLA.Seconds()
+		res.Orders = append(res.Orders, s)
+		ids = append(ids, s.OrderID)
+	}
+	if err := rows.Err(); err != nil {
+		return StuckResult{}, err
+	}
+	// The last event of each listed order, from where the detector placed it.
+	progress, err := e.progressOfOrders(ctx, ids)
+	if err != nil {
+		return StuckResult{}, err
+	}
+	for i := range res.Orders {
+		if p, ok := progress[res.Orders[i].OrderID]; ok {
+			res.Orders[i].LastEventType, res.Orders[i].LastEventTime = p.LastEventType, p.LastEventTime.UTC()
+		}
+	}
+	return res, nil
+}
+
+// StuckLive evaluates every order now from the order_state view: exact
+// without a detector, but it reads every order, so it takes seconds on
+// millions of orders (docs/consistency.md).
+func (e *Engine) StuckLive(ctx context.Context, clock Clock, f Filter) ([]StuckOrder, error) {
 	if len(e.workflows) == 0 {
 		return nil, nil
 	}

@@ -57,50 +57,107 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	// stream's clock stands at that event, not at the wall clock.
 	assert.WithinDuration(t, now.Add(-time.Minute), clock.Now, 5*time.Second)
 
-	got, err := e.Stuck(ctx, clock, Filter{})
-	require.NoError(t, err)
 	type row struct{ order, workflow, step, owner string }
-	var rows []row
-	for _, s := range got {
-		rows = append(rows, row{s.OrderID, s.Workflow, s.Step, s.Owner})
-		assert.Greater(t, s.InStep, s.SLA, s.OrderID)
+	rowsOf := func(got []StuckOrder) []row {
+		var rows []row
+		for _, s := range got {
+			rows = append(rows, row{s.OrderID, s.Workflow, s.Step, s.Owner})
+			assert.Greater(t, s.InStep, s.SLA, s.OrderID)
+		}
+		return rows
 	}
-	assert.ElementsMatch(t, []row{
+	want := []row{
 		{"stuck-placed", "bopis", "placed", "inventory"},
 		{"stuck-notified", "bopis", "customer_notified", "pickup"},
 		{"out-of-order", "bopis", "picked_up", "payments"},
 		{"retrying", "async_payment", "payment_retry_scheduled", "payments"},
 		{"authorized", "bopis", "payment_authorized", "fulfillment"},
-	}, rows)
+	}
 
-	only, err := e.Stuck(ctx, clock, Filter{Service: "pickup"})
+	// Without a detector every order is evaluated now.
+	got, err := e.Stuck(ctx, clock, Filter{})
 	require.NoError(t, err)
-	require.Len(t, only, 1)
-	assert.Equal(t, "stuck-notified", only[0].OrderID)
+	assert.Equal(t, "live", got.Source)
+	assert.ElementsMatch(t, want, rowsOf(got.Orders))
 
-	older, err := e.Stuck(ctx, clock, Filter{OlderThan: 150 * time.Minute})
-	require.NoError(t, err)
-	require.Len(t, older, 1)
-	assert.Equal(t, "stuck-notified", older[0].OrderID)
-
-	// A detector pass opens one finding per stuck order; once the order
-	// moves on, the next pass resolves it.
+	// A detector pass opens one finding per stuck order, and stores where
+	// every order stands; from then on the stuck list is its findings.
 	d := NewDetector(e, time.Minute, Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}, Settings{})
 	res, err := d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 5, res.Opened)
+	assert.False(t, res.More)
+	got, err = e.Stuck(ctx, clock, Filter{})
+	require.NoError(t, err)
+	assert.Equal(t, "detector", got.Source)
+	assert.ElementsMatch(t, want, rowsOf(got.Orders))
+	assert.Equal(t, 5, got.Total)
+	assert.Equal(t, "stuck-notified", got.Orders[0].OrderID, "longest in its step first")
+
+	for _, live := range []bool{false, true} {
+		only, err := e.Stuck(ctx, clock, Filter{Service: "pickup", Live: live})
+		require.NoError(t, err)
+		require.Len(t, only.Orders, 1)
+		assert.Equal(t, "stuck-notified", only.Orders[0].OrderID)
+		assert.Equal(t, []string{"PickedUp", "PickupExpired"}, only.Orders[0].Expects)
+
+		older, err := e.Stuck(ctx, clock, Filter{OlderThan: 150 * time.Minute, Live: live})
+		require.NoError(t, err)
+		require.Len(t, older.Orders, 1)
+		assert.Equal(t, "stuck-notified", older.Orders[0].OrderID)
+
+		step, err := e.Stuck(ctx, clock, Filter{Workflow: "bopis", Step: "placed", Live: live})
+		require.NoError(t, err)
+		assert.Equal(t, []row{{"stuck-placed", "bopis", "placed", "inventory"}}, rowsOf(step.Orders))
+
+		page, err := e.Stuck(ctx, clock, Filter{Limit: 2, Live: live})
+		require.NoError(t, err)
+		assert.Len(t, page.Orders, 2)
+		assert.Equal(t, 5, page.Total)
+	}
+
 	res, err = d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.Opened, "a second pass is idempotent")
+	assert.Equal(t, 0, res.Checked, "nothing changed")
+
+	// Once the order moves on, the next pass resolves its finding.
 	add("stuck-placed", 0, "InventoryReserved", "PaymentAuthorized", "FulfillmentStarted", "ReadyForPickup",
 		"CustomerNotified", "PickedUp", "PaymentCaptured", "OrderCompleted")
-	require.NoError(t, store.InsertEvents(ctx, evs[len(evs)-8:], now, ""))
+	require.NoError(t, store.InsertEvents(ctx, evs[len(evs)-8:], time.Now().UTC(), ""))
 	res, err = d.Pass(ctx)
 	require.NoError(t, err)
+	assert.Equal(t, 1, res.Checked)
 	assert.Equal(t, 1, res.Resolved)
 	open, err := e.OpenFindings(ctx, KindStuck)
 	require.NoError(t, err)
 	assert.Len(t, open, 4)
+
+	// Time passes with no event for "fresh" (placed a minute ago, 5m SLA)
+	// nor "paying" (payment requested 2m ago, 5m SLA): their stored
+	// deadlines pass and a pass finds them without reading their chains. (Six minutes: not yet the 7m after which orders are checked
+	// again because their grace and convergence windows ran out.)
+	e.wall = func() time.Time { return time.Now().Add(6 * time.Minute) }
+	res, err = d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Checked)
+	assert.Equal(t, 2, res.Due)
+	assert.Equal(t, 2, res.Opened)
+	open, err = e.OpenFindings(ctx, KindStuck)
+	require.NoError(t, err)
+	var ids []string
+	for _, f := range open {
+		ids = append(ids, f.OrderID)
+	}
+	assert.Contains(t, ids, "fresh")
+	assert.Contains(t, ids, "paying")
+
+	// A new detector (a restarted weft) continues from the stored state.
+	d2 := NewDetector(e, time.Minute, Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}, Settings{})
+	res, err = d2.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Checked+res.Due+res.Opened+res.Resolved, "a restarted detector does not start over: %+v", res)
+	e.wall = time.Now
 
 	chain, err := e.Chain(ctx, "out-of-order")
 	require.NoError(t, err)
@@ -127,5 +184,11 @@ func TestClockFollowsBackfill(t *testing.T) {
 	assert.WithinDuration(t, old, clock.Now, 10*time.Second)
 	stuck, err := e.Stuck(ctx, clock, Filter{})
 	require.NoError(t, err)
-	assert.Empty(t, stuck, "a just-backfilled order is not stuck on the stream's clock")
+	assert.Empty(t, stuck.Orders, "a just-backfilled order is not stuck on the stream's clock")
+	_, err = NewDetector(e, time.Minute, Windows{}, Settings{}).Pass(ctx)
+	require.NoError(t, err)
+	stuck, err = e.Stuck(ctx, clock, Filter{})
+	require.NoError(t, err)
+	assert.Equal(t, "detector", stuck.Source)
+	assert.Empty(t, stuck.Orders, "nor after a detector pass")
 }

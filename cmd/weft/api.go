@@ -38,7 +38,8 @@ func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Col
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("GET /api/v1/stuck", func(w http.ResponseWriter, r *http.Request) {
-		f := consistency.Filter{Workflow: r.URL.Query().Get("workflow"), Step: r.URL.Query().Get("step"), Service: r.URL.Query().Get("service")}
+		f := consistency.Filter{Workflow: r.URL.Query().Get("workflow"), Step: r.URL.Query().Get("step"), Service: r.URL.Query().Get("service"),
+			Limit: defaultStuckLimit, Live: r.URL.Query().Get("live") == "true"}
 		if s := r.URL.Query().Get("older_than"); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"sort"
 	"testing"
@@ -89,28 +90,45 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	require.NoError(t, store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Table("quarantine")).Scan(&quarantined))
 	assert.Zero(t, quarantined, "demo records are all decodable")
 
-	// 4. weft stuck -o json reports exactly the injected stuck orders.
-	out, err := execWeft(t, "stuck", "-o", "json", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database)
-	require.NoError(t, err, out)
-	var rep StuckReport
-	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	// 4. weft stuck -o json reports exactly the injected stuck orders: from
+	// the detector's findings once its passes caught up, and the same when
+	// every order is evaluated now (--live).
 	type key struct{ Order, Step string }
-	var gotKeys, wantKeys []key
+	var wantKeys []key
 	for _, f := range injected {
 		wantKeys = append(wantKeys, key{f.OrderID, f.Step})
-	}
-	for _, s := range rep.Orders {
-		gotKeys = append(gotKeys, key{s.OrderID, s.Step})
-		assert.NotEmpty(t, s.Owner, s.OrderID)
-		assert.NotEmpty(t, s.LastEventType, s.OrderID)
-		assert.Greater(t, s.InStepSeconds, s.SLASeconds, s.OrderID)
 	}
 	sortKeys := func(k []key) {
 		sort.Slice(k, func(i, j int) bool { return k[i].Order < k[j].Order })
 	}
-	sortKeys(gotKeys)
 	sortKeys(wantKeys)
+	stuck := func(extra ...string) (StuckReport, []key) {
+		out, err := execWeft(t, append([]string{"stuck", "-o", "json", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database}, extra...)...)
+		require.NoError(t, err, out)
+		var rep StuckReport
+		require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+		var got []key
+		for _, s := range rep.Orders {
+			got = append(got, key{s.OrderID, s.Step})
+		}
+		sortKeys(got)
+		return rep, got
+	}
+	var rep StuckReport
+	var gotKeys []key
+	require.Eventually(t, func() bool {
+		rep, gotKeys = stuck()
+		return rep.Source == "detector" && !rep.CatchingUp && reflect.DeepEqual(wantKeys, gotKeys)
+	}, 30*time.Second, 500*time.Millisecond, "stuck orders and their steps from the detector")
 	assert.Equal(t, wantKeys, gotKeys, "stuck orders and their steps")
+	for _, s := range rep.Orders {
+		assert.NotEmpty(t, s.Owner, s.OrderID)
+		assert.NotEmpty(t, s.LastEventType, s.OrderID)
+		assert.Greater(t, s.InStepSeconds, s.SLASeconds, s.OrderID)
+	}
+	live, liveKeys := stuck("--live")
+	assert.Equal(t, "live", live.Source)
+	assert.Equal(t, wantKeys, liveKeys, "live evaluation agrees")
 
 	// 5. The detector stored one open finding per stuck order.
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
@@ -152,7 +170,7 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	assert.Equal(t, wantFindings, gotFindings)
 
 	// 7. weft order shows a stuck order's chain, each event after its cause.
-	out, err = execWeft(t, "order", injected[0].OrderID, "-o", "json", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database)
+	out, err := execWeft(t, "order", injected[0].OrderID, "-o", "json", "--clickhouse", chCfg.Addr[0], "--database", chCfg.Database)
 	require.NoError(t, err, out)
 	var ord OrderReport
 	require.NoError(t, json.Unmarshal([]byte(out), &ord), out)

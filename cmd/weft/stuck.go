@@ -17,23 +17,26 @@ import (
 
 // StuckReport is the answer of `weft stuck` and GET /api/v1/stuck.
 type StuckReport struct {
-	Clock  consistency.Clock        `json:"clock"`
-	Orders []consistency.StuckOrder `json:"orders"`
+	Clock consistency.Clock `json:"clock"`
+	consistency.StuckResult
 }
+
+// defaultStuckLimit is how many stuck orders are listed unless asked otherwise.
+const defaultStuckLimit = 1000
 
 func stuckReport(ctx context.Context, e *consistency.Engine, f consistency.Filter) (StuckReport, error) {
 	clock, err := e.Clock(ctx)
 	if err != nil {
 		return StuckReport{}, err
 	}
-	orders, err := e.Stuck(ctx, clock, f)
+	res, err := e.Stuck(ctx, clock, f)
 	if err != nil {
 		return StuckReport{}, err
 	}
-	if orders == nil {
-		orders = []consistency.StuckOrder{}
+	if res.Orders == nil {
+		res.Orders = []consistency.StuckOrder{}
 	}
-	return StuckReport{Clock: clock, Orders: orders}, nil
+	return StuckReport{Clock: clock, StuckResult: res}, nil
 }
 
 func newStuckCmd(g *globalFlags) *cobra.Command {
@@ -43,7 +46,10 @@ func newStuckCmd(g *globalFlags) *cobra.Command {
 		Short: "List orders stuck past their step's SLA",
 		Long: `stuck lists every order that made no progress within its current step's SLA:
 order id, workflow, current step, time in step, last event, and the service
-that owes the next event. Time is measured against the event-time watermark.`,
+that owes the next event, longest in its step first. Time is measured against
+the event-time watermark. While weft run's detector is running the list is its
+open stuck findings (fast on any number of orders); otherwise, or with --live,
+every order is evaluated now.`,
 		Example: "  weft stuck\n  weft stuck --workflow bopis --older-than 30m\n  weft stuck -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,16 +67,29 @@ that owes the next event. Time is measured against the event-time watermark.`,
 	fl.StringVar(&f.Step, "step", "", "only orders in this step")
 	fl.StringVar(&f.Service, "service", "", "only orders waiting on this service")
 	fl.DurationVar(&f.OlderThan, "older-than", 0, "only orders at least this long in their step")
-	fl.IntVar(&f.Limit, "limit", 0, "show at most this many orders (0: all)")
+	fl.IntVar(&f.Limit, "limit", defaultStuckLimit, "show at most this many orders (0: all)")
+	fl.BoolVar(&f.Live, "live", false, "evaluate every order now instead of reading the detector's findings")
 	return cmd
 }
 
 func printStuck(w io.Writer, rep StuckReport) {
+	if rep.CatchingUp {
+		fmt.Fprintln(w, "The detector is still working through the history: orders it has not reached yet are missing.")
+	}
+	if rep.Source == "live" && rep.LastPass.IsZero() {
+		fmt.Fprintln(w, "No detector has run against this database: every order was evaluated now.")
+	} else if rep.Source == "live" {
+		fmt.Fprintf(w, "Evaluated every order now (the detector's last pass was %s).\n", rep.LastPass.Format(time.RFC3339))
+	}
 	if len(rep.Orders) == 0 {
 		fmt.Fprintf(w, "No stuck orders (watermark %s).\n", rep.Clock.Now.Format(time.RFC3339))
 		return
 	}
-	fmt.Fprintf(w, "%d stuck orders (watermark %s)\n\n", len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+	if rep.Total > len(rep.Orders) {
+		fmt.Fprintf(w, "%d stuck orders, the %d longest stuck shown (--limit) (watermark %s)\n\n", rep.Total, len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "%d stuck orders (watermark %s)\n\n", len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ORDER\tWORKFLOW\tSTEP\tIN STEP\tSLA\tLAST EVENT\tAT\tWAITING ON")
 	for _, s := range rep.Orders {

@@ -17,9 +17,10 @@ func events(n int, base int64) []event.Event {
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	out := make([]event.Event, n)
 	for i := range out {
-		out[i] = event.Event{Topic: "orders", Partition: 1, Offset: base + int64(i), EventID: fmt.Sprint("e", base+int64(i)),
-			Type: "OrderPlaced", OrderID: fmt.Sprint("o", i%3), EventTime: t0.Add(time.Duration(i) * time.Second),
-			RecordTime: t0, PayloadHash: fmt.Sprintf("%064d", i), Payload: []byte(`{}`)}
+		off := base + int64(i) // a record decodes the same every time it is read
+		out[i] = event.Event{Topic: "orders", Partition: 1, Offset: off, EventID: fmt.Sprint("e", off),
+			Type: "OrderPlaced", OrderID: fmt.Sprint("o", off%3), EventTime: t0.Add(time.Duration(off) * time.Second),
+			RecordTime: t0, PayloadHash: fmt.Sprintf("%064d", off), Payload: []byte(`{}`)}
 	}
 	return out
 }

@@ -3,10 +3,15 @@
 --   * insert deduplication: a retried batch carries the same
 --     insert_deduplication_token and is dropped whole, materialized views
 --     included (non_replicated_deduplication_window keeps the last tokens);
---   * ReplacingMergeTree on (topic, partition, offset): a record re-read after
---     a crash, in a batch shaped differently, collapses to one row; queries
---     that must be exact use FINAL or LIMIT 1 BY topic, partition, offset.
--- The by_order projection serves one order's chain without scanning the table.
+--   * ReplacingMergeTree keyed on the record's coordinates: a record re-read
+--     after a crash, in a batch shaped differently, collapses to one row;
+--     queries that must be exact use FINAL or LIMIT 1 BY topic, partition, offset.
+-- The sorting key leads with order_id, so one order's chain is a primary-key
+-- lookup (no projection: a copy of every event would double each insert).
+-- A redelivered record decodes to the same order id, so the key still names
+-- one record. Small granules keep a lookup of scattered orders (a detector
+-- page of thousands) from reading thousands of 8192-row granules; the
+-- ingested_at index lets the detector find what was stored since its last pass.
 CREATE TABLE IF NOT EXISTS {db}.events
 (
     topic           LowCardinality(String),
@@ -33,14 +38,10 @@ CREATE TABLE IF NOT EXISTS {db}.events
     payload_hash    FixedString(64),
     ingested_at     DateTime64(3, 'UTC'),
     INDEX idx_event_id event_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    PROJECTION by_order
-    (
-        SELECT *
-        ORDER BY order_id, event_time
-    )
+    INDEX idx_ingested ingested_at TYPE minmax GRANULARITY 1
 )
 ENGINE = ReplacingMergeTree(ingested_at)
 PARTITION BY toYYYYMM(record_time)
-ORDER BY (topic, partition, offset)
-SETTINGS deduplicate_merge_projection_mode = 'rebuild',
+ORDER BY (order_id, topic, partition, offset)
+SETTINGS index_granularity = 1024,
          non_replicated_deduplication_window = 10000

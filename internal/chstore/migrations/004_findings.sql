@@ -2,6 +2,8 @@
 -- change (seen again, resolved, acknowledged) writes a new version: read
 -- with FINAL. step is the workflow step (stuck findings); subject says what
 -- in the order the finding is about (an event id, a service, an invariant).
+-- Keyed by kind first: `weft stuck` reads the active stuck findings alone,
+-- and an order's findings are found by kind and order id.
 CREATE TABLE IF NOT EXISTS {db}.findings
 (
     finding_id  String,
@@ -22,4 +24,4 @@ CREATE TABLE IF NOT EXISTS {db}.findings
     updated_at  DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(updated_at)
-ORDER BY finding_id
+ORDER BY (kind, order_id, finding_id)
