@@ -90,11 +90,15 @@ func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []R
 			out = append(out, checkOrphans(uniq, byID, vv)...)
 		}
 	}
+	var latest []ChainEvent
+	if quiet >= win.Convergence {
+		latest = maximalEvents(uniq, vv)
+	}
 	for _, w := range ws {
 		out = append(out, checkConflicts(w, uniq, vv)...)
 		if quiet >= win.Convergence {
 			out = append(out, checkInvariants(w, uniq)...)
-			out = append(out, checkDivergence(w, uniq, vv)...)
+			out = append(out, checkDivergence(w, latest, vv)...)
 		}
 	}
 	return collapse(out)
@@ -371,27 +375,37 @@ func checkInvariants(w Workflow, evs []ChainEvent) []Raised {
 	return out
 }
 
-// checkDivergence: after the convergence window, the order's latest events
-// (those no other event's vector dominates) still put it in different steps
-// of one workflow: the services that emitted them disagree on its state.
-func checkDivergence(w Workflow, evs []ChainEvent, vv map[string]Vector) []Raised {
-	stepOf := map[string]string{}
-	for _, s := range w.Steps {
-		for _, t := range s.On {
-			stepOf[t] = s.Name
-		}
+// maximalEvents returns the order's latest events: those no other event's
+// vector strictly dominates.
+func maximalEvents(evs []ChainEvent, vv map[string]Vector) []ChainEvent {
+	vs := make([]Vector, len(evs))
+	for i, e := range evs {
+		vs[i] = vv[e.EventID]
 	}
 	var maximal []ChainEvent
-	for _, e := range evs {
+	for i, e := range evs {
 		dominated := false
-		for _, o := range evs {
-			if o.EventID != e.EventID && vv[o.EventID].StrictlyDominates(vv[e.EventID]) {
+		for j := len(evs) - 1; j >= 0; j-- { // later events dominate more often
+			if j != i && vs[j].StrictlyDominates(vs[i]) {
 				dominated = true
 				break
 			}
 		}
 		if !dominated {
 			maximal = append(maximal, e)
+		}
+	}
+	return maximal
+}
+
+// checkDivergence: after the convergence window, the order's latest events
+// (maximalEvents) still put it in different steps of one workflow: the
+// services that emitted them disagree on its state.
+func checkDivergence(w Workflow, maximal []ChainEvent, vv map[string]Vector) []Raised {
+	stepOf := map[string]string{}
+	for _, s := range w.Steps {
+		for _, t := range s.On {
+			stepOf[t] = s.Name
 		}
 	}
 	steps := map[string]ChainEvent{}
