@@ -214,13 +214,17 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		progress []Progress
 		looked   = make(map[string]bool, len(changed))
 	)
-	for start := 0; start < len(changed); start += checkBatch {
-		ids := changed[start:min(start+checkBatch, len(changed))]
-		chains, err := e.chains(ctx, ids)
-		if err != nil {
-			return PassResult{}, err
+	// Chains are read one batch ahead, so ClickHouse reads the next batch
+	// while this one is checked.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the reader when a batch fails
+	fetched := e.prefetchChains(fctx, changed)
+	for b := range fetched {
+		if b.err != nil {
+			return PassResult{}, b.err
 		}
-		for _, id := range ids {
+		chains := b.chains
+		for _, id := range b.ids {
 			looked[id] = true
 			evs := chains[id]
 			if len(evs) == 0 {
@@ -386,6 +390,36 @@ func (d *Detector) refreshGauge(ctx context.Context) error {
 		d.open.WithLabelValues(kind, wf).Set(float64(n))
 	}
 	return rows.Err()
+}
+
+// chainBatch is one batch of chains read ahead.
+type chainBatch struct {
+	ids    []string
+	chains map[string][]ChainEvent
+	err    error
+}
+
+// prefetchChains reads the chains of ids in batches of checkBatch, one batch
+// ahead of the reader. The channel closes after the last batch or the first
+// error; the reader must drain it or cancel ctx.
+func (e *Engine) prefetchChains(ctx context.Context, ids []string) <-chan chainBatch {
+	out := make(chan chainBatch, 1)
+	go func() {
+		defer close(out)
+		for start := 0; start < len(ids); start += checkBatch {
+			b := chainBatch{ids: ids[start:min(start+checkBatch, len(ids))]}
+			b.chains, b.err = e.chains(ctx, b.ids)
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // stuckFinding is the finding of a stuck order.
