@@ -99,6 +99,7 @@ func (c *Collector) Start(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(c.cfg.Fetch.MaxBytes),
 		kgo.FetchMaxPartitionBytes(c.cfg.Fetch.MaxPartitionBytes),
+		kgo.MaxConcurrentFetches(c.cfg.Fetch.MaxConcurrent),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		// Partitions are not revoked between a poll and the commit that
