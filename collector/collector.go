@@ -2,12 +2,8 @@ package collector
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/internal/chstore"
-	"github.com/weft-sh/weft/internal/event"
 	"github.com/weft-sh/weft/internal/kafkaconn"
 )
 
@@ -49,6 +44,7 @@ type Collector struct {
 	client *kgo.Client
 
 	consumed, stored, quarantined atomic.Int64
+	rebalanceWanted               atomic.Bool            // a rebalance waits for the pipeline to drain
 	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
 	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until a clean poll
 
@@ -99,11 +95,15 @@ func (c *Collector) Start(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(c.cfg.Fetch.MaxBytes),
 		kgo.FetchMaxPartitionBytes(c.cfg.Fetch.MaxPartitionBytes),
+		kgo.MaxConcurrentFetches(c.cfg.Fetch.MaxConcurrent),
 		kgo.ConsumeResetOffset(reset),
 		kgo.DisableAutoCommit(),
 		// Partitions are not revoked between a poll and the commit that
-		// follows its insert, so a rebalance never splits a batch.
+		// follows its insert, so a rebalance never splits a batch. The
+		// pipeline drains and allows the rebalance when one waits
+		// (pipeline.go).
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalanceWanted.Store(true) }),
 		kgo.MetadataMaxAge(c.cfg.Topics.RefreshInterval),
 		kgo.MetadataMinAge(min(c.cfg.Topics.RefreshInterval, 5*time.Second)),
 	)
@@ -127,133 +127,6 @@ func anchored(pats []string) []string {
 		out[i] = "^(?:" + p + ")$"
 	}
 	return out
-}
-
-// Run consumes until ctx is cancelled or Shutdown is called. Decode failures
-// are quarantined; insert failures are retried with backoff and never skip
-// records: offsets are committed only after the batch is stored.
-func (c *Collector) Run(ctx context.Context) error {
-	if c.client == nil {
-		return errors.New("collector: Run before Start")
-	}
-	if !c.running.CompareAndSwap(false, true) {
-		return errors.New("collector: Run called twice")
-	}
-	defer close(c.runDone)
-	// A group leave waits for an allowed rebalance: never exit holding one.
-	defer c.client.AllowRebalance()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	b := newBatch()
-	deadline := time.Now().Add(c.cfg.Batch.FlushInterval)
-	for ctx.Err() == nil {
-		pollCtx, pollCancel := context.WithDeadline(ctx, deadline)
-		fetches := c.client.PollRecords(pollCtx, c.cfg.Batch.MaxRecords-b.len())
-		pollCancel()
-		if fetches.IsClientClosed() {
-			return nil
-		}
-		blocked, failed := "", false
-		fetches.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
-			}
-			failed = true
-			c.log.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
-			if blocking(err) {
-				blocked = err.Error()
-				if topic != "" {
-					blocked = topic + ": " + blocked
-				}
-			}
-		})
-		if blocked != "" {
-			c.fetchErr.Store(&blocked)
-		} else if fetches.NumRecords() > 0 || !failed {
-			c.fetchErr.Store(nil)
-		}
-		fetches.EachRecord(func(r *kgo.Record) { c.add(b, r) })
-		if b.len() >= c.cfg.Batch.MaxRecords || !time.Now().Before(deadline) {
-			if b.len() > 0 {
-				if err := c.flush(ctx, b); err != nil {
-					return nil // only on cancellation: nothing was committed past the last stored batch
-				}
-			}
-			c.client.AllowRebalance()
-			deadline = time.Now().Add(c.cfg.Batch.FlushInterval)
-		}
-	}
-	return nil
-}
-
-func (c *Collector) add(b *batch, r *kgo.Record) {
-	c.consumed.Add(1)
-	c.metrics.consumed.WithLabelValues(r.Topic).Inc()
-	e, err := c.decoder.Decode(r)
-	if err != nil {
-		b.quarantine = append(b.quarantine, c.decoder.Quarantine(r, err.Error()))
-		return
-	}
-	b.events = append(b.events, e)
-}
-
-// flush stores the batch, retrying until it succeeds or ctx ends, then commits.
-func (c *Collector) flush(ctx context.Context, b *batch) error {
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := c.insert(ctx, b)
-		if err == nil {
-			c.metrics.insertTime.Observe(time.Since(start).Seconds())
-			break
-		}
-		c.metrics.insertErrs.Inc()
-		msg := err.Error()
-		c.lastErr.Store(&msg)
-		c.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).Msg("clickhouse insert failed; will retry the same batch")
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
-	c.lastErr.Store(nil)
-	c.metrics.batchSize.Observe(float64(b.len()))
-	for _, e := range b.events {
-		c.metrics.stored.WithLabelValues(e.Topic).Inc()
-	}
-	for _, q := range b.quarantine {
-		c.metrics.quarantined.WithLabelValues(q.Topic).Inc()
-	}
-	c.stored.Add(int64(len(b.events)))
-	c.quarantined.Add(int64(len(b.quarantine)))
-	b.reset()
-	if err := c.client.CommitUncommittedOffsets(ctx); err != nil {
-		// Not fatal: the records are stored; a redelivery collapses on
-		// (topic, partition, offset).
-		c.log.Warn().Err(err).Msg("offset commit failed; records may be redelivered and deduplicated")
-	}
-	return nil
-}
-
-// insert stores the batch. Every attempt for one batch carries the same
-// deduplication token, so an attempt that reached ClickHouse although it
-// reported an error is not stored twice by the next.
-func (c *Collector) insert(ctx context.Context, b *batch) error {
-	now := time.Now().UTC()
-	token := b.token()
-	if err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q"); err != nil {
-		return err
-	}
-	return c.store.InsertEvents(ctx, b.events, now, token+":e")
 }
 
 // Ready reports why the collector is not ready, or nil.
@@ -303,58 +176,4 @@ func (c *Collector) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// batch is what is stored and committed together.
-type batch struct {
-	events     []event.Event
-	quarantine []event.Quarantined
-	tok        string
-}
-
-func newBatch() *batch { return &batch{} }
-
-func (b *batch) len() int { return len(b.events) + len(b.quarantine) }
-
-func (b *batch) reset() {
-	b.events = b.events[:0]
-	b.quarantine = b.quarantine[:0]
-	b.tok = ""
-}
-
-// token names the batch by the offset range it holds of each partition:
-// topic:partition:first-last, sorted, hashed. It is computed once, so every
-// retry of the batch carries the same token.
-func (b *batch) token() string {
-	if b.tok != "" {
-		return b.tok
-	}
-	type tp struct {
-		topic string
-		part  int32
-	}
-	ranges := map[tp][2]int64{}
-	note := func(topic string, part int32, off int64) {
-		k := tp{topic, part}
-		r, ok := ranges[k]
-		if !ok {
-			ranges[k] = [2]int64{off, off}
-			return
-		}
-		ranges[k] = [2]int64{min(r[0], off), max(r[1], off)}
-	}
-	for i := range b.events {
-		note(b.events[i].Topic, b.events[i].Partition, b.events[i].Offset)
-	}
-	for i := range b.quarantine {
-		note(b.quarantine[i].Topic, b.quarantine[i].Partition, b.quarantine[i].Offset)
-	}
-	parts := make([]string, 0, len(ranges))
-	for k, r := range ranges {
-		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d", k.topic, k.part, r[0], r[1]))
-	}
-	sort.Strings(parts)
-	sum := sha256.Sum256([]byte(strings.Join(parts, ",")))
-	b.tok = "weft:" + hex.EncodeToString(sum[:16])
-	return b.tok
 }

@@ -18,9 +18,10 @@ type Config struct {
 	Topics Topics `yaml:"topics"`
 	// Batch bounds how much is buffered before an insert.
 	Batch Batch `yaml:"batch"`
-	// Fetch bounds what the Kafka client buffers. While ClickHouse is down the
-	// tap stops polling, so its memory stays near Fetch.MaxBytes per broker
-	// plus one batch.
+	// Fetch bounds what the Kafka client buffers: at most
+	// Fetch.MaxConcurrent responses of Fetch.MaxBytes each, whatever the
+	// number of brokers. While ClickHouse is down the tap stops polling, so
+	// its memory stays near that plus two batches.
 	Fetch Fetch `yaml:"fetch"`
 	// MaxRecordBytes is the largest record value decoded; larger ones are
 	// quarantined whole. Default 1 MiB.
@@ -61,11 +62,17 @@ type Batch struct {
 
 // Fetch bounds the Kafka client's fetches.
 type Fetch struct {
-	// MaxBytes is the most one fetch response may carry. Default 32 MiB.
+	// MaxBytes is the most one fetch response may carry (compressed; it
+	// takes several times that once decompressed). Default 8 MiB.
 	MaxBytes int32 `yaml:"max_bytes"`
 	// MaxPartitionBytes is the most one partition contributes to a fetch
-	// (a larger single record is still returned whole). Default 4 MiB.
+	// (a larger single record is still returned whole). Default 1 MiB.
 	MaxPartitionBytes int32 `yaml:"max_partition_bytes"`
+	// MaxConcurrent is how many fetch responses may be in flight or
+	// buffered at once, over all brokers: one being decoded while the next
+	// arrives. It overrides franz-go's default of one per broker, so a large
+	// cluster does not multiply the buffer. Default 2.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // Redaction configures masking of sensitive data.
@@ -108,7 +115,7 @@ func Default() Config {
 			RefreshInterval: 30 * time.Second,
 		},
 		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
-		Fetch:          Fetch{MaxBytes: 32 << 20, MaxPartitionBytes: 4 << 20},
+		Fetch:          Fetch{MaxBytes: 8 << 20, MaxPartitionBytes: 1 << 20, MaxConcurrent: 2},
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
 		SessionTimeout: 45 * time.Second,
@@ -141,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.Fetch.MaxPartitionBytes <= 0 || c.Fetch.MaxPartitionBytes > c.Fetch.MaxBytes {
 		p.Addf("fetch.max_partition_bytes", "must be positive and at most fetch.max_bytes, got %d", c.Fetch.MaxPartitionBytes)
+	}
+	if c.Fetch.MaxConcurrent <= 0 {
+		p.Addf("fetch.max_concurrent", "must be positive, got %d", c.Fetch.MaxConcurrent)
 	}
 	if c.MaxRecordBytes <= 0 {
 		p.Addf("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)

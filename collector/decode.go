@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -190,7 +189,7 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	sum := sha256.Sum256(r.Value)
 	e.PayloadHash = hex.EncodeToString(sum[:])
 	red, _ := d.red.Value(payload)
-	if e.Payload, err = json.Marshal(red); err != nil {
+	if e.Payload, err = encodeJSON(red); err != nil {
 		return event.Event{}, reject("payload cannot be re-encoded: %v", err)
 	}
 	e.Headers = make(map[string]string, len(v.headers))
@@ -245,14 +244,9 @@ func (d *Decoder) mappingFor(topic string, defaults Mapping) Mapping {
 }
 
 func decodeObject(b []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, reject("value is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, reject("value has trailing data after the JSON document")
+	v, err := decodeJSON(b)
+	if err != nil {
+		return nil, reject("value %v", err)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
@@ -265,14 +259,9 @@ func decodeBinaryData(b []byte, contentType string) (any, error) {
 	if contentType != "" && !strings.Contains(strings.ToLower(contentType), "json") {
 		return string(b), nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, reject("CloudEvents binary data is not valid JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, reject("CloudEvents binary data has trailing data after the JSON document")
+	v, err := decodeJSON(b)
+	if err != nil {
+		return nil, reject("CloudEvents binary data %v", err)
 	}
 	return v, nil
 }
@@ -292,7 +281,9 @@ func (v *record) lookup(src string) (val any, found bool) {
 		return strings.TrimPrefix(src, "const:"), true
 	}
 	var cur any = v.root
-	for _, part := range strings.Split(src, ".") {
+	for rest, more := src, true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ".")
 		obj, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false
@@ -414,10 +405,15 @@ func (v *record) versionVector(srcs []string) (map[string]uint64, error) {
 // or a string holding one.
 func parseVersionVector(val any) (map[string]uint64, error) {
 	if s, ok := val.(string); ok {
-		dec := json.NewDecoder(strings.NewReader(s))
-		dec.UseNumber()
-		if err := dec.Decode(&val); err != nil {
-			return nil, fmt.Errorf("not a JSON object: %v", err)
+		// The common case, a plain header, is read straight into the
+		// result; anything else takes the generic path below, which
+		// accepts every JSON spelling and gives the precise reason.
+		if vv, ok := parseFlatCounters(s); ok {
+			return vv, nil
+		}
+		var err error
+		if val, err = decodeJSON([]byte(s)); err != nil {
+			return nil, err
 		}
 	}
 	obj, ok := val.(map[string]any)
@@ -440,6 +436,85 @@ func parseVersionVector(val any) (map[string]uint64, error) {
 		vv[svc] = u
 	}
 	return vv, nil
+}
+
+// parseFlatCounters reads the usual spelling of a version vector,
+// {"service":counter,...} with unescaped names and plain decimal counters,
+// without a JSON decoder. ok is false for anything else (escapes, other
+// value types, an empty name, a counter over 64 bits, bad syntax): the
+// caller then decodes it generically, which decides.
+func parseFlatCounters(s string) (vv map[string]uint64, ok bool) {
+	i := 0
+	ws := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			i++
+		}
+	}
+	ws()
+	if i == len(s) || s[i] != '{' {
+		return nil, false
+	}
+	i++
+	vv = make(map[string]uint64, 4)
+	ws()
+	if i < len(s) && s[i] == '}' {
+		i++
+		ws()
+		return vv, i == len(s)
+	}
+	for {
+		ws()
+		if i == len(s) || s[i] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(s[i+1:], '"')
+		if end <= 0 {
+			return nil, false
+		}
+		name := s[i+1 : i+1+end]
+		for j := 0; j < len(name); j++ {
+			if name[j] == '\\' || name[j] < 0x20 {
+				return nil, false
+			}
+		}
+		if !utf8.ValidString(name) {
+			return nil, false
+		}
+		i += end + 2
+		ws()
+		if i == len(s) || s[i] != ':' {
+			return nil, false
+		}
+		i++
+		ws()
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		digits := s[start:i]
+		if digits == "" || len(digits) > 1 && digits[0] == '0' {
+			return nil, false
+		}
+		n, err := strconv.ParseUint(digits, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		vv[name] = n // a repeated name: the last wins, as in encoding/json
+		ws()
+		if i == len(s) {
+			return nil, false
+		}
+		switch s[i] {
+		case ',':
+			i++
+		case '}':
+			i++
+			ws()
+			return vv, i == len(s)
+		default:
+			return nil, false
+		}
+	}
 }
 
 // serviceName normalizes a CloudEvents source (often a URI) to a service

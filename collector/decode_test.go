@@ -187,12 +187,24 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	c.Topics.Include = []string{"("}
 	c.Batch.MaxRecords = 0
 	c.StartFrom = "middle"
+	c.Fetch.MaxConcurrent = 0
+	c.Fetch.MaxPartitionBytes = c.Fetch.MaxBytes + 1
 	c.Mapping = []Mapping{{Topic: "", OrderID: []string{"bad path"}}}
 	err := c.Validate()
 	require.Error(t, err)
-	for _, key := range []string{"group:", "topics.include[0]:", "batch.max_records:", "start_from:", "mapping[0].topic:", "mapping[0].order_id[0]:"} {
+	for _, key := range []string{"group:", "topics.include[0]:", "batch.max_records:", "start_from:", "fetch.max_concurrent:",
+		"fetch.max_partition_bytes:", "mapping[0].topic:", "mapping[0].order_id[0]:"} {
 		assert.Contains(t, err.Error(), key)
 	}
+}
+
+// The fetch defaults bound what the Kafka client buffers (docs/benchmarks.md).
+func TestFetchDefaults(t *testing.T) {
+	f := Default().Fetch
+	assert.EqualValues(t, 8<<20, f.MaxBytes)
+	assert.EqualValues(t, 1<<20, f.MaxPartitionBytes)
+	assert.Equal(t, 2, f.MaxConcurrent)
+	require.NoError(t, Default().Validate())
 }
 
 // FuzzDecode: whatever the bytes, Decode returns an event with an order id and

@@ -26,6 +26,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// HTTP configures the API, /metrics, /healthz and /readyz.
 	HTTP HTTPConfig `yaml:"http"`
+	// Runtime configures the Go runtime of `weft run`.
+	Runtime RuntimeConfig `yaml:"runtime"`
 	// Kafka is the cluster the tap watches.
 	Kafka kafkaconn.Config `yaml:"kafka"`
 	// ClickHouse is where weft stores what it sees.
@@ -50,11 +52,23 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 }
 
+// RuntimeConfig configures the Go runtime of `weft run` (memlimit.go).
+type RuntimeConfig struct {
+	// MemoryLimit is the soft memory limit in bytes (debug.SetMemoryLimit):
+	// the garbage collector works harder as the process nears it, so a large
+	// backlog does not grow the heap to twice its live size. It is soft: a
+	// live heap above it is not an error, only more collections. 0 leaves
+	// the runtime's default (no limit). GOMEMLIMIT, when set, wins.
+	// Default 256 MiB; at least 64 MiB when set.
+	MemoryLimit int64 `yaml:"memory_limit"`
+}
+
 // DefaultConfig returns every default.
 func DefaultConfig() Config {
 	return Config{
 		Log:         LogConfig{Level: "info", Format: "auto"},
 		HTTP:        HTTPConfig{Listen: "127.0.0.1:8080"},
+		Runtime:     RuntimeConfig{MemoryLimit: defaultMemoryLimit},
 		Kafka:       kafkaconn.Default(),
 		ClickHouse:  chstore.Default(),
 		Collector:   collector.Default(),
@@ -74,6 +88,9 @@ func (c Config) Validate() error {
 	case "auto", "json", "console":
 	default:
 		p.Addf("log.format", "%q is not auto, json or console", c.Log.Format)
+	}
+	if c.Runtime.MemoryLimit < 0 || c.Runtime.MemoryLimit > 0 && c.Runtime.MemoryLimit < minMemoryLimit {
+		p.Addf("runtime.memory_limit", "must be 0 (no limit) or at least %d bytes (64 MiB), got %d", int64(minMemoryLimit), c.Runtime.MemoryLimit)
 	}
 	p.Merge("kafka", c.Kafka.Validate())
 	p.Merge("clickhouse", c.ClickHouse.Validate())

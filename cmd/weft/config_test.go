@@ -1,9 +1,11 @@
 package main
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,4 +37,53 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("WEFT_COLLECTOR_BATCH_MAX_RECORDS", "many")
 	_, err = LoadConfig("")
 	assert.ErrorContains(t, err, "WEFT_COLLECTOR_BATCH_MAX_RECORDS")
+}
+
+func TestRuntimeMemoryLimitConfig(t *testing.T) {
+	c, err := LoadConfig("")
+	require.NoError(t, err)
+	assert.EqualValues(t, 256<<20, c.Runtime.MemoryLimit, "default")
+
+	c, err = LoadConfig("../../weft.example.yaml")
+	require.NoError(t, err)
+	assert.EqualValues(t, 256<<20, c.Runtime.MemoryLimit, "the example documents the default")
+
+	for _, tc := range []struct {
+		env  string
+		want string // "" means valid
+	}{
+		{"0", ""},
+		{"1073741824", ""},
+		{"67108864", ""},
+		{"1000000", "runtime.memory_limit"},
+		{"-1", "runtime.memory_limit"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("WEFT_RUNTIME_MEMORY_LIMIT", tc.env)
+			_, err := LoadConfig("")
+			if tc.want == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestApplyMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+
+	t.Setenv("GOMEMLIMIT", "")
+	assert.EqualValues(t, 300<<20, applyMemoryLimit(RuntimeConfig{MemoryLimit: 300 << 20}, zerolog.Nop()))
+	assert.EqualValues(t, 300<<20, debug.SetMemoryLimit(-1), "the key sets the limit")
+
+	assert.EqualValues(t, -1, applyMemoryLimit(RuntimeConfig{MemoryLimit: 0}, zerolog.Nop()))
+	assert.EqualValues(t, 300<<20, debug.SetMemoryLimit(-1), "0 leaves the limit alone")
+
+	// GOMEMLIMIT was read by the runtime at start; the key must not override it.
+	t.Setenv("GOMEMLIMIT", "400MiB")
+	debug.SetMemoryLimit(400 << 20)
+	assert.EqualValues(t, 400<<20, applyMemoryLimit(RuntimeConfig{MemoryLimit: 128 << 20}, zerolog.Nop()))
+	assert.EqualValues(t, 400<<20, debug.SetMemoryLimit(-1), "GOMEMLIMIT wins")
 }

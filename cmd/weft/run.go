@@ -37,7 +37,11 @@ interval, and serves /metrics, /healthz, /readyz and the JSON API.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runWeft(ctx, cfg, newLogger(cfg.Log), nil)
+			log := newLogger(cfg.Log)
+			// Process-wide, so here and not in runWeft: `weft dev` shares
+			// its process with the in-memory Kafka.
+			applyMemoryLimit(cfg.Runtime, log)
+			return runWeft(ctx, cfg, log, nil)
 		},
 	}
 }

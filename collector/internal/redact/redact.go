@@ -69,8 +69,30 @@ func normKey(k string) string {
 	return string(b)
 }
 
-// SensitiveKey reports whether values under key are masked whole.
-func (r *Redactor) SensitiveKey(key string) bool { return r.keys[normKey(key)] }
+// SensitiveKey reports whether values under key are masked whole. It runs
+// for every header and every object key of every record, so the common
+// case, a short ASCII key, is normalized on the stack without allocating.
+func (r *Redactor) SensitiveKey(key string) bool {
+	if len(key) > 64 {
+		return r.keys[normKey(key)]
+	}
+	var buf [64]byte
+	n := 0
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 0x80:
+			return r.keys[normKey(key)]
+		case c == '_' || c == '-':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
+	}
+	return r.keys[string(buf[:n])]
+}
 
 // Value masks v in place where it can (maps and slices) and returns the
 // masked value. It reports whether anything was changed.

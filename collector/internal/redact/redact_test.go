@@ -52,3 +52,33 @@ func TestRedactJSON(t *testing.T) {
 		})
 	}
 }
+
+// SensitiveKey's stack fast path normalizes exactly as normKey does: every
+// spelling of a key compares equal, non-ASCII and long keys included.
+func TestSensitiveKeySpellings(t *testing.T) {
+	r := New(Rules{Keys: []string{"card_number", "cvv", "Straße", strings.Repeat("k", 70)}})
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"card_number", true},
+		{"cardNumber", true},
+		{"Card-Number", true},
+		{"CARD__NUMBER", true},
+		{"card_numbers", false},
+		{"CVV", true},
+		{"c-v-v", true},
+		{"straße", true},
+		{"STRASSE", false},
+		{strings.Repeat("K", 70), true},
+		{strings.Repeat("k", 69), false},
+		{"", false},
+		{"traceparent", false},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			assert.Equal(t, tc.want, r.SensitiveKey(tc.key))
+			assert.Equal(t, r.keys[normKey(tc.key)], r.SensitiveKey(tc.key), "same as normKey")
+		})
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { r.SensitiveKey("Idempotency-Key") }), "ASCII keys do not allocate")
+}

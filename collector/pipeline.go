@@ -1,0 +1,288 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The tap is a two-batch pipeline: Run polls and decodes records into one
+// batch while storeLoop inserts the previous one into ClickHouse and then
+// commits exactly that batch's offsets. Two batches exist, no more: when
+// both are taken (one being stored, one full and waiting) Run stops polling
+// until the first is stored, so ClickHouse's pace bounds memory.
+//
+// Rebalances are blocked from the first poll (BlockRebalanceOnPoll). When
+// one waits (OnPartitionsCallbackBlocked) Run hands over what it holds,
+// waits until every batch is stored and committed, and only then allows
+// it: no commit ever names a partition the tap no longer owns. With
+// nothing in flight at a flush point it allows rebalances right away.
+const pipelineDepth = 2
+
+// pipeline passes batches between Run and storeLoop. Its fields other
+// than the channels belong to Run.
+type pipeline struct {
+	full chan *batch // to store, in poll order
+	free chan *batch // stored and committed, back to Run
+
+	spares   []*batch // empty batches Run holds
+	inFlight int      // batches handed to storeLoop and not back yet
+}
+
+func newPipeline() *pipeline {
+	p := &pipeline{full: make(chan *batch, pipelineDepth), free: make(chan *batch, pipelineDepth)}
+	for i := 0; i < pipelineDepth; i++ {
+		p.spares = append(p.spares, newBatch())
+	}
+	return p
+}
+
+// hand passes a filled batch to storeLoop. It never blocks: the channel
+// has room for every batch.
+func (p *pipeline) hand(b *batch) {
+	p.full <- b
+	p.inFlight++
+}
+
+// take returns an empty batch, waiting for storeLoop to hand one back when
+// every batch is taken; nil when ctx ends first.
+func (p *pipeline) take(ctx context.Context) *batch {
+	if len(p.spares) == 0 && !p.wait(ctx) {
+		return nil
+	}
+	b := p.spares[len(p.spares)-1]
+	p.spares = p.spares[:len(p.spares)-1]
+	return b
+}
+
+// wait moves the next batch storeLoop hands back to the spares.
+func (p *pipeline) wait(ctx context.Context) bool {
+	select {
+	case b := <-p.free:
+		p.spares = append(p.spares, b)
+		p.inFlight--
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// drained collects the batches already handed back and reports whether
+// none is still in flight; with wait, it first waits for all of them.
+func (p *pipeline) drained(ctx context.Context, wait bool) bool {
+	for p.inFlight > 0 {
+		select {
+		case b := <-p.free:
+			p.spares = append(p.spares, b)
+			p.inFlight--
+			continue
+		default:
+		}
+		if !wait || !p.wait(ctx) {
+			return false
+		}
+	}
+	return true
+}
+
+// Run consumes until ctx is cancelled or Shutdown is called. Decode failures
+// are quarantined; insert failures are retried with backoff and never skip
+// records: offsets are committed only after the batch is stored.
+func (c *Collector) Run(ctx context.Context) error {
+	if c.client == nil {
+		return errors.New("collector: Run before Start")
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("collector: Run called twice")
+	}
+	defer close(c.runDone)
+	// A group leave waits for an allowed rebalance: never exit holding one.
+	defer c.client.AllowRebalance()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	p := newPipeline()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.storeLoop(ctx, p) }()
+	defer wg.Wait() // after cancel (deferred later, runs first)
+	defer cancel()
+
+	cur := p.take(ctx)
+	deadline := time.Now().Add(c.cfg.Batch.FlushInterval)
+	for ctx.Err() == nil {
+		pollCtx, pollCancel := context.WithDeadline(ctx, deadline)
+		fetches := c.client.PollRecords(pollCtx, c.cfg.Batch.MaxRecords-cur.len())
+		pollCancel()
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		c.noteFetchErrors(fetches)
+		fetches.EachRecord(func(r *kgo.Record) { c.add(cur, r) })
+
+		wanted := c.rebalanceWanted.Load()
+		if cur.len() < c.cfg.Batch.MaxRecords && time.Now().Before(deadline) && !wanted {
+			continue
+		}
+		if cur.len() > 0 {
+			p.hand(cur)
+			if cur = p.take(ctx); cur == nil {
+				return nil // cancelled: nothing was committed past the last stored batch
+			}
+		}
+		if wanted {
+			c.rebalanceWanted.Store(false) // before allowing: a later signal is kept
+		}
+		// Every batch stored and committed before partitions may move; a
+		// waiting rebalance is worth the wait, otherwise allow only when
+		// nothing is in flight anyway.
+		if p.drained(ctx, wanted) {
+			c.client.AllowRebalance()
+		} else if wanted {
+			return nil // cancelled
+		}
+		deadline = time.Now().Add(c.cfg.Batch.FlushInterval)
+	}
+	return nil
+}
+
+// noteFetchErrors logs fetch errors and keeps the one that blocks the tap
+// (a missing ACL) for Ready, until a clean poll.
+func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
+	blocked, failed := "", false
+	fetches.EachError(func(topic string, p int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		failed = true
+		c.log.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
+		if blocking(err) {
+			blocked = err.Error()
+			if topic != "" {
+				blocked = topic + ": " + blocked
+			}
+		}
+	})
+	if blocked != "" {
+		c.fetchErr.Store(&blocked)
+	} else if fetches.NumRecords() > 0 || !failed {
+		c.fetchErr.Store(nil)
+	}
+}
+
+func (c *Collector) add(b *batch, r *kgo.Record) {
+	c.consumed.Add(1)
+	c.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	b.note(r)
+	e, err := c.decoder.Decode(r)
+	if err != nil {
+		b.quarantine = append(b.quarantine, c.decoder.Quarantine(r, err.Error()))
+		return
+	}
+	b.events = append(b.events, e)
+}
+
+// storeLoop stores and commits the batches Run hands over, in order, and
+// hands each back empty. It returns when ctx ends.
+func (c *Collector) storeLoop(ctx context.Context, p *pipeline) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-p.full:
+			if err := c.flush(ctx, b); err != nil {
+				return // cancelled; the batch is neither stored for sure nor committed
+			}
+			p.free <- b
+		}
+	}
+}
+
+// flush stores the batch, retrying until it succeeds or ctx ends, commits
+// its offsets and empties it.
+func (c *Collector) flush(ctx context.Context, b *batch) error {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := c.insert(ctx, b)
+		if err == nil {
+			c.metrics.insertTime.Observe(time.Since(start).Seconds())
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.metrics.insertErrs.Inc()
+		msg := err.Error()
+		c.lastErr.Store(&msg)
+		c.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).Msg("clickhouse insert failed; will retry the same batch")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	c.lastErr.Store(nil)
+	c.metrics.batchSize.Observe(float64(b.len()))
+	for _, e := range b.events {
+		c.metrics.stored.WithLabelValues(e.Topic).Inc()
+	}
+	for _, q := range b.quarantine {
+		c.metrics.quarantined.WithLabelValues(q.Topic).Inc()
+	}
+	c.stored.Add(int64(len(b.events)))
+	c.quarantined.Add(int64(len(b.quarantine)))
+	if err := c.commit(ctx, b.offsets); err != nil {
+		// Not fatal: the records are stored; a redelivery collapses on
+		// (topic, partition, offset).
+		c.log.Warn().Err(err).Msg("offset commit failed; records may be redelivered and deduplicated")
+	}
+	b.reset()
+	return nil
+}
+
+// commit commits exactly offsets (not whatever was polled since), and
+// returns the first error of the request or of any partition.
+func (c *Collector) commit(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	var rerr error
+	c.client.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && rerr == nil {
+					rerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	return rerr
+}
+
+// insert stores the batch. Every attempt for one batch carries the same
+// deduplication token, so an attempt that reached ClickHouse although it
+// reported an error is not stored twice by the next.
+func (c *Collector) insert(ctx context.Context, b *batch) error {
+	now := time.Now().UTC()
+	token := b.token()
+	if err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q"); err != nil {
+		return err
+	}
+	return c.store.InsertEvents(ctx, b.events, now, token+":e")
+}
