@@ -239,4 +239,3 @@ func reset(ctx context.Context, store *chstore.Store) error {
 	}
 	return nil
 }
-
