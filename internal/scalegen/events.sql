@@ -34,21 +34,22 @@ SELECT
     mapFromArrays(
         arrayConcat(
             ['content-type', if(b3, 'b3', 'traceparent')],
-            if(j > 1, ['causation-id'], []),
-            ['correlation-id', 'version-vector', 'idempotency-key'],
+            if(j > 1 AND NOT structured, ['causation-id'], []),
+            if(structured, [], ['correlation-id', 'version-vector', 'idempotency-key']),
             if(fmt = 'cloudevents-binary', ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'ce_subject'], []),
             if(kind = 2, ['dlq-reason', 'dlq-original-topic'], [])),
         arrayConcat(
             [if(fmt = 'cloudevents-structured', 'application/cloudevents+json', 'application/json'),
              if(b3, concat(trace, '-', span, '-1-', lower(hex({{hev 16 "j - 1"}}))),
                      concat('00-', trace, '-', span, '-01'))],
-            if(j > 1, [{{uuid "j - 1"}}], []),
-            [correlation, toJSONString(CAST(vv, 'Map(String, UInt32)')), idem_key],
+            if(j > 1 AND NOT structured, [{{uuid "j - 1"}}], []),
+            if(structured, [], [correlation, toJSONString(CAST(vv, 'Map(String, UInt32)')), idem_key]),
             if(fmt = 'cloudevents-binary', ['1.0', event_uuid, type_name, service_name, event_ts, order_id], []),
             if(kind = 2, ['retries_exhausted', '{{.TopicPrefix}}payments'], []))),
     concat('{',
         if(fmt = 'json', concat('"event_id":"', event_uuid, '","event_type":"', type_name, '","occurred_at":"', event_ts, '",'), ''),
         '"order_id":"', order_id, '",',
+        if(structured, concat('"idempotency_key":"', idem_key, '",'), ''),
         payload_body,
         ',"meta":{"schema":"commerce.', lower(type_name), '.v2","producer":{"service":"', service_name,
         '","version":"2.', toString(intHash64({{.Seed}} * 64 + plan[j]) % 20), '.', toString(intHash64({{.Seed}} * 64 + plan[j] + 32) % 9),
@@ -68,6 +69,10 @@ FROM
         service_name IN ('fulfillment', 'pickup')                 AS b3,
         multiIf({{he 20}} % 10 < 5, 'cloudevents-structured',
                 {{he 20}} % 10 < 8, 'cloudevents-binary', 'json') AS fmt,
+        -- A structured CloudEvent carries causation id, correlation id and
+        -- version vector as extension attributes of its envelope and the
+        -- idempotency key in its data; the other formats carry them in headers.
+        fmt = 'cloudevents-structured'                            AS structured,
         concat(order_id, ':', type_name, ':', toString(countEqual(arraySlice(plan, 1, j), plan[j]))) AS idem_key,
         -- Each event's vector: every service's count of events up to it in
         -- the plan (the cause's vector, own entry + 1), lost events included.

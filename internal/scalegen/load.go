@@ -27,6 +27,10 @@ type LoadResult struct {
 type Options struct {
 	// Progress receives one line per chunk; nil discards them.
 	Progress io.Writer
+	// DiskReserve is the free space a load leaves on ClickHouse's disk: a
+	// chunk that would leave less (at the bytes per row stored so far) is
+	// not started, and Load fails saying so. Default 15 GiB.
+	DiskReserve uint64
 	// Now is the wall clock, which places the watermark of a new load (the
 	// minute before Now). Default time.Now.
 	Now func() time.Time
@@ -44,6 +48,9 @@ func Load(ctx context.Context, store *chstore.Store, w Workload, o Options) (Loa
 	w = w.withDefaults()
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = 15 << 30
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -117,6 +124,9 @@ func Load(ctx context.Context, store *chstore.Store, w Workload, o Options) (Loa
 		}
 		from := int64(c) * int64(w.ChunkOrders)
 		n := min(int64(w.ChunkOrders), int64(w.Orders)-from)
+		if err := checkDisk(ctx, store, n*m.Rows/m.Orders, o.DiskReserve); err != nil {
+			return res, fmt.Errorf("scalegen: chunk %d (load resumes there): %w", c, err)
+		}
 		t0 := time.Now()
 		rows, err := g.insert(ctx, store, g.mainRange(from, n), false)
 		if err != nil {
@@ -236,6 +246,30 @@ func reset(ctx context.Context, store *chstore.Store) error {
 		if err := store.Conn().Exec(ctx, "TRUNCATE TABLE IF EXISTS "+store.Table(t)); err != nil {
 			return fmt.Errorf("scalegen: truncate %s: %w", t, err)
 		}
+	}
+	return nil
+}
+
+// checkDisk fails when storing rows more rows (at the bytes per row the
+// events table, with its projection, and order_state take so far; 1 KiB
+// before any) would leave less than reserve free on ClickHouse's disk.
+func checkDisk(ctx context.Context, store *chstore.Store, rows int64, reserve uint64) error {
+	var free, used, stored uint64
+	if err := store.Conn().QueryRow(ctx, "SELECT min(free_space) FROM system.disks").Scan(&free); err != nil {
+		return fmt.Errorf("free disk space: %w", err)
+	}
+	if err := store.Conn().QueryRow(ctx, `SELECT sum(bytes_on_disk), sumIf(rows, table = 'events') FROM system.parts
+		WHERE database = ? AND active AND table IN ('events', 'order_state')`, store.Database()).Scan(&used, &stored); err != nil {
+		return fmt.Errorf("stored bytes: %w", err)
+	}
+	perRow := uint64(1024)
+	if stored > 100_000 {
+		perRow = used / stored
+	}
+	need := uint64(rows) * perRow
+	if free < need+reserve {
+		return fmt.Errorf("not enough disk: %d more records need about %.1f GiB (%d bytes each), %.1f GiB is free and %.1f GiB must stay free",
+			rows, float64(need)/(1<<30), perRow, float64(free)/(1<<30), float64(reserve)/(1<<30))
 	}
 	return nil
 }
