@@ -79,7 +79,7 @@ func (s *scaleTarget) detectorPass(ctx context.Context) (scalePass, error) {
 // runs once whatever b.N is (use -benchtime 1x). Knobs, from the environment:
 //
 //	WEFT_SCALE_ORDERS        orders in the workload (default 10000000)
-//	WEFT_SCALE_CHUNK         orders per INSERT … SELECT (default 1000000)
+//	WEFT_SCALE_CHUNK         orders per INSERT … SELECT (default 250000)
 //	WEFT_SCALE_STUCK_RUNS    runs of the stuck query (default 20)
 //	WEFT_SCALE_CHAIN_RUNS    random orders whose chain is read (default 100)
 //	WEFT_SCALE_BATCH_ORDERS  orders of the batch before the steady-state pass (default 1000)
