@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/weft
 DATA    ?= .data
 
-.PHONY: all build run test test-short vet bench clean
+.PHONY: all build run test test-short vet bench bench-scale clean
 
 all: build
 
@@ -31,6 +31,19 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench 'Decode' -count 3 ./collector/
 	scripts/with-servers.sh $(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 1x -count 1 -timeout 30m ./collector/
+
+## bench-scale: issue 4's speed targets (docs/scale.md) over WEFT_SCALE_ORDERS orders (default
+## 10M, ~10 events each) generated into the embedded ClickHouse, whose data stays in
+## WEFT_SCALE_DATA so the next run reuses the load; or against a running server at
+## WEFT_TEST_CLICKHOUSE=host:port. WEFT_SCALE_* knobs.
+WEFT_SCALE_DATA ?= $(DATA)/scale-clickhouse
+SCALE_BENCH = $(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -count 1 -timeout 0 ./consistency/
+bench-scale:
+ifdef WEFT_TEST_CLICKHOUSE
+	$(SCALE_BENCH)
+else
+	WEFT_TEST_SERVERS=clickhouse WEFT_TEST_CLICKHOUSE_DATA=$(abspath $(WEFT_SCALE_DATA)) scripts/with-servers.sh $(SCALE_BENCH)
+endif
 
 clean:
 	rm -rf bin

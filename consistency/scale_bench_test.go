@@ -1,0 +1,345 @@
+package consistency_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/scalegen"
+	"github.com/weft-sh/weft/internal/testenv"
+)
+
+// scaleTarget is what BenchmarkScale measures, through the engine's API as
+// it is today. When the API changes, these three methods (and
+// newScaleTarget) are the only lines to adapt.
+type scaleTarget struct {
+	eng *consistency.Engine
+	det *consistency.Detector
+}
+
+// scalePass is what the benchmark needs to know of a detector pass.
+type scalePass struct {
+	// Stuck is the number of stuck orders the pass holds as findings.
+	Stuck int
+	// Detail is printed as is.
+	Detail string
+}
+
+func newScaleTarget(store *chstore.Store) *scaleTarget {
+	eng := consistency.NewEngine(store, consistency.Builtin())
+	cfg := consistency.Default()
+	return &scaleTarget{eng: eng,
+		det: consistency.NewDetector(eng, cfg.Interval, cfg.Windows, consistency.Settings{Logger: zerolog.Nop()})}
+}
+
+// stuck is `weft stuck`: every stuck order at the stream's clock.
+func (s *scaleTarget) stuck(ctx context.Context) (int, error) {
+	clock, err := s.eng.Clock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	orders, err := s.eng.Stuck(ctx, clock, consistency.Filter{})
+	return len(orders), err
+}
+
+// chain is `weft order ID`: one order's causal chain; it returns its length.
+func (s *scaleTarget) chain(ctx context.Context, orderID string) (int, error) {
+	evs, err := s.eng.Chain(ctx, orderID)
+	return len(evs), err
+}
+
+// detectorPass is one pass of the detector `weft run` runs on an interval
+// (the same detector every call: the second pass is a steady-state one).
+func (s *scaleTarget) detectorPass(ctx context.Context) (scalePass, error) {
+	r, err := s.det.Pass(ctx)
+	if err != nil {
+		return scalePass{}, err
+	}
+	return scalePass{Stuck: r.Stuck, Detail: fmt.Sprintf("stuck %d, checked %d orders, opened %d, resolved %d, backlog %d",
+		r.Stuck, r.Checked, r.Opened, r.Resolved, r.Backlog)}, nil
+}
+
+// BenchmarkScale is `make bench-scale` (docs/scale.md), issue 4's targets:
+// with WEFT_SCALE_ORDERS orders (default 10M, about 10 events each) in
+// ClickHouse, the stuck-orders query p95 ≤ 500 ms, one order's chain p95
+// ≤ 50 ms, a full detector pass ≤ 10 s. It loads the workload
+// (internal/scalegen) into a database named after it, or reuses it, then
+// measures and checks the answers against what was generated: it fails if
+// the data or the queries are wrong, and reports the targets it misses. It
+// runs once whatever b.N is (use -benchtime 1x). Knobs, from the environment:
+//
+//	WEFT_SCALE_ORDERS        orders in the workload (default 10000000)
+//	WEFT_SCALE_CHUNK         orders per INSERT … SELECT (default 250000)
+//	WEFT_SCALE_STUCK_RUNS    runs of the stuck query (default 20)
+//	WEFT_SCALE_CHAIN_RUNS    random orders whose chain is read (default 100)
+//	WEFT_SCALE_BATCH_ORDERS  orders of the batch before the steady-state pass (default 1000)
+//	WEFT_SCALE_SETTLE        longest wait for background merges after a load (default 10m)
+func BenchmarkScale(b *testing.B) {
+	addr := testenv.ClickHouseAddr(b)
+	w := scalegen.Workload{Orders: scaleEnv(b, "WEFT_SCALE_ORDERS", 10_000_000), ChunkOrders: scaleEnv(b, "WEFT_SCALE_CHUNK", 0)}
+	stuckRuns := scaleEnv(b, "WEFT_SCALE_STUCK_RUNS", 20)
+	chainRuns := scaleEnv(b, "WEFT_SCALE_CHAIN_RUNS", 100)
+	batchOrders := scaleEnv(b, "WEFT_SCALE_BATCH_ORDERS", 1000)
+	settle := 10 * time.Minute
+	if v := os.Getenv("WEFT_SCALE_SETTLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("WEFT_SCALE_SETTLE: %v", err)
+		}
+		settle = d
+	}
+	ctx := context.Background()
+	cfg := chstore.Default()
+	cfg.Addr, cfg.Database = addr, w.Database()
+	store, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	out := os.Stdout
+	fmt.Fprintf(out, "\n== weft scale benchmark: %d orders, database %s on %s\n", w.Orders, w.Database(), strings.Join(addr, ","))
+
+	res, err := scalegen.Load(ctx, store, w, scalegen.Options{Progress: out})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := res.Manifest
+	load := "reused"
+	if !res.Reused {
+		load = fmt.Sprintf("%s (%.0f records/s)", res.Took.Round(time.Second), float64(m.Rows)/res.Took.Seconds())
+		if res.Resumed > 0 {
+			load += fmt.Sprintf(", resumed after %d chunks", res.Resumed)
+		}
+	}
+	fmt.Fprintf(out, "load: %s\nworkload: %d orders, %d records (%.2f per order); %d stuck (%.2f%%), %d in flight; faults: %d lost, %d duplicated, %d out of order; %d dead-lettered; watermark %s\n",
+		load, m.Orders, m.Rows, float64(m.Rows)/float64(m.Orders), m.Stuck, 100*float64(m.Stuck)/float64(m.Orders),
+		m.InFlight, m.Lost, m.Duplicated, m.OutOfOrder, m.DeadLettered, m.Watermark.Format(time.RFC3339))
+	if waited, left := settleMerges(ctx, b, store, settle); waited > time.Second || left > 0 {
+		fmt.Fprintf(out, "background merges: waited %s, %d still running\n", waited.Round(time.Second), left)
+	}
+	printTableSizes(ctx, b, store)
+	fmt.Fprintf(out, "ClickHouse resident memory: %s\n", serverMemory(ctx, store))
+
+	target := newScaleTarget(store)
+	b.ResetTimer()
+
+	// The stuck-orders query, with the clock held at the watermark.
+	var stuckLat []time.Duration
+	stuckN := 0
+	for range stuckRuns {
+		if err := scalegen.Tick(ctx, store, m); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		n, err := target.stuck(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stuckLat = append(stuckLat, time.Since(t0))
+		if int64(n) != m.Stuck {
+			b.Fatalf("the stuck query found %d stuck orders; the workload has %d", n, m.Stuck)
+		}
+		stuckN = n
+	}
+
+	// One order's chain, of random orders.
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
+	idx := make([]int64, chainRuns)
+	for i := range idx {
+		idx[i] = r.Int64N(m.Orders)
+	}
+	sample, err := scalegen.Sample(ctx, store, w, m, idx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var chainLat []time.Duration
+	events := 0
+	for _, o := range sample {
+		t0 := time.Now()
+		n, err := target.chain(ctx, o.OrderID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		chainLat = append(chainLat, time.Since(t0))
+		if n != o.Records {
+			b.Fatalf("order %s (index %d) has a chain of %d events; it was generated with %d records", o.OrderID, o.Index, n, o.Records)
+		}
+		events += n
+	}
+
+	// The detector: a first pass over everything, then a steady-state pass
+	// after a batch of late records.
+	if err := scalegen.Tick(ctx, store, m); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	first, err := target.detectorPass(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	firstTook := time.Since(t0)
+	if int64(first.Stuck) != m.Stuck {
+		b.Fatalf("the first detector pass holds %d stuck orders; the workload has %d", first.Stuck, m.Stuck)
+	}
+	batch, err := scalegen.AddBatch(ctx, store, w, m, batchOrders)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := scalegen.Tick(ctx, store, m); err != nil {
+		b.Fatal(err)
+	}
+	t0 = time.Now()
+	steady, err := target.detectorPass(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	steadyTook := time.Since(t0)
+	if int64(steady.Stuck) != m.Stuck {
+		b.Fatalf("the steady-state detector pass holds %d stuck orders; the workload has %d", steady.Stuck, m.Stuck)
+	}
+	b.StopTimer()
+
+	sp50, sp95 := percentiles(stuckLat)
+	cp50, cp95 := percentiles(chainLat)
+	fmt.Fprintf(out, "stuck orders query: p50 %s, p95 %s over %d runs; %d stuck orders each run\n", ms(sp50), ms(sp95), len(stuckLat), stuckN)
+	fmt.Fprintf(out, "one order's chain: p50 %s, p95 %s over %d random orders (%.1f events each)\n", ms(cp50), ms(cp95), len(chainLat),
+		float64(events)/float64(len(chainLat)))
+	fmt.Fprintf(out, "detector pass, first: %s (%s)\n", firstTook.Round(time.Millisecond), first.Detail)
+	fmt.Fprintf(out, "batch: %d orders, %d records ingested in %s\n", batch.Orders, batch.Rows, batch.Took.Round(time.Millisecond))
+	fmt.Fprintf(out, "detector pass, steady state: %s (%s)\n", steadyTook.Round(time.Millisecond), steady.Detail)
+	fmt.Fprintf(out, "ClickHouse resident memory: %s; this process peak RSS: %s\n", serverMemory(ctx, store), selfPeakRSS())
+	fmt.Fprintf(out, "\n%-28s %12s %12s  %s\n", "target (issue 4)", "measured", "target", "")
+	for _, t := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"stuck orders query p95", sp95, 500 * time.Millisecond},
+		{"one order's chain p95", cp95, 50 * time.Millisecond},
+		{"detector pass (first)", firstTook, 10 * time.Second},
+		{"detector pass (steady)", steadyTook, 10 * time.Second},
+	} {
+		verdict := "met"
+		if t.got > t.want {
+			verdict = fmt.Sprintf("NOT met (%.1f×)", float64(t.got)/float64(t.want))
+		}
+		fmt.Fprintf(out, "%-28s %12s %12s  %s\n", t.name, ms(t.got), ms(t.want), verdict)
+	}
+	b.ReportMetric(float64(sp95.Milliseconds()), "stuck-p95-ms")
+	b.ReportMetric(float64(cp95.Microseconds())/1000, "chain-p95-ms")
+	b.ReportMetric(firstTook.Seconds(), "pass-first-s")
+	b.ReportMetric(steadyTook.Seconds(), "pass-steady-s")
+}
+
+func scaleEnv(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n < 0 {
+		b.Fatalf("%s=%q: want a non-negative integer", name, v)
+	}
+	return n
+}
+
+// percentiles returns the median and the 95th percentile (nearest rank).
+func percentiles(d []time.Duration) (p50, p95 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	return rank(0.50), rank(0.95)
+}
+
+func ms(d time.Duration) string {
+	if d >= 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+}
+
+// settleMerges waits, up to limit, until no background merge runs in the
+// workload's database, so that the measurements do not compete with them.
+func settleMerges(ctx context.Context, b *testing.B, store *chstore.Store, limit time.Duration) (time.Duration, int) {
+	start := time.Now()
+	for {
+		var n uint64
+		if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = ?", store.Database()).Scan(&n); err != nil {
+			b.Fatalf("system.merges: %v", err)
+		}
+		if n == 0 || time.Since(start) >= limit {
+			return time.Since(start), int(n)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func printTableSizes(ctx context.Context, b *testing.B, store *chstore.Store) {
+	rows, err := store.Conn().Query(ctx, `
+SELECT table, sum(rows), count(), sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(bytes_on_disk)
+FROM system.parts WHERE database = ? AND active GROUP BY table ORDER BY sum(bytes_on_disk) DESC`, store.Database())
+	if err != nil {
+		b.Fatalf("table sizes: %v", err)
+	}
+	defer rows.Close()
+	fmt.Fprintf(os.Stdout, "%-16s %14s %7s %12s %14s %12s\n", "table", "rows", "parts", "compressed", "uncompressed", "on disk")
+	for rows.Next() {
+		var (
+			table                 string
+			n, parts, c, u, onDsk uint64
+		)
+		if err := rows.Scan(&table, &n, &parts, &c, &u, &onDsk); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stdout, "%-16s %14d %7d %12s %14s %12s\n", table, n, parts, gib(c), gib(u), gib(onDsk))
+	}
+	var proj uint64
+	if err := store.Conn().QueryRow(ctx, "SELECT sum(bytes_on_disk) FROM system.projection_parts WHERE database = ? AND active",
+		store.Database()).Scan(&proj); err == nil && proj > 0 {
+		fmt.Fprintf(os.Stdout, "(of which projections: %s)\n", gib(proj))
+	}
+}
+
+func gib(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+}
+
+func serverMemory(ctx context.Context, store *chstore.Store) string {
+	var v float64
+	if err := store.Conn().QueryRow(ctx, "SELECT value FROM system.asynchronous_metrics WHERE metric = 'MemoryResident'").Scan(&v); err != nil {
+		return "unknown"
+	}
+	return gib(uint64(v))
+}
+
+// selfPeakRSS is this process's peak resident set (VmHWM).
+func selfPeakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
