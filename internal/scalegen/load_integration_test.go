@@ -92,13 +92,27 @@ func TestLoadInvariants(t *testing.T) {
 	clock, err := eng.Clock(ctx)
 	require.NoError(t, err)
 	require.WithinDuration(t, m.Watermark, clock.Now, time.Minute)
-	stuck, err := eng.Stuck(ctx, clock, consistency.Filter{})
-	require.NoError(t, err)
-	got := map[string]bool{}
-	for _, s := range stuck {
-		got[s.OrderID] = true
+	stuckSet := func(wantSource string) map[string]bool {
+		t.Helper()
+		res, err := eng.Stuck(ctx, clock, consistency.Filter{})
+		require.NoError(t, err)
+		require.Equal(t, wantSource, res.Source)
+		got := map[string]bool{}
+		for _, s := range res.Orders {
+			got[s.OrderID] = true
+		}
+		return got
 	}
-	require.Equal(t, wantStuck, got)
+	require.Equal(t, wantStuck, stuckSet("live"), "evaluated live, before any detector pass")
+	det := consistency.NewDetector(eng, time.Minute, consistency.Default().Windows, consistency.Settings{})
+	for {
+		res, err := det.Pass(ctx)
+		require.NoError(t, err)
+		if !res.More {
+			break
+		}
+	}
+	require.Equal(t, wantStuck, stuckSet("detector"), "from the detector's findings")
 	for _, o := range orders[:50] {
 		chain, err := eng.Chain(ctx, o.OrderID)
 		require.NoError(t, err)
@@ -108,9 +122,10 @@ func TestLoadInvariants(t *testing.T) {
 	b, err := scalegen.AddBatch(ctx, store, w, m, 100)
 	require.NoError(t, err)
 	require.InDelta(t, 950, float64(b.Rows), 200)
-	stuck, err = eng.Stuck(ctx, clock, consistency.Filter{})
+	pass, err := det.Pass(ctx)
 	require.NoError(t, err)
-	require.Len(t, stuck, int(m.Stuck), "a batch of finished orders adds no stuck order")
+	require.GreaterOrEqual(t, pass.Checked, b.Orders, "the pass checks the batch's orders")
+	require.Equal(t, wantStuck, stuckSet("detector"), "a batch of finished orders adds no stuck order")
 	again, err = scalegen.Load(ctx, store, w, scalegen.Options{})
 	require.NoError(t, err)
 	require.True(t, again.Reused, "clock ticks and batches do not spoil the reuse")
