@@ -59,7 +59,7 @@ type RuntimeConfig struct {
 	// backlog does not grow the heap to twice its live size. It is soft: a
 	// live heap above it is not an error, only more collections. 0 leaves
 	// the runtime's default (no limit). GOMEMLIMIT, when set, wins.
-	// Default 256 MiB; at least 64 MiB when set.
+	// Default 224 MiB; at least 64 MiB when set.
 	MemoryLimit int64 `yaml:"memory_limit"`
 }
 

@@ -42,11 +42,11 @@ func TestEnvOverrides(t *testing.T) {
 func TestRuntimeMemoryLimitConfig(t *testing.T) {
 	c, err := LoadConfig("")
 	require.NoError(t, err)
-	assert.EqualValues(t, 256<<20, c.Runtime.MemoryLimit, "default")
+	assert.EqualValues(t, 224<<20, c.Runtime.MemoryLimit, "default")
 
 	c, err = LoadConfig("../../weft.example.yaml")
 	require.NoError(t, err)
-	assert.EqualValues(t, 256<<20, c.Runtime.MemoryLimit, "the example documents the default")
+	assert.EqualValues(t, 224<<20, c.Runtime.MemoryLimit, "the example documents the default")
 
 	for _, tc := range []struct {
 		env  string

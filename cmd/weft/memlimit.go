@@ -13,7 +13,7 @@ const (
 	// well under it, and the limit keeps the garbage collector from letting
 	// the heap grow to twice the live size under a large backlog
 	// (docs/benchmarks.md).
-	defaultMemoryLimit = 256 << 20
+	defaultMemoryLimit = 224 << 20
 	// minMemoryLimit rejects limits so low the collector would run the
 	// garbage collector without pause.
 	minMemoryLimit = 64 << 20
