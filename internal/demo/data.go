@@ -10,12 +10,14 @@ import (
 // This file makes an order's business data: store, customer, basket, card,
 // and the data object of each event type.
 
-type product struct {
-	sku, name string
-	cents     int64
+// Product is one line of the demo shop's catalog.
+type Product struct {
+	SKU, Name string
+	Cents     int64
 }
 
-var catalog = []product{
+// Catalog is what the demo shop sells; the scale generator's baskets use it too.
+var Catalog = []Product{
 	{"SKU-10012", "USB-C charging cable 2m", 1299},
 	{"SKU-10458", "Wireless earbuds", 7999},
 	{"SKU-11020", "Stainless water bottle 750ml", 2499},
@@ -54,7 +56,7 @@ var declineReasons = []string{"insufficient_funds", "do_not_honor", "expired_car
 var retryReasons = []string{"issuer_unavailable", "gateway_timeout", "rate_limited", "network_error"}
 
 type item struct {
-	product
+	Product
 	qty int
 }
 
@@ -97,12 +99,12 @@ func newFacts(r *rand.Rand) facts {
 		pickerID:    fmt.Sprintf("emp-%04d", 1000+r.IntN(9000)),
 		declineCode: declineReasons[r.IntN(len(declineReasons))],
 	}
-	for _, i := range r.Perm(len(catalog))[:1+r.IntN(4)] {
-		f.items = append(f.items, item{catalog[i], 1 + r.IntN(3)})
+	for _, i := range r.Perm(len(Catalog))[:1+r.IntN(4)] {
+		f.items = append(f.items, item{Catalog[i], 1 + r.IntN(3)})
 	}
 	var sub int64
 	for _, it := range f.items {
-		sub += it.cents * int64(it.qty)
+		sub += it.Cents * int64(it.qty)
 	}
 	f.tax = sub * 8 / 100
 	f.total = sub + f.tax
@@ -132,9 +134,9 @@ func eventData(o *order, e *event) map[string]any {
 	lines := func(withPrice bool) []any {
 		out := make([]any, len(f.items))
 		for i, it := range f.items {
-			l := map[string]any{"sku": it.sku, "qty": it.qty}
+			l := map[string]any{"sku": it.SKU, "qty": it.qty}
 			if withPrice {
-				l["name"], l["unit_price"] = it.name, money(it.cents)
+				l["name"], l["unit_price"] = it.Name, money(it.Cents)
 			}
 			out[i] = l
 		}

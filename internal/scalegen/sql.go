@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/demo"
 )
 
 //go:embed orders.sql events.sql payload.sql
@@ -43,29 +44,6 @@ var sqlTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 		return fmt.Sprintf("concat(replaceOne(toString(fromUnixTimestamp64Milli(toInt64(%s), 'UTC')), ' ', 'T'), 'Z')", ms)
 	},
 }).ParseFS(sqlFS, "*.sql"))
-
-// product is one catalog line of the generated baskets.
-type product struct {
-	SKU, Name string
-	Cents     int64
-}
-
-var catalog = []product{
-	{"SKU-10012", "USB-C charging cable 2m", 1299},
-	{"SKU-10458", "Wireless earbuds", 7999},
-	{"SKU-11020", "Stainless water bottle 750ml", 2499},
-	{"SKU-12007", "LED desk lamp", 3495},
-	{"SKU-13311", "Running socks 3-pack", 1599},
-	{"SKU-14090", "Ceramic pour-over set", 4250},
-	{"SKU-15502", "Board game: Harbor Lights", 3999},
-	{"SKU-16230", "Phone case, clear", 1999},
-	{"SKU-17118", "AA batteries 12-pack", 1149},
-	{"SKU-18841", "Yoga mat 6mm", 2899},
-	{"SKU-19003", "Cast iron skillet 10in", 3699},
-	{"SKU-20575", "Kids' rain boots", 2750},
-	{"SKU-21460", "Bluetooth speaker", 5999},
-	{"SKU-22309", "Notebook, dotted A5", 899},
-}
 
 // generator renders the SQL of one workload at one watermark.
 type generator struct {
@@ -181,10 +159,10 @@ func (g *generator) params(r orderRange) map[string]any {
 		"Source":             source,
 		"TopicPrefix":        topicPrefix,
 		"DLQTopic":           dlqTopic,
-		"Catalog":            catalog,
-		"PriceArray":         sqlArray(catalog, func(p product) string { return fmt.Sprint(p.Cents) }),
-		"SKUArray":           sqlArray(catalog, func(p product) string { return quote(p.SKU) }),
-		"ProductArray":       sqlArray(catalog, func(p product) string { return quote(p.Name) }),
+		"Catalog":            demo.Catalog,
+		"PriceArray":         sqlArray(demo.Catalog, func(p demo.Product) string { return fmt.Sprint(p.Cents) }),
+		"SKUArray":           sqlArray(demo.Catalog, func(p demo.Product) string { return quote(p.SKU) }),
+		"ProductArray":       sqlArray(demo.Catalog, func(p demo.Product) string { return quote(p.Name) }),
 	}
 }
 
