@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strconv"
 	"time"
 
@@ -19,9 +20,17 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 )
 
-// newAPI serves /metrics, /healthz, /readyz and the JSON API.
-func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Collector, reg *prometheus.Registry, log zerolog.Logger) http.Handler {
+// newAPI serves /metrics, /healthz, /readyz and the JSON API, and Go's
+// profiles under /debug/pprof/ when pprof is set.
+func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Collector, reg *prometheus.Registry, log zerolog.Logger, pprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

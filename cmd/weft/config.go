@@ -50,6 +50,10 @@ type LogConfig struct {
 type HTTPConfig struct {
 	// Listen is the address to serve on. Default 127.0.0.1:8080; "" disables it.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the same address. Default false: they reveal internals and cost CPU
+	// while a profile is taken.
+	Pprof bool `yaml:"pprof"`
 }
 
 // RuntimeConfig configures the Go runtime of `weft run` (memlimit.go).

@@ -94,7 +94,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 
 	var srv *http.Server
 	if cfg.HTTP.Listen != "" {
-		srv, err = serveHTTP(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log))
+		srv, err = serveHTTP(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log, cfg.HTTP.Pprof))
 		if err != nil {
 			_ = col.Shutdown(ctx)
 			_ = lag.Shutdown(ctx)
