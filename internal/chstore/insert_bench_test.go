@@ -27,6 +27,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 	batch := make([]event.Event, len(pool))
 	ctx := context.Background()
 	var cpu time.Duration
+	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

@@ -24,8 +24,9 @@ var ErrUnreachable = errors.New("clickhouse unreachable")
 
 // Store is a connection to ClickHouse bound to weft's database.
 type Store struct {
-	conn driver.Conn
-	db   string
+	conn   driver.Conn
+	db     string
+	events *eventWriter // InsertEvents' own connection
 }
 
 // Open connects and pings. It does not create anything; call Migrate for that.
@@ -64,7 +65,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if db == "" {
 		db = "weft"
 	}
-	return &Store{conn: conn, db: db}, nil
+	return &Store{conn: conn, db: db, events: newEventWriter(c)}, nil
 }
 
 // Conn is the underlying connection, for the packages that own their queries.
@@ -77,7 +78,7 @@ func (s *Store) Database() string { return s.db }
 func (s *Store) Table(name string) string { return s.db + "." + name }
 
 // Close closes the connection.
-func (s *Store) Close() error { return s.conn.Close() }
+func (s *Store) Close() error { return errors.Join(s.events.close(), s.conn.Close()) }
 
 // Migrate creates the database and applies every embedded migration that has
 // not been applied yet, in file-name order. It is safe to run concurrently from

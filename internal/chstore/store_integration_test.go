@@ -52,3 +52,72 @@ func TestInsertDeduplication(t *testing.T) {
 	require.NoError(t, store.Migrate(ctx))
 	assert.Equal(t, uint64(15), n("SELECT count() FROM "+store.Table("events")+" FINAL"))
 }
+
+// TestInsertEventsRoundTrip: every field of an event comes back as it went
+// in, through the insert connection, batch after batch (its columns are
+// reused, so a second batch must not carry anything of the first); after a
+// failed insert the next one dials again and succeeds.
+func TestInsertEventsRoundTrip(t *testing.T) {
+	store := testenv.Store(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 123_000_000, time.UTC)
+	full := event.Event{
+		Topic: "payments", Partition: 7, Offset: 1 << 40, Key: "k-1", RecordTime: t0,
+		EventID: "ev-1", Type: "PaymentAuthorized", Service: "payments-svc", OrderID: "o-42",
+		EventTime: t0.Add(-time.Second), CausationID: "ev-0", CorrelationID: "corr-1",
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7", ParentSpanID: "00f067aa0ba902b6",
+		TraceState: "vendor=x", VersionVector: map[string]uint64{"payments": 3, "orders": 18446744073709551615},
+		IdempotencyKey: "idem-1", Format: event.FormatCloudEventsStructured,
+		Headers: map[string]string{"ce_type": "PaymentAuthorized", "content-type": "application/json"},
+		Payload: []byte(`{"amount":"12.50","card":"************1111"}`), PayloadHash: fmt.Sprintf("%064x", 42),
+	}
+	bare := event.Event{Topic: "orders", Partition: 0, Offset: 0, EventID: "ev-2", Type: "OrderPlaced",
+		OrderID: "o-43", EventTime: t0, RecordTime: t0, Payload: []byte(`{}`), PayloadHash: "short"}
+	at := t0.Add(time.Minute)
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{full}, at, "rt-1"))
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{bare}, at.Add(time.Second), "rt-2"))
+
+	type row struct {
+		Topic, Key, EventID, Type, Service, OrderID, Causation, Correlation string
+		Trace, Span, Parent, State, Idem, Format, Payload, Hash             string
+		Partition                                                          int32
+		Offset                                                             int64
+		RecordTime, EventTime, IngestedAt                                  time.Time
+		Vector                                                             map[string]uint64
+		Headers                                                            map[string]string
+	}
+	read := func(id string) row {
+		var r row
+		require.NoError(t, store.Conn().QueryRow(ctx, `SELECT topic, record_key, event_id, event_type, service, order_id,
+			causation_id, correlation_id, trace_id, span_id, parent_span_id, trace_state, idempotency_key, format,
+			payload, trimRight(payload_hash, '\0'), partition, offset, record_time, event_time, ingested_at, version_vector, headers
+			FROM `+store.Table("events")+` WHERE event_id = ?`, id).Scan(
+			&r.Topic, &r.Key, &r.EventID, &r.Type, &r.Service, &r.OrderID, &r.Causation, &r.Correlation,
+			&r.Trace, &r.Span, &r.Parent, &r.State, &r.Idem, &r.Format, &r.Payload, &r.Hash,
+			&r.Partition, &r.Offset, &r.RecordTime, &r.EventTime, &r.IngestedAt, &r.Vector, &r.Headers))
+		return r
+	}
+	want := func(e event.Event, at time.Time) row {
+		return row{e.Topic, e.Key, e.EventID, e.Type, e.Service, e.OrderID, e.CausationID, e.CorrelationID,
+			e.TraceID, e.SpanID, e.ParentSpanID, e.TraceState, e.IdempotencyKey, string(e.Format), string(e.Payload), e.PayloadHash,
+			e.Partition, e.Offset, e.RecordTime, e.EventTime, at, e.VersionVector, e.Headers}
+	}
+	got := read("ev-1")
+	assert.Equal(t, want(full, at), got)
+	got = read("ev-2")
+	w := want(bare, at.Add(time.Second))
+	w.Vector, w.Headers = map[string]uint64{}, map[string]string{}
+	assert.Equal(t, w, got, "nothing of the previous batch")
+
+	// A failing insert (the table is gone) closes the insert connection;
+	// once the table is back the next insert dials again.
+	require.NoError(t, store.Conn().Exec(ctx, "RENAME TABLE "+store.Table("events")+" TO "+store.Table("events_away")))
+	err := store.InsertEvents(ctx, []event.Event{bare}, at, "rt-3")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "events")
+	require.NoError(t, store.Conn().Exec(ctx, "RENAME TABLE "+store.Table("events_away")+" TO "+store.Table("events")))
+	next := bare
+	next.EventID, next.Offset = "ev-3", 1
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{next}, at, "rt-4"))
+	assert.Equal(t, "ev-3", read("ev-3").EventID)
+}
