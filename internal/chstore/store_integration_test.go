@@ -80,11 +80,11 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 	type row struct {
 		Topic, Key, EventID, Type, Service, OrderID, Causation, Correlation string
 		Trace, Span, Parent, State, Idem, Format, Payload, Hash             string
-		Partition                                                          int32
-		Offset                                                             int64
-		RecordTime, EventTime, IngestedAt                                  time.Time
-		Vector                                                             map[string]uint64
-		Headers                                                            map[string]string
+		Partition                                                           int32
+		Offset                                                              int64
+		RecordTime, EventTime, IngestedAt                                   time.Time
+		Vector                                                              map[string]uint64
+		Headers                                                             map[string]string
 	}
 	read := func(id string) row {
 		var r row
