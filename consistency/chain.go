@@ -75,7 +75,7 @@ LIMIT 1 BY topic, partition, offset`, orderIDs)
 		return nil, err
 	}
 	for id, evs := range out {
-		out[id] = stitch(e.workflows, causalOrder(evs))
+		out[id] = stitchRanked(e.ranks, causalOrder(evs))
 	}
 	return out, nil
 }

@@ -61,12 +61,15 @@ func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []R
 
 	// One logical event per id: identical redeliveries (and DLQ copies) are
 	// the same event.
-	var uniq []ChainEvent
-	seen := map[string]bool{}
-	for _, e := range evs {
-		if !seen[e.EventID] {
-			seen[e.EventID] = true
-			uniq = append(uniq, e)
+	uniq := evs
+	if repeats(evs, func(e *ChainEvent) string { return e.EventID }) {
+		uniq = nil
+		seen := map[string]bool{}
+		for _, e := range evs {
+			if !seen[e.EventID] {
+				seen[e.EventID] = true
+				uniq = append(uniq, e)
+			}
 		}
 	}
 	last := uniq[0].EventTime
@@ -148,6 +151,10 @@ func collapse(rs []Raised) []Raised {
 // checkDuplicates: one event id or idempotency key with different payloads.
 // Identical redeliveries are not findings.
 func checkDuplicates(evs []ChainEvent) []Raised {
+	if !repeats(evs, func(e *ChainEvent) string { return e.EventID }) &&
+		!repeats(evs, func(e *ChainEvent) string { return e.IdempotencyKey }) {
+		return nil // nothing delivered twice: the common case, without maps
+	}
 	var out []Raised
 	group := func(kind string, key func(ChainEvent) string) map[string][]ChainEvent {
 		m := map[string][]ChainEvent{}
@@ -195,6 +202,34 @@ func checkDuplicates(evs []ChainEvent) []Raised {
 		report("idempotency_key", k, es)
 	}
 	return out
+}
+
+// repeats reports whether two events share a non-empty key. Chains are
+// short, so comparing every pair beats hashing every key; long ones use a set.
+func repeats(evs []ChainEvent, key func(*ChainEvent) string) bool {
+	if len(evs) > 32 {
+		seen := make(map[string]bool, len(evs))
+		for i := range evs {
+			k := key(&evs[i])
+			if k != "" && seen[k] {
+				return true
+			}
+			seen[k] = true
+		}
+		return false
+	}
+	for i := range evs {
+		k := key(&evs[i])
+		if k == "" {
+			continue
+		}
+		for j := i + 1; j < len(evs); j++ {
+			if key(&evs[j]) == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkCausality: an event must strictly dominate the vector of the event it

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
@@ -209,4 +210,34 @@ func TestCheckOrderFoldsPerEventKinds(t *testing.T) {
 		assert.Equal(t, len(evs)-1, cv[0].Evidence["count"])
 		assert.Contains(t, cv[0].Summary, "times, first:")
 	}
+}
+
+// repeats finds a shared non-empty key in short chains (pairwise) and long
+// ones (a set) alike; empty keys never count.
+func TestRepeats(t *testing.T) {
+	id := func(e *ChainEvent) string { return e.EventID }
+	chain := func(n int, ids ...string) []ChainEvent {
+		evs := make([]ChainEvent, n)
+		for i := range evs {
+			evs[i].EventID = fmt.Sprint("e", i)
+		}
+		for i, s := range ids {
+			evs[i].EventID = s
+		}
+		return evs
+	}
+	for _, n := range []int{3, 32, 40} {
+		assert.False(t, repeats(chain(n), id), "n=%d distinct", n)
+		assert.False(t, repeats(chain(n, "", ""), id), "n=%d empty keys", n)
+		evs := chain(n)
+		evs[n-1].EventID = "e0"
+		assert.True(t, repeats(evs, id), "n=%d first and last", n)
+	}
+	// A long chain with an event delivered twice with different payloads
+	// raises its duplicate finding (the set path of checkDuplicates).
+	evs := chain(40)
+	evs[39].EventID, evs[39].PayloadHash = "e0", "other"
+	got := checkDuplicates(evs)
+	require.Len(t, got, 1)
+	assert.Equal(t, "event_id:e0", got[0].Subject)
 }

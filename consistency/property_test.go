@@ -17,7 +17,7 @@ import (
 // planOrders builds a demo history for seed, decodes every record the way
 // the tap does (offsets assigned in produce order, per topic), optionally
 // shuffles and redelivers records, and returns each order's events.
-func planOrders(t *testing.T, seed int64, orders int, shuffle bool) (map[string][]ChainEvent, *demo.Manifest) {
+func planOrders(t testing.TB, seed int64, orders int, shuffle bool) (map[string][]ChainEvent, *demo.Manifest) {
 	t.Helper()
 	cfg := demo.DefaultConfig()
 	cfg.Seed, cfg.Orders = seed, orders

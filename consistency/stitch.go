@@ -20,6 +20,12 @@ const (
 // with Parent, Via and Depth set. Edges that would close a cycle are
 // dropped, so the walk always ends.
 func stitch(ws []Workflow, evs []ChainEvent) []ChainEvent {
+	return stitchRanked(stepRanks(ws), evs)
+}
+
+// stitchRanked is stitch with the workflows' step ranks (stepRanks)
+// computed once, for callers that stitch many orders.
+func stitchRanked(rank map[string]int, evs []ChainEvent) []ChainEvent {
 	n := len(evs)
 	if n == 0 {
 		return evs
@@ -34,7 +40,6 @@ func stitch(ws []Workflow, evs []ChainEvent) []ChainEvent {
 			bySpan[e.SpanID] = i
 		}
 	}
-	rank := stepRanks(ws)
 	parent := make([]int, n)
 	for i := range evs {
 		parent[i] = -1

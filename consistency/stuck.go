@@ -64,12 +64,13 @@ type Engine struct {
 	store     *chstore.Store
 	workflows []Workflow
 	byName    map[string]Workflow
+	ranks     map[string]int // stepRanks(workflows)
 	wall      func() time.Time
 }
 
 // NewEngine builds an engine over the given workflows. It does no I/O.
 func NewEngine(store *chstore.Store, workflows []Workflow) *Engine {
-	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, wall: time.Now}
+	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, ranks: stepRanks(workflows), wall: time.Now}
 	for _, w := range workflows {
 		e.byName[w.Name] = w
 	}
