@@ -61,24 +61,8 @@ func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []R
 
 	// One logical event per id: identical redeliveries (and DLQ copies) are
 	// the same event.
-	uniq := evs
-	if repeats(evs, func(e *ChainEvent) string { return e.EventID }) {
-		uniq = nil
-		seen := map[string]bool{}
-		for _, e := range evs {
-			if !seen[e.EventID] {
-				seen[e.EventID] = true
-				uniq = append(uniq, e)
-			}
-		}
-	}
-	last := uniq[0].EventTime
-	for _, e := range uniq {
-		if e.EventTime.After(last) {
-			last = e.EventTime
-		}
-	}
-	quiet := now.Sub(last) // how long nothing happened to the order
+	uniq := uniqueEvents(evs)
+	quiet := now.Sub(lastEventTime(uniq)) // how long nothing happened to the order
 	vv := deriveVectors(uniq)
 	byID := make(map[string]ChainEvent, len(uniq))
 	for _, e := range uniq {
@@ -105,6 +89,52 @@ func CheckOrder(ws []Workflow, evs []ChainEvent, now time.Time, win Windows) []R
 		}
 	}
 	return collapse(out)
+}
+
+// uniqueEvents keeps the first event of each id: identical redeliveries
+// (and DLQ copies) are the same event.
+func uniqueEvents(evs []ChainEvent) []ChainEvent {
+	if !repeats(evs, func(e *ChainEvent) string { return e.EventID }) {
+		return evs
+	}
+	var uniq []ChainEvent
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if !seen[e.EventID] {
+			seen[e.EventID] = true
+			uniq = append(uniq, e)
+		}
+	}
+	return uniq
+}
+
+// lastEventTime is the latest event time of evs (not empty).
+func lastEventTime(evs []ChainEvent) time.Time {
+	last := evs[0].EventTime
+	for _, e := range evs {
+		if e.EventTime.After(last) {
+			last = e.EventTime
+		}
+	}
+	return last
+}
+
+// RecheckAt is when, on the stream's clock, CheckOrder's answer for evs can
+// next change without a new event: the first of the grace and convergence
+// windows (counted from the order's last event, as CheckOrder counts them)
+// still running at now. Zero when both have run out.
+func RecheckAt(evs []ChainEvent, now time.Time, win Windows) time.Time {
+	if len(evs) == 0 {
+		return time.Time{}
+	}
+	last := lastEventTime(uniqueEvents(evs))
+	first, second := min(win.Grace, win.Convergence), max(win.Grace, win.Convergence)
+	for _, w := range []time.Duration{first, second} {
+		if at := last.Add(w); at.After(now) {
+			return at
+		}
+	}
+	return time.Time{}
 }
 
 // maxEvidenceItems bounds the evidence kept when one order raises a kind

@@ -23,12 +23,14 @@ type PassResult struct {
 	Clock Clock
 	// Stuck is how many of the orders looked at this pass are stuck.
 	Stuck int
-	// Checked is how many orders' chains were checked; Due how many orders
-	// were looked at because an SLA deadline passed.
-	Checked  int
-	Due      int
-	Opened   int
-	Resolved int
+	// Checked is how many changed orders' chains were checked; Due how
+	// many orders were looked at because a deadline or recheck time of
+	// theirs passed, Rechecked how many of those had their chains checked.
+	Checked   int
+	Due       int
+	Rechecked int
+	Opened    int
+	Resolved  int
 	// More is true when the pass stopped at its page size with orders left
 	// to look at; Run starts the next pass at once.
 	More bool
@@ -37,11 +39,15 @@ type PassResult struct {
 // Detector raises and resolves findings. A pass looks only at what can have
 // changed since the previous one (docs/consistency.md):
 //
-//   - orders with events ingested since the previous pass, and those whose
-//     grace and convergence windows ran out since (ingested that long
-//     before): their chains are checked, their progress stored;
+//   - orders with events ingested since the previous pass: their chains are
+//     checked, their progress stored (with the SLA deadline of the step
+//     they wait in, and when their grace or convergence window next runs
+//     out, RecheckAt);
 //   - orders whose stored SLA deadline passed since the previous pass on the
-//     stream's clock: they are stuck unless they moved on.
+//     stream's clock: they are stuck unless they moved on;
+//   - orders whose stored recheck time passed: their chains are checked
+//     again, now that the windowed checks (gap, orphan, invariant,
+//     divergence) apply.
 //
 // An order that did neither keeps its findings: only later events, or time
 // running out, change them. Its cursors are stored in ClickHouse, so a
@@ -158,9 +164,19 @@ const detectorStateName = "detector"
 // order_deadlines keeps a deadline for 30 days after it passed.
 const maxStateAge = 25 * 24 * time.Hour
 
-// workflowsDigest identifies a set of workflow definitions.
+// progressVersion is part of workflowsDigest: a detector whose stored
+// progress lacks what this one needs starts over. 2: recheck times
+// (progress stored before them has none, so its orders would never be
+// rechecked).
+const progressVersion = 2
+
+// workflowsDigest identifies a set of workflow definitions, and how the
+// detector stores progress for them.
 func workflowsDigest(ws []Workflow) string {
-	b, _ := json.Marshal(ws)
+	b, _ := json.Marshal(struct {
+		Version   int
+		Workflows []Workflow
+	}{progressVersion, ws})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -217,44 +233,52 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if st.IngestTo.IsZero() {
 		st.IngestTo = wall
 	}
-	recheck := max(d.windows.Grace, d.windows.Convergence) + 2*d.interval
-	changed, err := e.changedPage(ctx, st.IngestFrom, st.IngestTo, recheck, st.IngestAfter, pageSize)
+	changed, err := e.changedPage(ctx, st.IngestFrom, st.IngestTo, st.IngestAfter, pageSize)
 	if err != nil {
 		return PassResult{}, err
 	}
 	var (
-		want     = map[string]Finding{}
-		progress []Progress
-		looked   = make(map[string]bool, len(changed))
+		want   = map[string]Finding{}
+		looked = make(map[string]bool, len(changed))
 	)
-	// Chains are read one batch ahead, so ClickHouse reads the next batch
-	// while this one is checked.
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stops the reader when a batch fails
-	fetched := e.prefetchChains(fctx, changed)
-	for b := range fetched {
-		if b.err != nil {
-			return PassResult{}, b.err
+	// check reads the chains of ids, stores each order's progress, and
+	// collects the findings that hold into want.
+	check := func(ids []string) error {
+		var progress []Progress
+		// Chains are read one batch ahead, so ClickHouse reads the next
+		// batch while this one is checked.
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel() // stops the reader when a batch fails
+		for b := range e.prefetchChains(fctx, ids) {
+			if b.err != nil {
+				return b.err
+			}
+			for _, id := range b.ids {
+				looked[id] = true
+				evs := b.chains[id]
+				if len(evs) == 0 {
+					continue
+				}
+				p := progressOf(e.workflows, id, evs)
+				p.Recheck = RecheckAt(evs, clock.Now, d.windows)
+				progress = append(progress, p)
+				if s, ok := e.stuckAt(p, clock.Now); ok {
+					f := stuckFinding(s, clock)
+					want[f.ID] = f
+					res.Stuck++
+				}
+				for _, r := range CheckOrder(e.workflows, evs, clock.Now, d.windows) {
+					f := raisedFinding(id, r)
+					want[f.ID] = f
+				}
+			}
 		}
-		chains := b.chains
-		for _, id := range b.ids {
-			looked[id] = true
-			evs := chains[id]
-			if len(evs) == 0 {
-				continue
-			}
-			p := progressOf(e.workflows, id, evs)
-			progress = append(progress, p)
-			if s, ok := e.stuckAt(p, clock.Now); ok {
-				f := stuckFinding(s, clock)
-				want[f.ID] = f
-				res.Stuck++
-			}
-			for _, r := range CheckOrder(e.workflows, evs, clock.Now, d.windows) {
-				f := raisedFinding(id, r)
-				want[f.ID] = f
-			}
-		}
+		// The due orders below are told apart from orders that moved on
+		// by the stored progress.
+		return e.writeProgress(ctx, progress, clock.Now, wall)
+	}
+	if err := check(changed); err != nil {
+		return PassResult{}, err
 	}
 	res.Checked = len(changed)
 	nextIngest := st
@@ -264,13 +288,10 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	} else {
 		nextIngest.IngestFrom, nextIngest.IngestTo, nextIngest.IngestAfter = st.IngestTo, time.Time{}, ""
 	}
-	// Store the progress first: the due orders below are told apart from
-	// orders that moved on by it.
-	if err := e.writeProgress(ctx, progress, clock.Now, wall); err != nil {
-		return PassResult{}, err
-	}
 
-	// Orders whose SLA deadline passed: stuck unless they moved on.
+	// Orders with a deadline or recheck time passed since the last pass:
+	// stuck unless they moved on; rechecked from their chain when a grace
+	// or convergence window of theirs ran out.
 	if st.DueTo.IsZero() {
 		st.DueTo = clock.Now
 	}
@@ -278,9 +299,11 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if err != nil {
 		return PassResult{}, err
 	}
-	var dueIDs []string
+	var dueIDs []string // once each: an order may have a deadline and a recheck row
+	seen := map[string]bool{}
 	for _, k := range due {
-		if !looked[k.OrderID] {
+		if !looked[k.OrderID] && !seen[k.OrderID] {
+			seen[k.OrderID] = true
 			dueIDs = append(dueIDs, k.OrderID)
 		}
 	}
@@ -288,18 +311,29 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	if err != nil {
 		return PassResult{}, err
 	}
+	var recheck []string
 	for _, k := range due {
 		p, ok := stored[k.OrderID]
-		if !ok || looked[k.OrderID] || !p.Deadline.Equal(k.Deadline) {
-			continue // checked above, or moved on since the deadline was stored
+		if !ok || looked[k.OrderID] {
+			continue // checked above
 		}
-		if s, ok := e.stuckAt(p, clock.Now); ok {
-			f := stuckFinding(s, clock)
-			want[f.ID] = f
-			res.Stuck++
+		switch {
+		case p.Recheck.Equal(k.Deadline):
+			recheck = append(recheck, k.OrderID)
+			looked[k.OrderID] = true // one recheck, however many rows name it
+		case p.Deadline.Equal(k.Deadline):
+			if s, ok := e.stuckAt(p, clock.Now); ok {
+				f := stuckFinding(s, clock)
+				want[f.ID] = f
+				res.Stuck++
+			}
 		}
+		// Otherwise the order moved on since this row was stored.
 	}
-	res.Due = len(dueIDs)
+	if err := check(recheck); err != nil {
+		return PassResult{}, err
+	}
+	res.Due, res.Rechecked = len(dueIDs), len(recheck)
 	nextDue := nextIngest
 	if len(due) == pageSize {
 		nextDue.DueAfter = due[len(due)-1]
@@ -352,10 +386,10 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		d.log.Warn().Err(err).Msg("count open findings")
 	}
 	d.passes.Inc()
-	d.checked.Add(float64(res.Checked))
+	d.checked.Add(float64(res.Checked + res.Rechecked))
 	d.duration.Observe(time.Since(began).Seconds())
 	if res.Opened > 0 || res.Resolved > 0 || res.More {
-		d.log.Info().Int("checked", res.Checked).Int("due", res.Due).Int("stuck", res.Stuck).Int("opened", res.Opened).
+		d.log.Info().Int("checked", res.Checked).Int("due", res.Due).Int("rechecked", res.Rechecked).Int("stuck", res.Stuck).Int("opened", res.Opened).
 			Int("resolved", res.Resolved).Bool("more", res.More).Time("watermark", clock.Now).
 			Dur("took", time.Since(began)).Msg("detector pass")
 	}

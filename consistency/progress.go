@@ -10,12 +10,15 @@ import (
 // order_progress: the workflow it waits in (of its workflows, the one whose
 // current step was entered last), that step, and when the step's SLA runs out.
 type Progress struct {
-	OrderID       string
-	Workflow      string // "" when no workflow knows the order's events
-	Step          string
-	Terminal      bool
-	EnteredAt     time.Time
-	Deadline      time.Time // zero when terminal or outside every workflow
+	OrderID   string
+	Workflow  string // "" when no workflow knows the order's events
+	Step      string
+	Terminal  bool
+	EnteredAt time.Time
+	Deadline  time.Time // zero when terminal or outside every workflow
+	// Recheck is when the order's time-windowed checks next change on the
+	// stream's clock (RecheckAt); zero when they no longer can.
+	Recheck       time.Time
 	LastEventType string
 	LastEventTime time.Time
 	Events        int
@@ -61,26 +64,30 @@ func (e *Engine) stuckAt(p Progress, now time.Time) (StuckOrder, bool) {
 	return s, true
 }
 
-// writeProgress stores a new version of each order's progress, and the
-// deadlines still ahead of now, so a later pass finds them by range.
+// writeProgress stores a new version of each order's progress, and its
+// SLA deadline and recheck time when they are still ahead of now, so a
+// later pass finds them by range.
 func (e *Engine) writeProgress(ctx context.Context, ps []Progress, now, at time.Time) error {
 	if len(ps) == 0 {
 		return nil
 	}
 	b, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("order_progress")+
-		` (order_id, workflow, step, terminal, entered_at, deadline, last_event_type, last_event_time, events, updated_at)`)
+		` (order_id, workflow, step, terminal, entered_at, deadline, recheck, last_event_type, last_event_time, events, updated_at)`)
 	if err != nil {
 		return fmt.Errorf("prepare progress batch: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // no-op after Send
-	var ahead []Progress
+	var ahead []deadlineKey
 	for _, p := range ps {
-		if err := b.Append(p.OrderID, p.Workflow, p.Step, p.Terminal, p.EnteredAt, p.Deadline, p.LastEventType,
+		if err := b.Append(p.OrderID, p.Workflow, p.Step, p.Terminal, p.EnteredAt, p.Deadline, p.Recheck, p.LastEventType,
 			p.LastEventTime, uint32(p.Events), at); err != nil {
 			return fmt.Errorf("append progress: %w", err)
 		}
 		if !p.Terminal && p.Workflow != "" && p.Deadline.After(now) {
-			ahead = append(ahead, p)
+			ahead = append(ahead, deadlineKey{p.Deadline, p.OrderID})
+		}
+		if p.Recheck.After(now) {
+			ahead = append(ahead, deadlineKey{p.Recheck, p.OrderID})
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -94,8 +101,8 @@ func (e *Engine) writeProgress(ctx context.Context, ps []Progress, now, at time.
 		return fmt.Errorf("prepare deadlines batch: %w", err)
 	}
 	defer d.Abort() //nolint:errcheck // no-op after Send
-	for _, p := range ahead {
-		if err := d.Append(p.Deadline, p.OrderID); err != nil {
+	for _, k := range ahead {
+		if err := d.Append(k.Deadline, k.OrderID); err != nil {
 			return fmt.Errorf("append deadline: %w", err)
 		}
 	}
@@ -150,7 +157,7 @@ func (e *Engine) progressOfOrders(ctx context.Context, ids []string) (map[string
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := e.store.Conn().Query(ctx, `SELECT order_id, workflow, step, terminal, entered_at, deadline,
+	rows, err := e.store.Conn().Query(ctx, `SELECT order_id, workflow, step, terminal, entered_at, deadline, recheck,
        last_event_type, last_event_time, events
 FROM `+e.store.Table("order_progress")+` FINAL
 WHERE order_id IN ?`, ids)
@@ -163,7 +170,7 @@ WHERE order_id IN ?`, ids)
 			p Progress
 			n uint32
 		)
-		if err := rows.Scan(&p.OrderID, &p.Workflow, &p.Step, &p.Terminal, &p.EnteredAt, &p.Deadline,
+		if err := rows.Scan(&p.OrderID, &p.Workflow, &p.Step, &p.Terminal, &p.EnteredAt, &p.Deadline, &p.Recheck,
 			&p.LastEventType, &p.LastEventTime, &n); err != nil {
 			return nil, fmt.Errorf("scan progress: %w", err)
 		}
@@ -174,18 +181,13 @@ WHERE order_id IN ?`, ids)
 }
 
 // changedPage returns up to limit order ids, in order, after the id after,
-// with an event ingested in [from, to) or in the same range shifted back by
-// recheck (orders whose time windows ran out since they were last checked).
-func (e *Engine) changedPage(ctx context.Context, from, to time.Time, recheck time.Duration, after string, limit int) ([]string, error) {
+// with an event ingested in [from, to).
+func (e *Engine) changedPage(ctx context.Context, from, to time.Time, after string, limit int) ([]string, error) {
 	if from.IsZero() { // the whole history
 		from = time.Unix(0, 0)
 	}
 	where := "ingested_at >= " + msParam + " AND ingested_at < " + msParam
 	args := []any{from.UnixMilli(), to.UnixMilli()}
-	if from.Unix() > 0 && recheck > 0 {
-		where = "(" + where + " OR ingested_at >= " + msParam + " AND ingested_at < " + msParam + ")"
-		args = append(args, from.Add(-recheck).UnixMilli(), to.Add(-recheck).UnixMilli())
-	}
 	args = append(args, after, limit)
 	rows, err := e.store.Conn().Query(ctx, `SELECT DISTINCT order_id FROM `+e.store.Table("events")+`
 WHERE `+where+` AND order_id > ?

@@ -135,13 +135,15 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 
 	// Time passes with no event for "fresh" (placed a minute ago, 5m SLA)
 	// nor "paying" (payment requested 2m ago, 5m SLA): their stored
-	// deadlines pass and a pass finds them without reading their chains. (Six minutes: not yet the 7m after which orders are checked
-	// again because their grace and convergence windows ran out.)
+	// deadlines pass and a pass finds them. Their grace and convergence
+	// windows ran out too, as did those of "stuck-placed" (which just
+	// completed): those three are rechecked from their chains once.
 	e.wall = func() time.Time { return time.Now().Add(6 * time.Minute) }
 	res, err = d.Pass(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, res.Checked)
-	assert.Equal(t, 2, res.Due)
+	assert.Equal(t, 3, res.Due)
+	assert.Equal(t, 3, res.Rechecked)
 	assert.Equal(t, 2, res.Opened)
 	open, err = e.OpenFindings(ctx, KindStuck)
 	require.NoError(t, err)
