@@ -21,11 +21,18 @@ type Config struct {
 	// Windows say how long the checks wait before calling something missing
 	// or divergent. Defaults: grace 2m, convergence 5m.
 	Windows Windows `yaml:"windows"`
+	// Settle is how long after it was stored (its ingested_at) a row may
+	// still become visible: an insert in flight when a pass runs, a
+	// replica whose clock runs behind. Passes look at rows stored, and
+	// SLA deadlines passed, at least this long ago, so findings appear
+	// this much later. A row that becomes visible later still is checked
+	// when its order next changes. Default 10s.
+	Settle time.Duration `yaml:"settle"`
 }
 
 // Default returns the consistency defaults.
 func Default() Config {
-	return Config{Interval: 15 * time.Second, Windows: Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}}
+	return Config{Interval: 15 * time.Second, Settle: 10 * time.Second, Windows: Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}}
 }
 
 // Validate reports every problem with its key.
@@ -33,6 +40,9 @@ func (c Config) Validate() error {
 	var p config.Problems
 	if c.Interval <= 0 {
 		p.Addf("interval", "must be positive, got %s", c.Interval)
+	}
+	if c.Settle < 0 {
+		p.Addf("settle", "must not be negative")
 	}
 	if c.Windows.Grace < 0 {
 		p.Addf("windows.grace", "must not be negative")

@@ -16,6 +16,12 @@ import (
 type Settings struct {
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer
+	// Settle is how long after its ingested_at a stored row may still
+	// become visible (an insert in flight, a replica's clock behind): a
+	// pass looks only at rows stored, and deadlines passed, at least
+	// Settle ago. `weft run` passes consistency.settle; zero in tests that
+	// insert and pass at once.
+	Settle time.Duration
 }
 
 // PassResult summarizes one detector pass.
@@ -57,6 +63,7 @@ type Detector struct {
 	engine   *Engine
 	interval time.Duration
 	windows  Windows
+	settle   time.Duration // Settings.Settle
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
 	passes   prometheus.Counter
@@ -75,7 +82,7 @@ const pageSize = 20000
 // NewDetector builds a detector. It does no I/O.
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
-		engine: e, interval: interval, windows: win,
+		engine: e, interval: interval, windows: win, settle: max(set.Settle, 0),
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
 			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
@@ -126,6 +133,14 @@ func (d *Detector) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // catchUpRest is the rest after a pass that left orders for the next, as a
@@ -231,7 +246,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 
 	// Orders that changed: check their chains.
 	if st.IngestTo.IsZero() {
-		st.IngestTo = wall
+		st.IngestTo = later(st.IngestFrom, wall.Add(-d.settle))
 	}
 	changed, err := e.changedPage(ctx, st.IngestFrom, st.IngestTo, st.IngestAfter, pageSize)
 	if err != nil {
@@ -293,7 +308,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	// stuck unless they moved on; rechecked from their chain when a grace
 	// or convergence window of theirs ran out.
 	if st.DueTo.IsZero() {
-		st.DueTo = clock.Now
+		st.DueTo = later(st.DueFrom, clock.Now.Add(-d.settle))
 	}
 	due, err := e.dueOrders(ctx, st.DueFrom, st.DueTo, st.DueAfter, pageSize)
 	if err != nil {

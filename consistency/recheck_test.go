@@ -95,3 +95,26 @@ func TestRecheckWhenWindowsRunOut(t *testing.T) {
 	require.Len(t, stuck, 1)
 	assert.Equal(t, "whole", stuck[0].OrderID)
 }
+
+// TestSettle: a pass looks only at rows stored at least Settle ago, so a
+// row still in flight when the pass runs is looked at by a later pass.
+func TestSettle(t *testing.T) {
+	store := testenv.Store(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{{Topic: "orders", Offset: 1, EventID: "p1", Type: "OrderPlaced",
+		Service: "orders", OrderID: "o1", EventTime: now, RecordTime: now, PayloadHash: "p1"}}, now, ""))
+	e := NewEngine(store, Builtin())
+	d := NewDetector(e, time.Minute, Default().Windows, Settings{Settle: time.Hour})
+	res, err := d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Checked, "stored less than Settle ago")
+
+	e.wall = func() time.Time { return time.Now().Add(time.Hour + time.Second) }
+	res, err = d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Checked)
+	res, err = d.Pass(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Checked, "and once only")
+}

@@ -8,6 +8,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/weft-sh/weft/consistency"
 )
 
 // The reference file documents every key: it must load and validate, and
@@ -47,6 +49,7 @@ func TestRuntimeMemoryLimitConfig(t *testing.T) {
 	c, err = LoadConfig("../../weft.example.yaml")
 	require.NoError(t, err)
 	assert.EqualValues(t, 224<<20, c.Runtime.MemoryLimit, "the example documents the default")
+	assert.Equal(t, consistency.Default().Settle, c.Consistency.Settle, "the example documents the default")
 
 	for _, tc := range []struct {
 		env  string

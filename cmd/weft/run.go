@@ -90,7 +90,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 		return err
 	}
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
-	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg})
+	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle})
 
 	var srv *http.Server
 	if cfg.HTTP.Listen != "" {
