@@ -3,6 +3,7 @@
 package redact
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 )
@@ -72,9 +73,14 @@ func normKey(k string) string {
 // SensitiveKey reports whether values under key are masked whole. It runs
 // for every header and every object key of every record, so the common
 // case, a short ASCII key, is normalized on the stack without allocating.
-func (r *Redactor) SensitiveKey(key string) bool {
+func (r *Redactor) SensitiveKey(key string) bool { return sensitiveKey(r, key) }
+
+// SensitiveKeyBytes is SensitiveKey for a key still in the record's bytes.
+func (r *Redactor) SensitiveKeyBytes(key []byte) bool { return sensitiveKey(r, key) }
+
+func sensitiveKey[T string | []byte](r *Redactor, key T) bool {
 	if len(key) > 64 {
-		return r.keys[normKey(key)]
+		return r.keys[normKey(string(key))]
 	}
 	var buf [64]byte
 	n := 0
@@ -82,7 +88,7 @@ func (r *Redactor) SensitiveKey(key string) bool {
 		c := key[i]
 		switch {
 		case c >= 0x80:
-			return r.keys[normKey(key)]
+			return r.keys[normKey(string(key))]
 		case c == '_' || c == '-':
 			continue
 		case c >= 'A' && c <= 'Z':
@@ -140,6 +146,32 @@ func (r *Redactor) Value(v any) (any, bool) {
 	}
 }
 
+// Unchanged reports whether String leaves s as it is, without converting
+// s to a string: no run of digits a card number could hide in, no '@'. It
+// runs on every string of every payload, which mostly need no masking.
+func (r *Redactor) Unchanged(s []byte) bool {
+	return !(r.cards && hasDigitRun(s, 13)) && !(r.emails && bytes.IndexByte(s, '@') >= 0)
+}
+
+// Number masks card numbers in the literal text of a JSON number, as Value
+// masks a json.Number: it returns the masked text (to be stored as a
+// string) and true, or "" and false when n is kept as it is.
+func (r *Redactor) Number(n []byte) (string, bool) {
+	if !r.cards || !hasDigitRun(n, 13) {
+		return "", false
+	}
+	s := string(n)
+	if m := maskCards(s); m != s {
+		return m, true
+	}
+	return "", false
+}
+
+// Whole returns what a string under a sensitive key becomes, as Value
+// masks it: its last four digits when it holds at least twelve, else Masked.
+// Any other value under a sensitive key becomes Masked, null stays null.
+func Whole(s []byte) string { return maskWhole(string(s)).(string) }
+
 // String masks card numbers and e-mail addresses inside free text.
 func (r *Redactor) String(s string) string {
 	if r.cards {
@@ -186,7 +218,7 @@ func maskEmail(m string) string {
 
 // hasDigitRun is a cheap pre-check: at least n digits, possibly separated by
 // single spaces or dashes, somewhere in s.
-func hasDigitRun(s string, n int) bool {
+func hasDigitRun[T string | []byte](s T, n int) bool {
 	run := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]

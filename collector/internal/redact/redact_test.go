@@ -82,3 +82,49 @@ func TestSensitiveKeySpellings(t *testing.T) {
 	}
 	assert.Zero(t, testing.AllocsPerRun(100, func() { r.SensitiveKey("Idempotency-Key") }), "ASCII keys do not allocate")
 }
+
+// checkByteHelpers: the helpers the decoder uses on the record's bytes
+// agree with Value, which masks decoded JSON.
+func checkByteHelpers(t *testing.T, r *Redactor, s string) {
+	t.Helper()
+	if r.Unchanged([]byte(s)) && r.String(s) != s {
+		t.Fatalf("%q: Unchanged, but String masks it to %q", s, r.String(s))
+	}
+	want, changed := r.Value(json.Number(s))
+	got, ok := r.Number([]byte(s))
+	if changed != ok || changed && want != got {
+		t.Fatalf("%q: Value masks the number to %v (%v), Number to %q (%v)", s, want, changed, got, ok)
+	}
+	obj, _ := New(Rules{Keys: []string{"cvv"}}).Value(map[string]any{"cvv": s})
+	if w := obj.(map[string]any)["cvv"]; w != Whole([]byte(s)) {
+		t.Fatalf("%q: Value masks it whole to %q, Whole to %q", s, w, Whole([]byte(s)))
+	}
+	if r.SensitiveKeyBytes([]byte(s)) != r.SensitiveKey(s) {
+		t.Fatalf("%q: SensitiveKeyBytes and SensitiveKey disagree", s)
+	}
+}
+
+func TestByteHelpersMatchValue(t *testing.T) {
+	for _, rules := range []Rules{Default(), {}, {Cards: true}, {Emails: true}} {
+		r := New(rules)
+		for _, s := range []string{"", "4111111111111111", "4111 1111 1111 1111", "a.b@example.com", "x@y", "1764000000000",
+			"4111111111111111.5", "-4111111111111111", "5500005555555559e3", "12", "card_number", "Card-Number", "ssn",
+			"123456789012", "12345678901", "phone +1 555 0100 1234", strings.Repeat("4", 70)} {
+			checkByteHelpers(t, r, s)
+		}
+	}
+	r := New(Default())
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		r.Unchanged([]byte("weekend returned when please desk"))
+		r.SensitiveKeyBytes([]byte("Idempotency-Key"))
+		r.Number([]byte("12.5"))
+	}), "clean values do not allocate")
+}
+
+func FuzzByteHelpers(f *testing.F) {
+	for _, s := range []string{"4111111111111111", "a@b.co", "1764000000000", "card_number"} {
+		f.Add(s)
+	}
+	r := New(Default())
+	f.Fuzz(func(t *testing.T, s string) { checkByteHelpers(t, r, s) })
+}
