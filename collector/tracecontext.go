@@ -11,21 +11,22 @@ import (
 // distributed-tracing extension), or a single-header b3. A malformed trace
 // header does not cost the event: the trace fields stay empty.
 func (v *record) traceContext(e *event.Event) {
-	tp := v.headers[event.HeaderTraceParent]
+	tp, _ := v.header(event.HeaderTraceParent)
 	if tp == "" {
-		if s, ok := v.root["traceparent"].(string); ok {
+		if s, ok := v.rootString("traceparent"); ok {
 			tp = s
 		}
 	}
 	if traceID, spanID, ok := parseTraceParent(tp); ok {
 		e.TraceID, e.SpanID = traceID, spanID
-		e.TraceState = v.headers[event.HeaderTraceState]
+		e.TraceState, _ = v.header(event.HeaderTraceState)
 		if e.TraceState == "" {
-			e.TraceState, _ = v.root["tracestate"].(string)
+			e.TraceState, _ = v.rootString("tracestate")
 		}
 		return
 	}
-	if traceID, spanID, parent, ok := parseB3(v.headers[event.HeaderB3]); ok {
+	b3, _ := v.header(event.HeaderB3)
+	if traceID, spanID, parent, ok := parseB3(b3); ok {
 		e.TraceID, e.SpanID, e.ParentSpanID = traceID, spanID, parent
 	}
 }
