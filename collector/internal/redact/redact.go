@@ -217,20 +217,25 @@ func maskEmail(m string) string {
 }
 
 // hasDigitRun is a cheap pre-check: at least n digits, possibly separated by
-// single spaces or dashes, somewhere in s.
+// single spaces or dashes, somewhere in s. It runs over every string of
+// every payload, so text without digits is skipped a byte at a time in a
+// tight loop.
 func hasDigitRun[T string | []byte](s T, n int) bool {
-	run := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			run++
-			if run >= n {
-				return true
+		if s[i]-'0' > 9 {
+			continue
+		}
+		// A run starts at s[i]: digits count, spaces and dashes carry it
+		// on, anything else ends it.
+		run := 0
+		for ; i < len(s); i++ {
+			if c := s[i]; c-'0' <= 9 {
+				if run++; run >= n {
+					return true
+				}
+			} else if c != ' ' && c != '-' {
+				break
 			}
-		case (c == ' ' || c == '-') && run > 0:
-		default:
-			run = 0
 		}
 	}
 	return false

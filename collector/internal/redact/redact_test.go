@@ -128,3 +128,39 @@ func FuzzByteHelpers(f *testing.F) {
 	r := New(Default())
 	f.Fuzz(func(t *testing.T, s string) { checkByteHelpers(t, r, s) })
 }
+
+// hasDigitRunRef is hasDigitRun as it was first written: the reference.
+func hasDigitRunRef(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			run++
+			if run >= n {
+				return true
+			}
+		case (c == ' ' || c == '-') && run > 0:
+		default:
+			run = 0
+		}
+	}
+	return false
+}
+
+func FuzzHasDigitRun(f *testing.F) {
+	for _, s := range []string{"", "4111 1111 1111 1111", "a1234567890123", " -1234567890123", "123456789012x3", "12--34  5678901234"} {
+		f.Add(s, uint8(13))
+	}
+	f.Fuzz(func(t *testing.T, s string, n uint8) {
+		if n == 0 {
+			return
+		}
+		if got, want := hasDigitRun(s, int(n)), hasDigitRunRef(s, int(n)); got != want {
+			t.Fatalf("hasDigitRun(%q, %d) = %v, want %v", s, n, got, want)
+		}
+		if hasDigitRun([]byte(s), int(n)) != hasDigitRun(s, int(n)) {
+			t.Fatalf("%q: []byte and string disagree", s)
+		}
+	})
+}
