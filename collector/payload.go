@@ -41,7 +41,11 @@ func (w *payloadWriter) value(v jsondoc.Value) {
 			w.out = append(w.out, w.doc.Raw(v)...)
 		}
 	case jsondoc.String:
-		w.text(w.doc.Text(v))
+		if t := w.doc.Text(v); w.red.Unchanged(t) {
+			w.out = w.doc.AppendText(w.out, v)
+		} else {
+			w.out = jsondoc.AppendString(w.out, w.red.String(string(t)))
+		}
 	case jsondoc.Array:
 		w.out = append(w.out, '[')
 		for c, first := w.doc.First(v), true; c != jsondoc.None; c, first = w.doc.Next(c), false {
@@ -56,7 +60,8 @@ func (w *payloadWriter) value(v jsondoc.Value) {
 	}
 }
 
-// text writes a string, masking card numbers and e-mail addresses in it.
+// text writes s, not JSON (CloudEvents binary data of another content
+// type), as a string, masking card numbers and e-mail addresses in it.
 func (w *payloadWriter) text(s []byte) {
 	if w.red.Unchanged(s) {
 		w.out = jsondoc.AppendString(w.out, s)
@@ -89,7 +94,7 @@ func (w *payloadWriter) object(v jsondoc.Value) {
 			w.out = append(w.out, ',')
 		}
 		first = false
-		w.out = jsondoc.AppendString(w.out, m.key)
+		w.out = w.doc.AppendKey(w.out, m.val)
 		w.out = append(w.out, ':')
 		if w.red.SensitiveKeyBytes(m.key) {
 			w.whole(m.val)

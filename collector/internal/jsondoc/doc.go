@@ -68,9 +68,14 @@ type node struct {
 	next             Value // the next value of the same array or object
 	n                int32 // an array's elements, an object's members
 	kind             Kind
-	decoded          bool // start, end index text
-	keyDecoded       bool // keyStart, keyEnd index text
+	flags            uint8 // decoded | plain, for the value; << keyShift for the key
 }
+
+const (
+	decoded  = 1 << iota // the text is in Doc.text (it held escapes or invalid UTF-8)
+	plain                // the text is ASCII that encoding/json writes as it is
+	keyShift = 2
+)
 
 // Doc is a parsed JSON document. The zero value is ready to use.
 type Doc struct {
@@ -120,7 +125,7 @@ func (d *Doc) Kind(v Value) Kind { return d.nodes[v].kind }
 // true, false or null. For a string it returns the decoded text, as Text.
 func (d *Doc) Raw(v Value) []byte {
 	n := &d.nodes[v]
-	if n.decoded {
+	if n.flags&decoded != 0 {
 		return d.text[n.start:n.end]
 	}
 	return d.src[n.start:n.end]
@@ -134,10 +139,32 @@ func (d *Doc) Text(v Value) []byte { return d.Raw(v) }
 // Key returns the decoded key of v, a member of an object.
 func (d *Doc) Key(v Value) []byte {
 	n := &d.nodes[v]
-	if n.keyDecoded {
+	if n.flags&(decoded<<keyShift) != 0 {
 		return d.text[n.keyStart:n.keyEnd]
 	}
 	return d.src[n.keyStart:n.keyEnd]
+}
+
+// AppendText appends the string v as encoding/json writes it: as it is in
+// the source when that needs no escaping, the common case.
+func (d *Doc) AppendText(dst []byte, v Value) []byte {
+	if d.nodes[v].flags&plain != 0 {
+		dst = append(dst, '"')
+		dst = append(dst, d.Text(v)...)
+		return append(dst, '"')
+	}
+	return AppendString(dst, d.Text(v))
+}
+
+// AppendKey appends the key of v, a member of an object, as encoding/json
+// writes it.
+func (d *Doc) AppendKey(dst []byte, v Value) []byte {
+	if d.nodes[v].flags&(plain<<keyShift) != 0 {
+		dst = append(dst, '"')
+		dst = append(dst, d.Key(v)...)
+		return append(dst, '"')
+	}
+	return AppendString(dst, d.Key(v))
 }
 
 // Len returns the number of elements of an array or members of an object
@@ -201,12 +228,12 @@ func (d *Doc) value(i, depth int) (int, error) {
 	case '[':
 		return d.array(v, i, depth+1)
 	case '"':
-		start, end, decoded, j, err := d.str(i)
+		start, end, flags, j, err := d.str(i)
 		if err != nil {
 			return j, err
 		}
 		n := &d.nodes[v]
-		n.kind, n.start, n.end, n.decoded = String, start, end, decoded
+		n.kind, n.start, n.end, n.flags = String, start, end, flags
 		return j, nil
 	case 't', 'f', 'n':
 		lit, kind := "null", Null
@@ -249,7 +276,7 @@ func (d *Doc) object(v Value, i, depth int) (int, error) {
 		if i >= len(src) || src[i] != '"' {
 			return i, ErrInvalid
 		}
-		ks, ke, kd, j, err := d.str(i)
+		ks, ke, kf, j, err := d.str(i)
 		if err != nil {
 			return j, err
 		}
@@ -262,7 +289,7 @@ func (d *Doc) object(v Value, i, depth int) (int, error) {
 			return i, err
 		}
 		cn := &d.nodes[c]
-		cn.keyStart, cn.keyEnd, cn.keyDecoded = ks, ke, kd
+		cn.keyStart, cn.keyEnd, cn.flags = ks, ke, cn.flags|kf<<keyShift
 		if prev != None {
 			d.nodes[prev].next = c
 		}
@@ -325,11 +352,12 @@ func (d *Doc) array(v Value, i, depth int) (int, error) {
 
 // Byte classes inside a string.
 const (
-	plain = iota
+	ordinary = iota
 	quote
 	backslash
 	control // not allowed unescaped
 	high    // part of a multi-byte (or invalid) UTF-8 sequence
+	html    // escaped by encoding/json: <, >, &
 )
 
 var strClass = func() (t [256]uint8) {
@@ -337,6 +365,7 @@ var strClass = func() (t [256]uint8) {
 		t[c] = control
 	}
 	t['"'], t['\\'] = quote, backslash
+	t['<'], t['>'], t['&'] = html, html, html
 	for c := 0x80; c < 0x100; c++ {
 		t[c] = high
 	}
@@ -344,18 +373,18 @@ var strClass = func() (t [256]uint8) {
 }()
 
 // str checks the string starting with the quote at src[i] and returns its
-// decoded text's bounds (in src, or in d.text when decoded) and the index
-// after its closing quote.
-func (d *Doc) str(i int) (start, end int32, decoded bool, next int, err error) {
+// decoded text's bounds (in src, or in d.text when decoded), its flags and
+// the index after its closing quote.
+func (d *Doc) str(i int) (start, end int32, flags uint8, next int, err error) {
 	src := d.src
 	j := i + 1
-	escaped, nonASCII := false, false
+	escaped, nonASCII, special := false, false, false
 	for {
-		for j < len(src) && strClass[src[j]] == plain {
+		for j < len(src) && strClass[src[j]] == ordinary {
 			j++
 		}
 		if j >= len(src) {
-			return 0, 0, false, j, ErrInvalid
+			return 0, 0, 0, j, ErrInvalid
 		}
 		switch strClass[src[j]] {
 		case quote:
@@ -363,27 +392,33 @@ func (d *Doc) str(i int) (start, end int32, decoded bool, next int, err error) {
 			if escaped || nonASCII && !utf8.Valid(body) {
 				s := len(d.text)
 				d.text = appendUnquoted(d.text, body)
-				return int32(s), int32(len(d.text)), true, j + 1, nil
+				return int32(s), int32(len(d.text)), decoded, j + 1, nil
 			}
-			return int32(i + 1), int32(j), false, j + 1, nil
+			if !nonASCII && !special {
+				flags = plain
+			}
+			return int32(i + 1), int32(j), flags, j + 1, nil
+		case html:
+			special = true
+			j++
 		case backslash:
 			escaped = true
 			if j+1 >= len(src) {
-				return 0, 0, false, j, ErrInvalid
+				return 0, 0, 0, j, ErrInvalid
 			}
 			switch src[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				j += 2
 			case 'u':
 				if hex4(src, j+2) < 0 {
-					return 0, 0, false, j, ErrInvalid
+					return 0, 0, 0, j, ErrInvalid
 				}
 				j += 6
 			default:
-				return 0, 0, false, j, ErrInvalid
+				return 0, 0, 0, j, ErrInvalid
 			}
 		case control:
-			return 0, 0, false, j, ErrInvalid
+			return 0, 0, 0, j, ErrInvalid
 		case high:
 			nonASCII = true
 			j++

@@ -65,6 +65,30 @@ func check(t *testing.T, d *Doc, b []byte) {
 	if got := toAny(d, 0); !reflect.DeepEqual(want, got) {
 		t.Fatalf("%q: encoding/json decodes %#v, Doc %#v", b, want, got)
 	}
+	checkAppend(t, d, 0, false)
+}
+
+// checkAppend: AppendText and AppendKey write every string and key of v as
+// encoding/json writes it.
+func checkAppend(t *testing.T, d *Doc, v Value, member bool) {
+	t.Helper()
+	if member {
+		want, _ := json.Marshal(string(d.Key(v)))
+		if got := d.AppendKey(nil, v); !bytes.Equal(want, got) {
+			t.Fatalf("key %q: encoding/json writes %s, AppendKey %s", d.Key(v), want, got)
+		}
+	}
+	switch d.Kind(v) {
+	case String:
+		want, _ := json.Marshal(string(d.Text(v)))
+		if got := d.AppendText(nil, v); !bytes.Equal(want, got) {
+			t.Fatalf("string %q: encoding/json writes %s, AppendText %s", d.Text(v), want, got)
+		}
+	case Array, Object:
+		for c := d.First(v); c != None; c = d.Next(c) {
+			checkAppend(t, d, c, d.Kind(v) == Object)
+		}
+	}
 }
 
 var cases = []string{
