@@ -308,3 +308,18 @@ func TestDecodeStateIsReset(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTraceParent: parseTraceParent reads what the replaced one read.
+func FuzzTraceParent(f *testing.F) {
+	for _, s := range []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", " 00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01-x ",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-x", "---", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tid, sid, ok := parseTraceParent(s)
+		wtid, wsid, wok := oracleParseTraceParent(s)
+		if tid != wtid || sid != wsid || ok != wok {
+			t.Fatalf("%q: (%q, %q, %v), replaced one (%q, %q, %v)", s, tid, sid, ok, wtid, wsid, wok)
+		}
+	})
+}

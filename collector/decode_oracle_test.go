@@ -5,7 +5,7 @@ package collector
 // goccy/go-json), masked with redact.Value and re-encoded with goccy. It is
 // the reference decode_diff_test.go holds Decoder.Decode to; only the names
 // changed. Helpers the rewrite left as they were (mappingFor, serviceName,
-// parseFlatCounters, parseTraceParent, parseB3, stdReason) are shared.
+// parseFlatCounters, parseB3, stdReason) are shared.
 
 import (
 	"bytes"
@@ -364,7 +364,7 @@ func (v *oracleRecord) traceContext(e *event.Event) {
 			tp = s
 		}
 	}
-	if traceID, spanID, ok := parseTraceParent(tp); ok {
+	if traceID, spanID, ok := oracleParseTraceParent(tp); ok {
 		e.TraceID, e.SpanID = traceID, spanID
 		e.TraceState = v.headers[event.HeaderTraceState]
 		if e.TraceState == "" {
@@ -408,3 +408,18 @@ func stdDecode(b []byte) (any, error) {
 // encodeJSON encodes a decoded (and masked) value as encoding/json does:
 // map keys sorted, HTML characters escaped.
 func encodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
+
+// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>.
+func oracleParseTraceParent(s string) (traceID, spanID string, ok bool) {
+	parts := strings.Split(strings.TrimSpace(s), "-")
+	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" {
+		return "", "", false
+	}
+	if !isHex(parts[1], 32) || !isHex(parts[2], 16) || !isHex(parts[3], 2) {
+		return "", "", false
+	}
+	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+		return "", "", false
+	}
+	return strings.ToLower(parts[1]), strings.ToLower(parts[2]), true
+}

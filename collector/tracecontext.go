@@ -31,19 +31,23 @@ func (v *record) traceContext(e *event.Event) {
 	}
 }
 
-// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>.
+// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>
+// (a later version may append fields).
 func parseTraceParent(s string) (traceID, spanID string, ok bool) {
-	parts := strings.Split(strings.TrimSpace(s), "-")
-	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" {
+	version, rest, ok1 := strings.Cut(strings.TrimSpace(s), "-")
+	trace, rest, ok2 := strings.Cut(rest, "-")
+	span, rest, ok3 := strings.Cut(rest, "-")
+	flags, _, _ := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || !ok3 || len(version) != 2 || version == "ff" {
 		return "", "", false
 	}
-	if !isHex(parts[1], 32) || !isHex(parts[2], 16) || !isHex(parts[3], 2) {
+	if !isHex(trace, 32) || !isHex(span, 16) || !isHex(flags, 2) {
 		return "", "", false
 	}
-	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+	if strings.Trim(trace, "0") == "" || strings.Trim(span, "0") == "" {
 		return "", "", false
 	}
-	return strings.ToLower(parts[1]), strings.ToLower(parts[2]), true
+	return strings.ToLower(trace), strings.ToLower(span), true
 }
 
 // parseB3 parses the single-header form {TraceId}-{SpanId}[-{Sampling}[-{ParentSpanId}]].
