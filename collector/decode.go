@@ -183,7 +183,9 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	v.traceContext(&e)
 
 	sum := sha256.Sum256(r.Value)
-	e.PayloadHash = hex.EncodeToString(sum[:])
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	e.PayloadHash = string(hexSum[:]) // one allocation, where EncodeToString makes two
 	w := payloadWriter{red: d.red, doc: &st.doc, out: st.out[:0], members: st.members[:0]}
 	if v.dataText {
 		w.text(r.Value)
