@@ -9,6 +9,7 @@
 package jsondoc
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"unicode/utf8"
@@ -380,6 +381,9 @@ func (d *Doc) str(i int) (start, end int32, flags uint8, next int, err error) {
 	j := i + 1
 	escaped, nonASCII, special := false, false, false
 	for {
+		for j+8 <= len(src) && ordinary8(binary.LittleEndian.Uint64(src[j:])) {
+			j += 8
+		}
 		for j < len(src) && strClass[src[j]] == ordinary {
 			j++
 		}
@@ -424,6 +428,23 @@ func (d *Doc) str(i int) (start, end int32, flags uint8, next int, err error) {
 			j++
 		}
 	}
+}
+
+const (
+	lsb = 0x0101010101010101 // the least significant bit of each byte
+	msb = 0x8080808080808080 // the most significant bit of each byte
+)
+
+// ordinary8 reports whether the eight bytes of x are all ordinary inside a
+// string, eight at a time: long text is mostly ordinary bytes.
+func ordinary8(x uint64) bool {
+	zero := func(y uint64) uint64 { return (y - lsb) &^ y & msb } // some byte of y is 0
+	high := x & msb                                               // a byte ≥ 0x80
+	control := (x - 0x20*lsb) &^ x & msb                          // a byte < 0x20
+	backslash := zero(x ^ '\\'*lsb)
+	angle := zero(x | 0x02*lsb ^ '>'*lsb)      // '<' (0x3c) or '>' (0x3e)
+	quoteOrAmp := zero(x | 0x04*lsb ^ '&'*lsb) // '"' (0x22) or '&' (0x26)
+	return high|control|backslash|angle|quoteOrAmp == 0
 }
 
 // hex4 returns the value of the four hex digits at b[i:], or -1.

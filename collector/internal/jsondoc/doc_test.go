@@ -2,6 +2,7 @@ package jsondoc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -203,4 +204,24 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkString)
+}
+
+// ordinary8 says a word is all ordinary exactly when strClass says so of
+// each of its bytes, whatever the byte and wherever it sits.
+func TestOrdinary8(t *testing.T) {
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'a', ' ', '~', '!', 0x7f} {
+				var b [8]byte
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := strClass[c] == ordinary && strClass[fill] == ordinary
+				if got := ordinary8(binary.LittleEndian.Uint64(b[:])); got != want {
+					t.Fatalf("%q: ordinary8 %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
