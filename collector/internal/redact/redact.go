@@ -34,18 +34,28 @@ const Masked = "***"
 
 // Redactor applies Rules to decoded JSON values.
 type Redactor struct {
-	keys   map[string]bool
+	keys map[string]bool
+	// shapes[c] has bit min(n, 63) set when a key of keys of length n
+	// starts with byte c: most keys are told apart from every sensitive
+	// one by that alone, without hashing them.
+	shapes [256]uint64
 	cards  bool
 	emails bool
 }
 
 // New compiles rules.
 func New(r Rules) *Redactor {
-	keys := make(map[string]bool, len(r.Keys))
+	red := &Redactor{keys: make(map[string]bool, len(r.Keys)), cards: r.Cards, emails: r.Emails}
 	for _, k := range r.Keys {
-		keys[normKey(k)] = true
+		k = normKey(k)
+		red.keys[k] = true
+		var first byte
+		if k != "" {
+			first = k[0]
+		}
+		red.shapes[first] |= 1 << min(len(k), 63)
 	}
-	return &Redactor{keys: keys, cards: r.Cards, emails: r.Emails}
+	return red
 }
 
 // normKey lower-cases k and drops '_' and '-', so card_number, cardNumber
@@ -96,6 +106,9 @@ func sensitiveKey[T string | []byte](r *Redactor, key T) bool {
 		}
 		buf[n] = c
 		n++
+	}
+	if r.shapes[buf[0]]&(1<<min(n, 63)) == 0 { // buf[0] is 0 when n is
+		return false
 	}
 	return r.keys[string(buf[:n])]
 }
@@ -222,7 +235,10 @@ func maskEmail(m string) string {
 // tight loop.
 func hasDigitRun[T string | []byte](s T, n int) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i]-'0' > 9 {
+		for i+8 <= len(s) && !digit8(load64(s, i)) {
+			i += 8
+		}
+		if i == len(s) || s[i]-'0' > 9 {
 			continue
 		}
 		// A run starts at s[i]: digits count, spaces and dashes carry it
@@ -239,6 +255,21 @@ func hasDigitRun[T string | []byte](s T, n int) bool {
 		}
 	}
 	return false
+}
+
+// digit8 reports whether one of the eight bytes of x is an ASCII digit:
+// one of x^'0' below 10.
+func digit8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	y := x ^ '0'*lsb
+	return (y-10*lsb)&^y&msb != 0
+}
+
+// load64 reads s[i:i+8] little-endian (the compiler makes it one load).
+func load64[T string | []byte](s T, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
 func onlyDigits(s string) string {

@@ -99,17 +99,19 @@ func checkByteHelpers(t *testing.T, r *Redactor, s string) {
 	if w := obj.(map[string]any)["cvv"]; w != Whole([]byte(s)) {
 		t.Fatalf("%q: Value masks it whole to %q, Whole to %q", s, w, Whole([]byte(s)))
 	}
-	if r.SensitiveKeyBytes([]byte(s)) != r.SensitiveKey(s) {
-		t.Fatalf("%q: SensitiveKeyBytes and SensitiveKey disagree", s)
+	if r.SensitiveKeyBytes([]byte(s)) != r.SensitiveKey(s) || r.SensitiveKey(s) != r.keys[normKey(s)] {
+		t.Fatalf("%q: SensitiveKeyBytes %v, SensitiveKey %v, the keys map %v", s,
+			r.SensitiveKeyBytes([]byte(s)), r.SensitiveKey(s), r.keys[normKey(s)])
 	}
 }
 
 func TestByteHelpersMatchValue(t *testing.T) {
-	for _, rules := range []Rules{Default(), {}, {Cards: true}, {Emails: true}} {
+	for _, rules := range []Rules{Default(), {}, {Cards: true}, {Emails: true}, {Keys: []string{"", "Straße", strings.Repeat("k", 63)}}} {
 		r := New(rules)
 		for _, s := range []string{"", "4111111111111111", "4111 1111 1111 1111", "a.b@example.com", "x@y", "1764000000000",
 			"4111111111111111.5", "-4111111111111111", "5500005555555559e3", "12", "card_number", "Card-Number", "ssn",
-			"123456789012", "12345678901", "phone +1 555 0100 1234", strings.Repeat("4", 70)} {
+			"123456789012", "12345678901", "phone +1 555 0100 1234", strings.Repeat("4", 70), "_", "-_-", "STRASSE", "straße",
+			strings.Repeat("K", 63), strings.Repeat("k_", 32), strings.Repeat("k", 64), "amount", "e-mail", "eMail"} {
 			checkByteHelpers(t, r, s)
 		}
 	}
@@ -125,8 +127,12 @@ func FuzzByteHelpers(f *testing.F) {
 	for _, s := range []string{"4111111111111111", "a@b.co", "1764000000000", "card_number"} {
 		f.Add(s)
 	}
-	r := New(Default())
-	f.Fuzz(func(t *testing.T, s string) { checkByteHelpers(t, r, s) })
+	rs := []*Redactor{New(Default()), New(Rules{Keys: []string{"", "Straße", "x-Y", strings.Repeat("k", 63), strings.Repeat("k", 70)}})}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, r := range rs {
+			checkByteHelpers(t, r, s)
+		}
+	})
 }
 
 // hasDigitRunRef is hasDigitRun as it was first written: the reference.
@@ -163,4 +169,22 @@ func FuzzHasDigitRun(f *testing.F) {
 			t.Fatalf("%q: []byte and string disagree", s)
 		}
 	})
+}
+
+func TestDigit8(t *testing.T) {
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'a', '/', ':', 0xff, 0} {
+				b := []byte(strings.Repeat(string(rune(0)), 8))
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := c >= '0' && c <= '9'
+				if got := digit8(load64(b, 0)); got != want {
+					t.Fatalf("%q: digit8 %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
