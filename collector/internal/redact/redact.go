@@ -234,6 +234,12 @@ func maskEmail(m string) string {
 // every payload, so text without digits is skipped a byte at a time in a
 // tight loop.
 func hasDigitRun[T string | []byte](s T, n int) bool {
+	// A run of eleven bytes or more covers some eight-byte block that
+	// starts at a multiple of four: without such a block of digits, spaces
+	// and dashes there is no run, as in most text and identifiers.
+	if n >= 11 && !runBlock(s) {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		for i+8 <= len(s) && !digit8(load64(s, i)) {
 			i += 8
@@ -255,6 +261,27 @@ func hasDigitRun[T string | []byte](s T, n int) bool {
 		}
 	}
 	return false
+}
+
+// runBlock reports whether s has an eight-byte block, at a multiple of
+// four, of digits, spaces and dashes only, with at least one digit.
+func runBlock[T string | []byte](s T) bool {
+	for i := 0; i+8 <= len(s); i += 4 {
+		if x := load64(s, i); digit8(x) && runBytes8(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// runBytes8 reports whether every byte of x is a digit, a space or a dash.
+// Each test is exact byte by byte: no carry crosses a byte.
+func runBytes8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	nonZero := func(z uint64) uint64 { return (z | (z&^msb + 0x7f*lsb)) & msb } // z's byte ≠ 0
+	y := x ^ '0'*lsb
+	notDigit := (y | (y&^msb + (0x80-10)*lsb)) & msb // y's byte ≥ 10
+	return notDigit&nonZero(x^' '*lsb)&nonZero(x^'-'*lsb) == 0
 }
 
 // digit8 reports whether one of the eight bytes of x is an ASCII digit:

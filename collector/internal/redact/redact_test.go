@@ -188,3 +188,22 @@ func TestDigit8(t *testing.T) {
 		}
 	}
 }
+
+func TestRunBytes8(t *testing.T) {
+	good := func(c byte) bool { return c >= '0' && c <= '9' || c == ' ' || c == '-' }
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'0', '9', ' ', '-', 'a', 0xff} {
+				b := make([]byte, 8)
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := good(byte(c)) && good(fill)
+				if got := runBytes8(load64(b, 0)); got != want {
+					t.Fatalf("%q: runBytes8 %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
