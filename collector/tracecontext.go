@@ -38,16 +38,42 @@ func parseTraceParent(s string) (traceID, spanID string, ok bool) {
 	trace, rest, ok2 := strings.Cut(rest, "-")
 	span, rest, ok3 := strings.Cut(rest, "-")
 	flags, _, _ := strings.Cut(rest, "-")
-	if !ok1 || !ok2 || !ok3 || len(version) != 2 || version == "ff" {
+	if !ok1 || !ok2 || !ok3 || len(version) != 2 || version == "ff" || !isHex(flags, 2) {
 		return "", "", false
 	}
-	if !isHex(trace, 32) || !isHex(span, 16) || !isHex(flags, 2) {
+	if traceID, ok = hexID(trace, 32); !ok {
 		return "", "", false
 	}
-	if strings.Trim(trace, "0") == "" || strings.Trim(span, "0") == "" {
+	if spanID, ok = hexID(span, 16); !ok {
 		return "", "", false
 	}
-	return strings.ToLower(trace), strings.ToLower(span), true
+	return traceID, spanID, true
+}
+
+// hexID returns s in lower case when it is n hex digits, not all zero.
+func hexID(s string, n int) (string, bool) {
+	if len(s) != n {
+		return "", false
+	}
+	upper, zero := false, true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '0':
+		case c >= '1' && c <= '9' || c >= 'a' && c <= 'f':
+			zero = false
+		case c >= 'A' && c <= 'F':
+			zero, upper = false, true
+		default:
+			return "", false
+		}
+	}
+	if zero {
+		return "", false
+	}
+	if upper {
+		return strings.ToLower(s), true
+	}
+	return s, true
 }
 
 // parseB3 parses the single-header form {TraceId}-{SpanId}[-{Sampling}[-{ParentSpanId}]].
