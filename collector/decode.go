@@ -193,7 +193,8 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 		w.value(payload)
 	}
 	st.out, st.members = w.out, w.members
-	e.Payload = append([]byte(nil), w.out...)
+	e.Payload = make([]byte, len(w.out))
+	copy(e.Payload, w.out) // make and copy: the compiler allocates without zeroing
 	e.Headers = make(map[string]string, len(v.hdrKeys))
 	for i, k := range v.hdrKeys {
 		val := v.hdrVals[i]
