@@ -323,3 +323,34 @@ func FuzzTraceParent(f *testing.F) {
 		}
 	})
 }
+
+// Decode is safe for concurrent use: goroutines sharing a Decoder (and its
+// pool of states) get the events a lone caller gets. Run with -race.
+func TestDecodeConcurrent(t *testing.T) {
+	d := diffDecoders(t)[0]
+	recs := demoRecords(t, 40)
+	want := make([]event.Event, len(recs))
+	for i, r := range recs {
+		want[i], _ = d.Decode(r)
+	}
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for round := 0; round < 3; round++ {
+				for i := range recs {
+					j := (i*(g+1) + round) % len(recs)
+					if e, _ := d.Decode(recs[j]); !reflect.DeepEqual(e, want[j]) {
+						errs <- errors.New("a concurrent Decode differs")
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
