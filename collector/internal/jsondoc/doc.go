@@ -195,18 +195,6 @@ func (d *Doc) Member(obj Value, key string) Value {
 	return found
 }
 
-// Shadowed reports whether a later member of the same object has v's key:
-// encoding/json keeps only the last of repeated keys.
-func (d *Doc) Shadowed(v Value) bool {
-	k := d.Key(v)
-	for c := d.Next(v); c != None; c = d.Next(c) {
-		if string(d.Key(c)) == string(k) {
-			return true
-		}
-	}
-	return false
-}
-
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
