@@ -113,7 +113,9 @@ func (w *payloadWriter) whole(v jsondoc.Value) {
 	case jsondoc.Null:
 		w.out = append(w.out, "null"...)
 	case jsondoc.String:
-		w.out = jsondoc.AppendString(w.out, redact.Whole(w.doc.Text(v)))
+		w.out = append(w.out, '"')
+		w.out = redact.AppendWhole(w.out, w.doc.Text(v)) // nothing to escape
+		w.out = append(w.out, '"')
 	default:
 		w.out = jsondoc.AppendString(w.out, redact.Masked)
 	}

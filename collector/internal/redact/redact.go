@@ -180,10 +180,33 @@ func (r *Redactor) Number(n []byte) (string, bool) {
 	return "", false
 }
 
-// Whole returns what a string under a sensitive key becomes, as Value
-// masks it: its last four digits when it holds at least twelve, else Masked.
-// Any other value under a sensitive key becomes Masked, null stays null.
-func Whole(s []byte) string { return maskWhole(string(s)).(string) }
+// AppendWhole appends what a string under a sensitive key becomes, as Value
+// masks it: its last four digits when it holds at least twelve, else
+// Masked. (Any other value under a sensitive key becomes Masked, null stays
+// null.) The result is ASCII: * and digits.
+func AppendWhole(dst, s []byte) []byte {
+	digits := 0
+	for _, c := range s {
+		if c-'0' <= 9 {
+			digits++
+		}
+	}
+	if digits < 12 {
+		return append(dst, Masked...)
+	}
+	for range digits - 4 {
+		dst = append(dst, '*')
+	}
+	start := len(dst)
+	dst = append(dst, "0000"...)
+	for i, n := len(s)-1, 4; n > 0; i-- { // the last four digits, from the end
+		if c := s[i]; c-'0' <= 9 {
+			n--
+			dst[start+n] = c
+		}
+	}
+	return dst
+}
 
 // String masks card numbers and e-mail addresses inside free text.
 func (r *Redactor) String(s string) string {
