@@ -40,6 +40,8 @@ type Collector struct {
 	log     zerolog.Logger
 	metrics *metrics
 	decoder *Decoder
+	// consumedBy counts consumed records per topic; Run's goroutine owns it.
+	consumedBy topicCounter
 
 	client *kgo.Client
 
@@ -63,13 +65,15 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{
+	c := &Collector{
 		cfg: cfg, kafka: kafka, store: store, decoder: d,
 		log:     set.Logger.With().Str("component", "collector").Logger(),
 		metrics: newMetrics(set.Registerer),
 		done:    make(chan struct{}),
 		runDone: make(chan struct{}),
-	}, nil
+	}
+	c.consumedBy.vec = c.metrics.consumed
+	return c, nil
 }
 
 // Start connects to Kafka and checks the brokers answer.

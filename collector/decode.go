@@ -3,18 +3,15 @@ package collector
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
 	"regexp"
-	"strconv"
 	"strings"
-	"time"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weft-sh/weft/collector/internal/jsondoc"
 	"github.com/weft-sh/weft/collector/internal/redact"
 	"github.com/weft-sh/weft/internal/event"
 )
@@ -35,6 +32,7 @@ type Decoder struct {
 	rules    []rule
 	red      *redact.Redactor
 	maxBytes int
+	states   sync.Pool // of *decodeState: one per Decode in flight
 }
 
 type rule struct {
@@ -85,14 +83,14 @@ var (
 	}
 )
 
-// record is what the lookups see of one Kafka record.
-type record struct {
-	rec     *kgo.Record
-	headers map[string]string
-	root    map[string]any
-}
-
 // Decode returns the event of r, or a *DecodeError saying why there is none.
+//
+// It reads the value in one pass (internal/jsondoc, which accepts exactly
+// what encoding/json accepts), looks the mapped fields up in that index
+// and writes the masked payload from it: no map[string]any is built. The
+// payload is what encoding/json would write for the decoded and masked
+// value: keys sorted, a repeated key's last value kept (as in every lookup),
+// numbers as they were written.
 func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	if len(r.Value) > d.maxBytes {
 		return event.Event{}, reject("value is %d bytes, over the %d-byte limit (collector.max_record_bytes)", len(r.Value), d.maxBytes)
@@ -103,47 +101,45 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	if !utf8.Valid(r.Value) {
 		return event.Event{}, reject("value is not valid UTF-8")
 	}
-	v := record{rec: r, headers: make(map[string]string, len(r.Headers))}
-	for _, h := range r.Headers {
-		v.headers[strings.ToLower(h.Key)] = string(h.Value)
-	}
+	st := d.state()
+	defer d.release(st)
+	v := st.record(r)
 
 	var (
 		format   event.Format
 		defaults Mapping
-		payload  any
+		payload  = jsondoc.None // null unless set
 	)
-	if v.headers["ce_specversion"] != "" || v.headers["ce_type"] != "" {
+	if v.headerSet("ce_specversion") || v.headerSet("ce_type") {
 		format, defaults = event.FormatCloudEventsBinary, ceDefaults
-		data, err := decodeBinaryData(r.Value, v.headers["content-type"])
-		if err != nil {
-			return event.Event{}, err
+		v.binary = true
+		if ct, _ := v.header("content-type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+			v.dataText = true
+		} else if err := v.doc.Parse(r.Value); err != nil {
+			return event.Event{}, reject("CloudEvents binary data %v", stdReason(r.Value))
+		} else {
+			v.data, payload = 0, 0
 		}
-		v.root = map[string]any{"data": data}
-		for k, val := range v.headers {
-			if attr, ok := strings.CutPrefix(k, "ce_"); ok {
-				v.root[attr] = val
-			}
-		}
-		payload = data
 	} else {
-		obj, err := decodeObject(r.Value)
-		if err != nil {
-			return event.Event{}, err
+		if err := v.doc.Parse(r.Value); err != nil {
+			return event.Event{}, reject("value %v", stdReason(r.Value))
 		}
-		v.root = obj
-		if _, ok := obj["specversion"]; ok {
+		if k := v.doc.Kind(0); k != jsondoc.Object {
+			return event.Event{}, reject("value is a JSON %s, want an object", k)
+		}
+		v.root = 0
+		if v.doc.Member(0, "specversion") != jsondoc.None {
 			format, defaults = event.FormatCloudEventsStructured, ceDefaults
-			payload = obj["data"]
+			payload = v.doc.Member(0, "data")
 		} else {
 			format, defaults = event.FormatJSON, plainDefaults
-			payload = obj
+			payload = 0
 		}
 	}
 	m := d.mappingFor(r.Topic, defaults)
 
 	e := event.Event{
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: v.key,
 		RecordTime: r.Timestamp.UTC(), Format: format,
 	}
 	var err error
@@ -187,13 +183,21 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	v.traceContext(&e)
 
 	sum := sha256.Sum256(r.Value)
-	e.PayloadHash = hex.EncodeToString(sum[:])
-	red, _ := d.red.Value(payload)
-	if e.Payload, err = encodeJSON(red); err != nil {
-		return event.Event{}, reject("payload cannot be re-encoded: %v", err)
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	e.PayloadHash = string(hexSum[:]) // one allocation, where EncodeToString makes two
+	w := payloadWriter{red: d.red, doc: &st.doc, out: st.out[:0], members: st.members[:0]}
+	if v.dataText {
+		w.text(r.Value)
+	} else {
+		w.value(payload)
 	}
-	e.Headers = make(map[string]string, len(v.headers))
-	for k, val := range v.headers {
+	st.out, st.members = w.out, w.members
+	e.Payload = make([]byte, len(w.out))
+	copy(e.Payload, w.out) // make and copy: the compiler allocates without zeroing
+	e.Headers = make(map[string]string, len(v.hdrKeys))
+	for i, k := range v.hdrKeys {
+		val := v.hdrVals[i]
 		if d.red.SensitiveKey(k) {
 			val = redact.Masked
 		}
@@ -243,280 +247,6 @@ func (d *Decoder) mappingFor(topic string, defaults Mapping) Mapping {
 	return defaults
 }
 
-func decodeObject(b []byte) (map[string]any, error) {
-	v, err := decodeJSON(b)
-	if err != nil {
-		return nil, reject("value %v", err)
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, reject("value is a JSON %s, want an object", jsonKind(v))
-	}
-	return obj, nil
-}
-
-func decodeBinaryData(b []byte, contentType string) (any, error) {
-	if contentType != "" && !strings.Contains(strings.ToLower(contentType), "json") {
-		return string(b), nil
-	}
-	v, err := decodeJSON(b)
-	if err != nil {
-		return nil, reject("CloudEvents binary data %v", err)
-	}
-	return v, nil
-}
-
-// lookup finds one source; found is false when it is absent or null.
-func (v *record) lookup(src string) (val any, found bool) {
-	switch {
-	case src == "key":
-		if len(v.rec.Key) == 0 {
-			return nil, false
-		}
-		return string(v.rec.Key), true
-	case strings.HasPrefix(src, "header:"):
-		h, ok := v.headers[strings.ToLower(strings.TrimPrefix(src, "header:"))]
-		return h, ok && h != ""
-	case strings.HasPrefix(src, "const:"):
-		return strings.TrimPrefix(src, "const:"), true
-	}
-	var cur any = v.root
-	for rest, more := src, true; more; {
-		var part string
-		part, rest, more = strings.Cut(rest, ".")
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, cur != nil
-}
-
-// first returns the first source that is present, as a string. A present
-// value of the wrong JSON type is an error, not a fall-through: it means the
-// producer sends something other than the contract says. Numbers are
-// accepted only for identifiers (numeric order ids are common).
-func (v *record) first(field string, srcs []string) (string, error) {
-	return v.firstOf(field, srcs, false)
-}
-
-func (v *record) firstID(field string, srcs []string) (string, error) {
-	return v.firstOf(field, srcs, true)
-}
-
-func (v *record) firstOf(field string, srcs []string, numbers bool) (string, error) {
-	for _, src := range srcs {
-		val, ok := v.lookup(src)
-		if !ok {
-			continue
-		}
-		switch t := val.(type) {
-		case string:
-			if t == "" {
-				continue
-			}
-			return t, nil
-		case json.Number:
-			if numbers {
-				return t.String(), nil
-			}
-			return "", reject("%s at %q is a JSON number, want a string", field, src)
-		default:
-			return "", reject("%s at %q is a JSON %s, want a string", field, src, jsonKind(val))
-		}
-	}
-	return "", nil
-}
-
-func (v *record) time(srcs []string) (time.Time, error) {
-	for _, src := range srcs {
-		val, ok := v.lookup(src)
-		if !ok {
-			continue
-		}
-		t, err := parseTime(val)
-		if err != nil {
-			return time.Time{}, reject("event time at %q: %v", src, err)
-		}
-		return t, nil
-	}
-	if v.rec.Timestamp.IsZero() {
-		return time.Time{}, reject("no event time and no record timestamp")
-	}
-	return v.rec.Timestamp.UTC(), nil
-}
-
-var (
-	minTime = time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
-)
-
-func parseTime(val any) (time.Time, error) {
-	var t time.Time
-	switch x := val.(type) {
-	case string:
-		var err error
-		if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
-			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", x)
-		}
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil || math.IsInf(f, 0) || f <= 0 {
-			return time.Time{}, fmt.Errorf("%s is not a positive epoch time", x)
-		}
-		switch {
-		case f > 1e17: // nanoseconds
-			t = time.Unix(0, int64(f))
-		case f > 1e14: // microseconds
-			t = time.UnixMicro(int64(f))
-		case f > 1e11: // milliseconds
-			t = time.UnixMilli(int64(f))
-		default:
-			t = time.Unix(0, int64(f*1e9))
-		}
-	default:
-		return time.Time{}, fmt.Errorf("is a JSON %s, want a string or number", jsonKind(val))
-	}
-	if t.Before(minTime) || !t.Before(maxTime) {
-		return time.Time{}, fmt.Errorf("%s is outside the accepted range 1971–2200", t.UTC().Format(time.RFC3339))
-	}
-	return t.UTC(), nil
-}
-
-func (v *record) versionVector(srcs []string) (map[string]uint64, error) {
-	for _, src := range srcs {
-		val, ok := v.lookup(src)
-		if !ok {
-			continue
-		}
-		vv, err := parseVersionVector(val)
-		if err != nil {
-			return nil, reject("version vector at %q: %v", src, err)
-		}
-		return vv, nil
-	}
-	return nil, nil
-}
-
-// parseVersionVector accepts a JSON object of service → non-negative integer,
-// or a string holding one.
-func parseVersionVector(val any) (map[string]uint64, error) {
-	if s, ok := val.(string); ok {
-		// The common case, a plain header, is read straight into the
-		// result; anything else takes the generic path below, which
-		// accepts every JSON spelling and gives the precise reason.
-		if vv, ok := parseFlatCounters(s); ok {
-			return vv, nil
-		}
-		var err error
-		if val, err = decodeJSON([]byte(s)); err != nil {
-			return nil, err
-		}
-	}
-	obj, ok := val.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("is a JSON %s, want an object of service → counter", jsonKind(val))
-	}
-	vv := make(map[string]uint64, len(obj))
-	for svc, c := range obj {
-		n, ok := c.(json.Number)
-		if !ok {
-			return nil, fmt.Errorf("entry %q is a JSON %s, want a non-negative integer", svc, jsonKind(c))
-		}
-		u, err := strconv.ParseUint(n.String(), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("entry %q is %s, want a non-negative integer", svc, n)
-		}
-		if svc == "" {
-			return nil, errors.New("entry with an empty service name")
-		}
-		vv[svc] = u
-	}
-	return vv, nil
-}
-
-// parseFlatCounters reads the usual spelling of a version vector,
-// {"service":counter,...} with unescaped names and plain decimal counters,
-// without a JSON decoder. ok is false for anything else (escapes, other
-// value types, an empty name, a counter over 64 bits, bad syntax): the
-// caller then decodes it generically, which decides.
-func parseFlatCounters(s string) (vv map[string]uint64, ok bool) {
-	i := 0
-	ws := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-			i++
-		}
-	}
-	ws()
-	if i == len(s) || s[i] != '{' {
-		return nil, false
-	}
-	i++
-	vv = make(map[string]uint64, 4)
-	ws()
-	if i < len(s) && s[i] == '}' {
-		i++
-		ws()
-		return vv, i == len(s)
-	}
-	for {
-		ws()
-		if i == len(s) || s[i] != '"' {
-			return nil, false
-		}
-		end := strings.IndexByte(s[i+1:], '"')
-		if end <= 0 {
-			return nil, false
-		}
-		name := s[i+1 : i+1+end]
-		for j := 0; j < len(name); j++ {
-			if name[j] == '\\' || name[j] < 0x20 {
-				return nil, false
-			}
-		}
-		if !utf8.ValidString(name) {
-			return nil, false
-		}
-		i += end + 2
-		ws()
-		if i == len(s) || s[i] != ':' {
-			return nil, false
-		}
-		i++
-		ws()
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		digits := s[start:i]
-		if digits == "" || len(digits) > 1 && digits[0] == '0' {
-			return nil, false
-		}
-		n, err := strconv.ParseUint(digits, 10, 64)
-		if err != nil {
-			return nil, false
-		}
-		vv[name] = n // a repeated name: the last wins, as in encoding/json
-		ws()
-		if i == len(s) {
-			return nil, false
-		}
-		switch s[i] {
-		case ',':
-			i++
-		case '}':
-			i++
-			ws()
-			return vv, i == len(s)
-		default:
-			return nil, false
-		}
-	}
-}
-
 // serviceName normalizes a CloudEvents source (often a URI) to a service
 // name, and falls back to the topic's prefix.
 func serviceName(source, topic string) string {
@@ -531,23 +261,4 @@ func serviceName(source, topic string) string {
 		return topic[:i]
 	}
 	return topic
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case json.Number, float64:
-		return "number"
-	case string:
-		return "string"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }

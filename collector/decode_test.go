@@ -233,3 +233,36 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A key repeated in one JSON object: the last one wins, in every lookup
+// and in the stored payload, which keeps the key once (as encoding/json
+// decodes such an object); whatever the earlier values held is dropped,
+// so nothing of it reaches storage unmasked.
+func TestDecodeRepeatedKeys(t *testing.T) {
+	d := mustDecoder(t, Default())
+	e, err := d.Decode(rec("orders", "", `{"event_type":"A","order_id":"o-1","event_type":"B",`+
+		`"card_number":"4111111111111111","card_number":"none","note":"4111 1111 1111 1111","note":"ok",`+
+		`"data":{"order_id":"x"},"data":{"idempotency_key":"ik"}}`))
+	require.NoError(t, err)
+	assert.Equal(t, "B", e.Type)
+	assert.Equal(t, "o-1", e.OrderID)
+	assert.Equal(t, "ik", e.IdempotencyKey)
+	assert.Equal(t, `{"card_number":"***","data":{"idempotency_key":"ik"},"event_type":"B","note":"ok","order_id":"o-1"}`, string(e.Payload))
+
+	// A structured event whose data is repeated: the last data is the payload.
+	e, err = d.Decode(rec("orders", "", `{"specversion":"1.0","type":"T","subject":"o","data":{"cvv":"123"},"data":{"a":1,"a":2}}`))
+	require.NoError(t, err)
+	assert.Equal(t, `{"a":2}`, string(e.Payload))
+}
+
+// Numbers are stored as they were written: no rounding through float64,
+// whatever their size; one that holds a card number is masked.
+func TestDecodeKeepsNumbers(t *testing.T) {
+	d := mustDecoder(t, Default())
+	e, err := d.Decode(rec("orders", "", `{"event_type":"T","order_id":123456789012345678901234567890,`+
+		`"big":123456789012345678901234567891,"huge":1e400,"neg":-0,"frac":1.50,"exp":2E-3,"n":4111111111111111}`))
+	require.NoError(t, err)
+	assert.Equal(t, "123456789012345678901234567890", e.OrderID)
+	assert.Equal(t, `{"big":123456789012345678901234567891,"event_type":"T","exp":2E-3,`+
+		`"frac":1.50,"huge":1e400,"n":"************1111","neg":-0,"order_id":123456789012345678901234567890}`, string(e.Payload))
+}

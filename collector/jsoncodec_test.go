@@ -15,6 +15,10 @@ import (
 	"github.com/weft-sh/weft/internal/demo"
 )
 
+// decodeJSON and encodeJSON are the codec of the replaced decoder, kept as
+// the oracle of decode_diff_test.go (decode_oracle_test.go); these tests
+// hold that oracle to encoding/json, as they held the decoder.
+
 // refDecode is decodeJSON done with encoding/json: the reference.
 func refDecode(b []byte) (any, error) {
 	dec := stdjson.NewDecoder(bytes.NewReader(b))

@@ -43,3 +43,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// topicCounter is a per-topic counter that looks its topic's child up only
+// when the topic changes: records come in runs of one partition, and
+// WithLabelValues hashes the label under a lock on every call. Not safe for
+// concurrent use: the goroutine that counts owns it.
+type topicCounter struct {
+	vec   *prometheus.CounterVec
+	topic string
+	child prometheus.Counter
+}
+
+func (t *topicCounter) add(topic string, n int) {
+	if t.child == nil || topic != t.topic {
+		t.topic, t.child = topic, t.vec.WithLabelValues(topic)
+	}
+	t.child.Add(float64(n))
+}
+
+// addPerTopic adds to vec one per record, topic(i) naming the topic of
+// record i < n, one call per run of records of the same topic.
+func addPerTopic(vec *prometheus.CounterVec, n int, topic func(int) string) {
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && topic(j) == topic(i) {
+			j++
+		}
+		vec.WithLabelValues(topic(i)).Add(float64(j - i))
+		i = j
+	}
+}

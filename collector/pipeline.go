@@ -185,7 +185,7 @@ func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
 
 func (c *Collector) add(b *batch, r *kgo.Record) {
 	c.consumed.Add(1)
-	c.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	c.consumedBy.add(r.Topic, 1)
 	b.note(r)
 	e, err := c.decoder.Decode(r)
 	if err != nil {
@@ -238,12 +238,8 @@ func (c *Collector) flush(ctx context.Context, b *batch) error {
 	}
 	c.lastErr.Store(nil)
 	c.metrics.batchSize.Observe(float64(b.len()))
-	for _, e := range b.events {
-		c.metrics.stored.WithLabelValues(e.Topic).Inc()
-	}
-	for _, q := range b.quarantine {
-		c.metrics.quarantined.WithLabelValues(q.Topic).Inc()
-	}
+	addPerTopic(c.metrics.stored, len(b.events), func(i int) string { return b.events[i].Topic })
+	addPerTopic(c.metrics.quarantined, len(b.quarantine), func(i int) string { return b.quarantine[i].Topic })
 	c.stored.Add(int64(len(b.events)))
 	c.quarantined.Add(int64(len(b.quarantine)))
 	if err := c.commit(ctx, b.offsets); err != nil {

@@ -11,38 +11,69 @@ import (
 // distributed-tracing extension), or a single-header b3. A malformed trace
 // header does not cost the event: the trace fields stay empty.
 func (v *record) traceContext(e *event.Event) {
-	tp := v.headers[event.HeaderTraceParent]
+	tp, _ := v.header(event.HeaderTraceParent)
 	if tp == "" {
-		if s, ok := v.root["traceparent"].(string); ok {
+		if s, ok := v.rootString("traceparent"); ok {
 			tp = s
 		}
 	}
 	if traceID, spanID, ok := parseTraceParent(tp); ok {
 		e.TraceID, e.SpanID = traceID, spanID
-		e.TraceState = v.headers[event.HeaderTraceState]
+		e.TraceState, _ = v.header(event.HeaderTraceState)
 		if e.TraceState == "" {
-			e.TraceState, _ = v.root["tracestate"].(string)
+			e.TraceState, _ = v.rootString("tracestate")
 		}
 		return
 	}
-	if traceID, spanID, parent, ok := parseB3(v.headers[event.HeaderB3]); ok {
+	b3, _ := v.header(event.HeaderB3)
+	if traceID, spanID, parent, ok := parseB3(b3); ok {
 		e.TraceID, e.SpanID, e.ParentSpanID = traceID, spanID, parent
 	}
 }
 
-// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>.
+// parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>
+// (a later version may append fields).
 func parseTraceParent(s string) (traceID, spanID string, ok bool) {
-	parts := strings.Split(strings.TrimSpace(s), "-")
-	if len(parts) < 4 || len(parts[0]) != 2 || parts[0] == "ff" {
+	version, rest, ok1 := strings.Cut(strings.TrimSpace(s), "-")
+	trace, rest, ok2 := strings.Cut(rest, "-")
+	span, rest, ok3 := strings.Cut(rest, "-")
+	flags, _, _ := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || !ok3 || len(version) != 2 || version == "ff" || !isHex(flags, 2) {
 		return "", "", false
 	}
-	if !isHex(parts[1], 32) || !isHex(parts[2], 16) || !isHex(parts[3], 2) {
+	if traceID, ok = hexID(trace, 32); !ok {
 		return "", "", false
 	}
-	if strings.Trim(parts[1], "0") == "" || strings.Trim(parts[2], "0") == "" {
+	if spanID, ok = hexID(span, 16); !ok {
 		return "", "", false
 	}
-	return strings.ToLower(parts[1]), strings.ToLower(parts[2]), true
+	return traceID, spanID, true
+}
+
+// hexID returns s in lower case when it is n hex digits, not all zero.
+func hexID(s string, n int) (string, bool) {
+	if len(s) != n {
+		return "", false
+	}
+	upper, zero := false, true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '0':
+		case c >= '1' && c <= '9' || c >= 'a' && c <= 'f':
+			zero = false
+		case c >= 'A' && c <= 'F':
+			zero, upper = false, true
+		default:
+			return "", false
+		}
+	}
+	if zero {
+		return "", false
+	}
+	if upper {
+		return strings.ToLower(s), true
+	}
+	return s, true
 }
 
 // parseB3 parses the single-header form {TraceId}-{SpanId}[-{Sampling}[-{ParentSpanId}]].

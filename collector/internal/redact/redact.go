@@ -3,6 +3,7 @@
 package redact
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 )
@@ -33,18 +34,28 @@ const Masked = "***"
 
 // Redactor applies Rules to decoded JSON values.
 type Redactor struct {
-	keys   map[string]bool
+	keys map[string]bool
+	// shapes[c] has bit min(n, 63) set when a key of keys of length n
+	// starts with byte c: most keys are told apart from every sensitive
+	// one by that alone, without hashing them.
+	shapes [256]uint64
 	cards  bool
 	emails bool
 }
 
 // New compiles rules.
 func New(r Rules) *Redactor {
-	keys := make(map[string]bool, len(r.Keys))
+	red := &Redactor{keys: make(map[string]bool, len(r.Keys)), cards: r.Cards, emails: r.Emails}
 	for _, k := range r.Keys {
-		keys[normKey(k)] = true
+		k = normKey(k)
+		red.keys[k] = true
+		var first byte
+		if k != "" {
+			first = k[0]
+		}
+		red.shapes[first] |= 1 << min(len(k), 63)
 	}
-	return &Redactor{keys: keys, cards: r.Cards, emails: r.Emails}
+	return red
 }
 
 // normKey lower-cases k and drops '_' and '-', so card_number, cardNumber
@@ -72,9 +83,14 @@ func normKey(k string) string {
 // SensitiveKey reports whether values under key are masked whole. It runs
 // for every header and every object key of every record, so the common
 // case, a short ASCII key, is normalized on the stack without allocating.
-func (r *Redactor) SensitiveKey(key string) bool {
+func (r *Redactor) SensitiveKey(key string) bool { return sensitiveKey(r, key) }
+
+// SensitiveKeyBytes is SensitiveKey for a key still in the record's bytes.
+func (r *Redactor) SensitiveKeyBytes(key []byte) bool { return sensitiveKey(r, key) }
+
+func sensitiveKey[T string | []byte](r *Redactor, key T) bool {
 	if len(key) > 64 {
-		return r.keys[normKey(key)]
+		return r.keys[normKey(string(key))]
 	}
 	var buf [64]byte
 	n := 0
@@ -82,7 +98,7 @@ func (r *Redactor) SensitiveKey(key string) bool {
 		c := key[i]
 		switch {
 		case c >= 0x80:
-			return r.keys[normKey(key)]
+			return r.keys[normKey(string(key))]
 		case c == '_' || c == '-':
 			continue
 		case c >= 'A' && c <= 'Z':
@@ -90,6 +106,9 @@ func (r *Redactor) SensitiveKey(key string) bool {
 		}
 		buf[n] = c
 		n++
+	}
+	if r.shapes[buf[0]]&(1<<min(n, 63)) == 0 { // buf[0] is 0 when n is
+		return false
 	}
 	return r.keys[string(buf[:n])]
 }
@@ -140,6 +159,55 @@ func (r *Redactor) Value(v any) (any, bool) {
 	}
 }
 
+// Unchanged reports whether String leaves s as it is, without converting
+// s to a string: no run of digits a card number could hide in, no '@'. It
+// runs on every string of every payload, which mostly need no masking.
+func (r *Redactor) Unchanged(s []byte) bool {
+	return !(r.cards && hasDigitRun(s, 13)) && !(r.emails && bytes.IndexByte(s, '@') >= 0)
+}
+
+// Number masks card numbers in the literal text of a JSON number, as Value
+// masks a json.Number: it returns the masked text (to be stored as a
+// string) and true, or "" and false when n is kept as it is.
+func (r *Redactor) Number(n []byte) (string, bool) {
+	if !r.cards || !hasDigitRun(n, 13) {
+		return "", false
+	}
+	s := string(n)
+	if m := maskCards(s); m != s {
+		return m, true
+	}
+	return "", false
+}
+
+// AppendWhole appends what a string under a sensitive key becomes, as Value
+// masks it: its last four digits when it holds at least twelve, else
+// Masked. (Any other value under a sensitive key becomes Masked, null stays
+// null.) The result is ASCII: * and digits.
+func AppendWhole(dst, s []byte) []byte {
+	digits := 0
+	for _, c := range s {
+		if c-'0' <= 9 {
+			digits++
+		}
+	}
+	if digits < 12 {
+		return append(dst, Masked...)
+	}
+	for range digits - 4 {
+		dst = append(dst, '*')
+	}
+	start := len(dst)
+	dst = append(dst, "0000"...)
+	for i, n := len(s)-1, 4; n > 0; i-- { // the last four digits, from the end
+		if c := s[i]; c-'0' <= 9 {
+			n--
+			dst[start+n] = c
+		}
+	}
+	return dst
+}
+
 // String masks card numbers and e-mail addresses inside free text.
 func (r *Redactor) String(s string) string {
 	if r.cards {
@@ -185,23 +253,73 @@ func maskEmail(m string) string {
 }
 
 // hasDigitRun is a cheap pre-check: at least n digits, possibly separated by
-// single spaces or dashes, somewhere in s.
-func hasDigitRun(s string, n int) bool {
-	run := 0
+// single spaces or dashes, somewhere in s. It runs over every string of
+// every payload, so text without digits is skipped a byte at a time in a
+// tight loop.
+func hasDigitRun[T string | []byte](s T, n int) bool {
+	// A run of eleven bytes or more covers some eight-byte block that
+	// starts at a multiple of four: without such a block of digits, spaces
+	// and dashes there is no run, as in most text and identifiers.
+	if n >= 11 && !runBlock(s) {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			run++
-			if run >= n {
-				return true
+		for i+8 <= len(s) && !digit8(load64(s, i)) {
+			i += 8
+		}
+		if i == len(s) || s[i]-'0' > 9 {
+			continue
+		}
+		// A run starts at s[i]: digits count, spaces and dashes carry it
+		// on, anything else ends it.
+		run := 0
+		for ; i < len(s); i++ {
+			if c := s[i]; c-'0' <= 9 {
+				if run++; run >= n {
+					return true
+				}
+			} else if c != ' ' && c != '-' {
+				break
 			}
-		case (c == ' ' || c == '-') && run > 0:
-		default:
-			run = 0
 		}
 	}
 	return false
+}
+
+// runBlock reports whether s has an eight-byte block, at a multiple of
+// four, of digits, spaces and dashes only, with at least one digit.
+func runBlock[T string | []byte](s T) bool {
+	for i := 0; i+8 <= len(s); i += 4 {
+		if x := load64(s, i); digit8(x) && runBytes8(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// runBytes8 reports whether every byte of x is a digit, a space or a dash.
+// Each test is exact byte by byte: no carry crosses a byte.
+func runBytes8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	nonZero := func(z uint64) uint64 { return (z | (z&^msb + 0x7f*lsb)) & msb } // z's byte ≠ 0
+	y := x ^ '0'*lsb
+	notDigit := (y | (y&^msb + (0x80-10)*lsb)) & msb // y's byte ≥ 10
+	return notDigit&nonZero(x^' '*lsb)&nonZero(x^'-'*lsb) == 0
+}
+
+// digit8 reports whether one of the eight bytes of x is an ASCII digit:
+// one of x^'0' below 10.
+func digit8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	y := x ^ '0'*lsb
+	return (y-10*lsb)&^y&msb != 0
+}
+
+// load64 reads s[i:i+8] little-endian (the compiler makes it one load).
+func load64[T string | []byte](s T, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
 func onlyDigits(s string) string {

@@ -82,3 +82,128 @@ func TestSensitiveKeySpellings(t *testing.T) {
 	}
 	assert.Zero(t, testing.AllocsPerRun(100, func() { r.SensitiveKey("Idempotency-Key") }), "ASCII keys do not allocate")
 }
+
+// checkByteHelpers: the helpers the decoder uses on the record's bytes
+// agree with Value, which masks decoded JSON.
+func checkByteHelpers(t *testing.T, r *Redactor, s string) {
+	t.Helper()
+	if r.Unchanged([]byte(s)) && r.String(s) != s {
+		t.Fatalf("%q: Unchanged, but String masks it to %q", s, r.String(s))
+	}
+	want, changed := r.Value(json.Number(s))
+	got, ok := r.Number([]byte(s))
+	if changed != ok || changed && want != got {
+		t.Fatalf("%q: Value masks the number to %v (%v), Number to %q (%v)", s, want, changed, got, ok)
+	}
+	obj, _ := New(Rules{Keys: []string{"cvv"}}).Value(map[string]any{"cvv": s})
+	if w, got := obj.(map[string]any)["cvv"], string(AppendWhole([]byte("x"), []byte(s))); "x"+w.(string) != got {
+		t.Fatalf("%q: Value masks it whole to %q, AppendWhole to %q", s, w, got[1:])
+	}
+	if r.SensitiveKeyBytes([]byte(s)) != r.SensitiveKey(s) || r.SensitiveKey(s) != r.keys[normKey(s)] {
+		t.Fatalf("%q: SensitiveKeyBytes %v, SensitiveKey %v, the keys map %v", s,
+			r.SensitiveKeyBytes([]byte(s)), r.SensitiveKey(s), r.keys[normKey(s)])
+	}
+}
+
+func TestByteHelpersMatchValue(t *testing.T) {
+	for _, rules := range []Rules{Default(), {}, {Cards: true}, {Emails: true}, {Keys: []string{"", "Straße", strings.Repeat("k", 63)}}} {
+		r := New(rules)
+		for _, s := range []string{"", "4111111111111111", "4111 1111 1111 1111", "a.b@example.com", "x@y", "1764000000000",
+			"4111111111111111.5", "-4111111111111111", "5500005555555559e3", "12", "card_number", "Card-Number", "ssn",
+			"123456789012", "12345678901", "phone +1 555 0100 1234", strings.Repeat("4", 70), "_", "-_-", "STRASSE", "straße",
+			strings.Repeat("K", 63), strings.Repeat("k_", 32), strings.Repeat("k", 64), "amount", "e-mail", "eMail"} {
+			checkByteHelpers(t, r, s)
+		}
+	}
+	r := New(Default())
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		r.Unchanged([]byte("weekend returned when please desk"))
+		r.SensitiveKeyBytes([]byte("Idempotency-Key"))
+		r.Number([]byte("12.5"))
+	}), "clean values do not allocate")
+}
+
+func FuzzByteHelpers(f *testing.F) {
+	for _, s := range []string{"4111111111111111", "a@b.co", "1764000000000", "card_number"} {
+		f.Add(s)
+	}
+	rs := []*Redactor{New(Default()), New(Rules{Keys: []string{"", "Straße", "x-Y", strings.Repeat("k", 63), strings.Repeat("k", 70)}})}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, r := range rs {
+			checkByteHelpers(t, r, s)
+		}
+	})
+}
+
+// hasDigitRunRef is hasDigitRun as it was first written: the reference.
+func hasDigitRunRef(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			run++
+			if run >= n {
+				return true
+			}
+		case (c == ' ' || c == '-') && run > 0:
+		default:
+			run = 0
+		}
+	}
+	return false
+}
+
+func FuzzHasDigitRun(f *testing.F) {
+	for _, s := range []string{"", "4111 1111 1111 1111", "a1234567890123", " -1234567890123", "123456789012x3", "12--34  5678901234"} {
+		f.Add(s, uint8(13))
+	}
+	f.Fuzz(func(t *testing.T, s string, n uint8) {
+		if n == 0 {
+			return
+		}
+		if got, want := hasDigitRun(s, int(n)), hasDigitRunRef(s, int(n)); got != want {
+			t.Fatalf("hasDigitRun(%q, %d) = %v, want %v", s, n, got, want)
+		}
+		if hasDigitRun([]byte(s), int(n)) != hasDigitRun(s, int(n)) {
+			t.Fatalf("%q: []byte and string disagree", s)
+		}
+	})
+}
+
+func TestDigit8(t *testing.T) {
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'a', '/', ':', 0xff, 0} {
+				b := []byte(strings.Repeat(string(rune(0)), 8))
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := c >= '0' && c <= '9'
+				if got := digit8(load64(b, 0)); got != want {
+					t.Fatalf("%q: digit8 %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestRunBytes8(t *testing.T) {
+	good := func(c byte) bool { return c >= '0' && c <= '9' || c == ' ' || c == '-' }
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			for _, fill := range []byte{'0', '9', ' ', '-', 'a', 0xff} {
+				b := make([]byte, 8)
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				want := good(byte(c)) && good(fill)
+				if got := runBytes8(load64(b, 0)); got != want {
+					t.Fatalf("%q: runBytes8 %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package collector
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/weft-sh/weft/collector/internal/jsondoc"
+	"github.com/weft-sh/weft/collector/internal/redact"
+)
+
+// payloadWriter writes the masked payload straight from the parser's index.
+// It writes what encoding/json.Marshal writes for the decoded value once
+// masked as redact.Redactor.Value masks it: object keys sorted, a repeated
+// key once with its last value, numbers as written (a number holding a
+// card number becomes the masked string), strings escaped as encoding/json
+// escapes them.
+type payloadWriter struct {
+	red     *redact.Redactor
+	doc     *jsondoc.Doc
+	out     []byte
+	members []member // the members of the objects being written, innermost last
+}
+
+type member struct {
+	key []byte
+	val jsondoc.Value
+}
+
+func (w *payloadWriter) value(v jsondoc.Value) {
+	if v == jsondoc.None {
+		w.out = append(w.out, "null"...)
+		return
+	}
+	switch w.doc.Kind(v) {
+	case jsondoc.Null, jsondoc.Bool:
+		w.out = append(w.out, w.doc.Raw(v)...)
+	case jsondoc.Number:
+		if masked, ok := w.red.Number(w.doc.Raw(v)); ok {
+			w.out = jsondoc.AppendString(w.out, masked)
+		} else {
+			w.out = append(w.out, w.doc.Raw(v)...)
+		}
+	case jsondoc.String:
+		if t := w.doc.Text(v); w.red.Unchanged(t) {
+			w.out = w.doc.AppendText(w.out, v)
+		} else {
+			w.out = jsondoc.AppendString(w.out, w.red.String(string(t)))
+		}
+	case jsondoc.Array:
+		w.out = append(w.out, '[')
+		for c, first := w.doc.First(v), true; c != jsondoc.None; c, first = w.doc.Next(c), false {
+			if !first {
+				w.out = append(w.out, ',')
+			}
+			w.value(c)
+		}
+		w.out = append(w.out, ']')
+	case jsondoc.Object:
+		w.object(v)
+	}
+}
+
+// text writes s, not JSON (CloudEvents binary data of another content
+// type), as a string, masking card numbers and e-mail addresses in it.
+func (w *payloadWriter) text(s []byte) {
+	if w.red.Unchanged(s) {
+		w.out = jsondoc.AppendString(w.out, s)
+		return
+	}
+	w.out = jsondoc.AppendString(w.out, w.red.String(string(s)))
+}
+
+func (w *payloadWriter) object(v jsondoc.Value) {
+	base := len(w.members)
+	for c := w.doc.First(v); c != jsondoc.None; c = w.doc.Next(c) {
+		w.members = append(w.members, member{key: w.doc.Key(c), val: c})
+	}
+	// Sorted by key, a repeated key in source order: the last of a run is
+	// the one encoding/json keeps.
+	slices.SortFunc(w.members[base:], func(a, b member) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return int(a.val - b.val)
+	})
+	w.out = append(w.out, '{')
+	end, first := len(w.members), true
+	for i := base; i < end; i++ {
+		m := w.members[i] // re-read: writing a member appends to w.members
+		if i+1 < end && bytes.Equal(m.key, w.members[i+1].key) {
+			continue
+		}
+		if !first {
+			w.out = append(w.out, ',')
+		}
+		first = false
+		w.out = w.doc.AppendKey(w.out, m.val)
+		w.out = append(w.out, ':')
+		if w.red.SensitiveKeyBytes(m.key) {
+			w.whole(m.val)
+		} else {
+			w.value(m.val)
+		}
+	}
+	w.members = w.members[:base]
+	w.out = append(w.out, '}')
+}
+
+// whole writes the value of a sensitive key, masked whatever it holds
+// (null stays null).
+func (w *payloadWriter) whole(v jsondoc.Value) {
+	switch w.doc.Kind(v) {
+	case jsondoc.Null:
+		w.out = append(w.out, "null"...)
+	case jsondoc.String:
+		w.out = append(w.out, '"')
+		w.out = redact.AppendWhole(w.out, w.doc.Text(v)) // nothing to escape
+		w.out = append(w.out, '"')
+	default:
+		w.out = jsondoc.AppendString(w.out, redact.Masked)
+	}
+}
