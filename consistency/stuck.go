@@ -2,6 +2,7 @@ package consistency
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -231,17 +232,46 @@ ORDER BY since, order_id
 	if err := rows.Err(); err != nil {
 		return StuckResult{}, err
 	}
-	// The last event of each listed order, from where the detector placed it.
-	progress, err := e.progressOfOrders(ctx, ids)
+	last, err := e.stuckLastEvents(ctx, ids)
 	if err != nil {
 		return StuckResult{}, err
 	}
 	for i := range res.Orders {
-		if p, ok := progress[res.Orders[i].OrderID]; ok {
-			res.Orders[i].LastEventType, res.Orders[i].LastEventTime = p.LastEventType, p.LastEventTime.UTC()
+		if l, ok := last[res.Orders[i].OrderID]; ok {
+			res.Orders[i].LastEventType, res.Orders[i].LastEventTime = l.LastEventType, l.LastEventTime.UTC()
 		}
 	}
 	return res, nil
+}
+
+// stuckLastEvents returns the last event of each of the given stuck
+// orders, from the evidence of its stuck finding: written when the finding
+// was opened or last refreshed, and the order has not changed since (a
+// change refreshes or resolves the finding). The findings are keyed by
+// kind and order, so this reads a few granules; order_progress, keyed by
+// order alone, would cost a granule per order in every part.
+func (e *Engine) stuckLastEvents(ctx context.Context, ids []string) (map[string]StuckOrder, error) {
+	out := make(map[string]StuckOrder, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := e.store.Conn().Query(ctx, `SELECT order_id, evidence FROM `+e.store.Table("findings")+` FINAL
+WHERE kind = 'stuck' AND order_id IN ? AND status != 'resolved'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("last events of stuck orders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, ev string
+		if err := rows.Scan(&id, &ev); err != nil {
+			return nil, fmt.Errorf("scan stuck evidence: %w", err)
+		}
+		var s StuckOrder
+		if json.Unmarshal([]byte(ev), &s) == nil && s.LastEventType != "" {
+			out[id] = s
+		}
+	}
+	return out, rows.Err()
 }
 
 // StuckLive evaluates every order now from the order_state view: exact

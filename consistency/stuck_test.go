@@ -87,10 +87,24 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, res.Opened)
 	assert.False(t, res.More)
+	live := got.Orders
 	got, err = e.Stuck(ctx, clock, Filter{})
 	require.NoError(t, err)
 	assert.Equal(t, "detector", got.Source)
 	assert.ElementsMatch(t, want, rowsOf(got.Orders))
+	// Each order's last event, as the live answer read it from every event.
+	type last struct {
+		order, typ string
+		at         time.Time
+	}
+	lastOf := func(orders []StuckOrder) []last {
+		var out []last
+		for _, s := range orders {
+			out = append(out, last{s.OrderID, s.LastEventType, s.LastEventTime.UTC()})
+		}
+		return out
+	}
+	assert.ElementsMatch(t, lastOf(live), lastOf(got.Orders))
 	assert.Equal(t, 5, got.Total)
 	assert.Equal(t, "stuck-notified", got.Orders[0].OrderID, "longest in its step first")
 
