@@ -28,7 +28,7 @@ import (
 // Inserts are serialized by mu: the collector stores one batch at a time.
 // A failed insert closes the connection; the next insert dials again.
 type eventWriter struct {
-	cfg Config
+	login login
 
 	mu     sync.Mutex
 	client *ch.Client
@@ -50,8 +50,8 @@ type eventCols struct {
 	payloadHash                                  proto.ColFixedStr
 }
 
-func newEventWriter(c Config) *eventWriter {
-	w := &eventWriter{cfg: c}
+func newEventWriter(l login) *eventWriter {
+	w := &eventWriter{login: l}
 	k := &w.cols
 	k.topic, k.eventType = new(proto.ColStr).LowCardinality(), new(proto.ColStr).LowCardinality()
 	k.service, k.format = new(proto.ColStr).LowCardinality(), new(proto.ColStr).LowCardinality()
@@ -152,24 +152,13 @@ func (w *eventWriter) insert(ctx context.Context, table string, evs []event.Even
 
 // dial connects to the first address that answers.
 func (w *eventWriter) dial(ctx context.Context) (*ch.Client, error) {
-	tlsCfg, err := w.cfg.TLS.Build()
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse tls: %w", err)
-	}
-	user := w.cfg.Username
-	if user == "" {
-		user = "default"
-	}
-	dial := w.cfg.DialTimeout
-	if dial <= 0 {
-		dial = 10 * time.Second
-	}
+	l := w.login
 	var errs []error
-	for _, addr := range w.cfg.Addr {
+	for _, addr := range l.addr {
 		c, err := ch.Dial(ctx, ch.Options{
-			Address: addr, User: user, Password: w.cfg.Password, TLS: tlsCfg,
+			Address: addr, User: l.user, Password: l.password, TLS: l.tls,
 			Compression: ch.CompressionLZ4, ClientName: "weft",
-			DialTimeout: dial, Dialer: &net.Dialer{Timeout: dial},
+			DialTimeout: l.dial, Dialer: &net.Dialer{Timeout: l.dial},
 			// A large insert is answered once its parts are written:
 			// allow as long as any query (max_execution_time).
 			ReadTimeout: 2 * time.Minute,

@@ -4,6 +4,7 @@ package chstore
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"errors"
 	"fmt"
@@ -29,25 +30,42 @@ type Store struct {
 	events *eventWriter // InsertEvents' own connection
 }
 
-// Open connects and pings. It does not create anything; call Migrate for that.
-func Open(ctx context.Context, c Config) (*Store, error) {
+// login is how the store's two connections (clickhouse-go's pool for
+// queries, the insert connection) reach the server, resolved once from
+// Config.
+type login struct {
+	addr           []string
+	user, password string
+	tls            *tls.Config
+	dial           time.Duration
+}
+
+func (c Config) login() (login, error) {
 	tlsCfg, err := c.TLS.Build()
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse tls: %w", err)
+		return login{}, fmt.Errorf("clickhouse tls: %w", err)
 	}
-	user := c.Username
-	if user == "" {
-		user = "default"
+	l := login{addr: c.Addr, user: c.Username, password: c.Password, tls: tlsCfg, dial: c.DialTimeout}
+	if l.user == "" {
+		l.user = "default"
 	}
-	dial := c.DialTimeout
-	if dial <= 0 {
-		dial = 10 * time.Second
+	if l.dial <= 0 {
+		l.dial = 10 * time.Second
+	}
+	return l, nil
+}
+
+// Open connects and pings. It does not create anything; call Migrate for that.
+func Open(ctx context.Context, c Config) (*Store, error) {
+	l, err := c.login()
+	if err != nil {
+		return nil, err
 	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:         c.Addr,
-		Auth:         clickhouse.Auth{Username: user, Password: c.Password},
-		TLS:          tlsCfg,
-		DialTimeout:  dial,
+		Addr:         l.addr,
+		Auth:         clickhouse.Auth{Username: l.user, Password: l.password},
+		TLS:          l.tls,
+		DialTimeout:  l.dial,
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		Settings:     clickhouse.Settings{"max_execution_time": 120},
 		MaxOpenConns: 8,
@@ -55,7 +73,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse open: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, dial)
+	pctx, cancel := context.WithTimeout(ctx, l.dial)
 	defer cancel()
 	if err := conn.Ping(pctx); err != nil {
 		_ = conn.Close()
@@ -65,7 +83,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if db == "" {
 		db = "weft"
 	}
-	return &Store{conn: conn, db: db, events: newEventWriter(c)}, nil
+	return &Store{conn: conn, db: db, events: newEventWriter(l)}, nil
 }
 
 // Conn is the underlying connection, for the packages that own their queries.
