@@ -2,22 +2,37 @@ package chstore_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weft-sh/weft/internal/benchkit"
+	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/event"
 	"github.com/weft-sh/weft/internal/testenv"
 )
 
 // BenchmarkInsertEvents stores batches of 10,000 decoded `make bench`
-// workload events with InsertEvents into the real ClickHouse, and reports
-// the client's CPU per row beside the time per batch:
+// workload events with InsertEvents into the real ClickHouse, sent as blocks
+// of 10,000 (one block), 2,000 (the default) and 1,000 rows, and reports the
+// client's CPU per row beside the time per batch, and the heap the insert
+// keeps between batches (its columns and ch-go's buffers, after a GC):
 //
 //	scripts/with-servers.sh go test -run '^$' -bench InsertEvents -benchtime 20x ./internal/chstore/
 func BenchmarkInsertEvents(b *testing.B) {
-	store := testenv.Store(b)
+	for _, rows := range []int{10_000, 2_000, 1_000} {
+		b.Run(fmt.Sprintf("block=%d", rows), func(b *testing.B) { benchInsertEvents(b, rows) })
+	}
+}
+
+func benchInsertEvents(b *testing.B, blockRows int) {
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	store := testenv.Store(b) // a connection of its own: its buffers are counted below
+	chstore.SetInsertBlocks(store, blockRows, nil)
 	w := benchkit.DefaultWorkload()
 	w.Now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	pool, _, err := benchkit.DecodePool(w, 10_000)
@@ -45,6 +60,14 @@ func BenchmarkInsertEvents(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*len(batch)), "client-µs/row")
+	b.StopTimer()
+	clear(batch)
+	pool = nil
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/(1<<20), "kept-MB")
+	runtime.KeepAlive(store)
 }
 
 func cpuTime() time.Duration {

@@ -2,13 +2,16 @@ package chstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/event"
 	"github.com/weft-sh/weft/internal/testenv"
 )
@@ -120,4 +123,55 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 	next.EventID, next.Offset = "ev-3", 1
 	require.NoError(t, store.InsertEvents(ctx, []event.Event{next}, at, "rt-4"))
 	assert.Equal(t, "ev-3", read("ev-3").EventID)
+}
+
+// TestInsertBlocks holds ClickHouse to what the insert connection relies on
+// when it sends a batch as several blocks: the server squashes the blocks of
+// one INSERT into one written part (per month of record time), so the batch
+// still carries one deduplication token and is stored whole or not at all.
+// A batch cut off after some of its blocks stores nothing, and its retry,
+// cut the same way, stores it once.
+func TestInsertBlocks(t *testing.T) {
+	store := testenv.Store(t)
+	ctx := context.Background()
+	n := func(q string) uint64 {
+		var v uint64
+		require.NoError(t, store.Conn().QueryRow(ctx, q).Scan(&v))
+		return v
+	}
+	db, _, _ := strings.Cut(store.Table("events"), ".")
+	parts := func() uint64 {
+		return n("SELECT count() FROM system.parts WHERE active AND database = '" + db + "' AND table = 'events'")
+	}
+	now := time.Now().UTC()
+
+	chstore.SetInsertBlocks(store, 3, nil) // 10 events: four blocks
+	require.NoError(t, store.InsertEvents(ctx, events(10, 0), now, "blk-1"))
+	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")))
+	assert.Equal(t, uint64(1), parts(), "the four blocks are written as one part")
+
+	require.NoError(t, store.InsertEvents(ctx, events(10, 0), now.Add(time.Second), "blk-1"))
+	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")), "a retry of a multi-block insert is dropped whole")
+	assert.Equal(t, uint64(10), n("SELECT sum(events) FROM "+store.Table("order_state")), "and not fed to the view twice")
+
+	// Cut off after two of four blocks: nothing of it is stored.
+	cut := errors.New("connection lost")
+	chstore.SetInsertBlocks(store, 3, func(sent int) error {
+		if sent == 2 {
+			return cut
+		}
+		return nil
+	})
+	err := store.InsertEvents(ctx, events(10, 10), now, "blk-2")
+	require.ErrorIs(t, err, cut)
+	time.Sleep(500 * time.Millisecond) // the server sees the connection close
+	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")), "a cut-off insert stores none of its blocks")
+	assert.Equal(t, uint64(1), parts())
+
+	chstore.SetInsertBlocks(store, 3, nil)
+	require.NoError(t, store.InsertEvents(ctx, events(10, 10), now, "blk-2"))
+	require.NoError(t, store.InsertEvents(ctx, events(10, 10), now, "blk-2"))
+	assert.Equal(t, uint64(20), n("SELECT count() FROM "+store.Table("events")), "its retry is stored once")
+	assert.Equal(t, uint64(20), n("SELECT count() FROM "+store.Table("events")+" FINAL"))
+	assert.Equal(t, uint64(20), n("SELECT sum(events) FROM "+store.Table("order_state")))
 }
