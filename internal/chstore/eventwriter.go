@@ -171,6 +171,7 @@ func (w *eventWriter) insert(ctx context.Context, table string, evs []event.Even
 		{Key: "min_insert_block_size_rows", Value: strconv.Itoa(len(evs)), Important: true},
 		{Key: "min_insert_block_size_bytes", Value: "0", Important: true}, // rows alone decide
 	}
+
 	q := ch.Query{Body: "INSERT INTO " + table + " " + w.input.Columns() + " VALUES", Input: w.input,
 		Settings: append(squash, settings...)}
 	q.OnInput = func(context.Context) error {
