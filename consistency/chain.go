@@ -140,18 +140,58 @@ func causalOrder(evs []ChainEvent) []ChainEvent {
 	return out
 }
 
-// checkBatch is how many orders' events are read in one query.
+// checkBatch bounds the orders of one query by order id (findings, chains).
 const checkBatch = 2000
+
+// chainEvents is the events one read of chains aims at. A chain event in
+// memory costs ~2.8 KB (clickhouse-go's scanned strings and version-vector
+// maps), so a read holds ~28 MB whether its orders have ten events each or
+// a thousand (an order redelivered over and over).
+const chainEvents = 10_000
+
+// chainSizer sizes reads of chains by their events: each read takes as
+// many orders as the last read's events per order say fit in chainEvents,
+// between one and checkBatch. The first read takes firstChainOrders.
+type chainSizer struct{ next int }
+
+const firstChainOrders = 250
+
+func newChainSizer() chainSizer { return chainSizer{next: firstChainOrders} }
+
+// take splits the next read's orders off ids.
+func (s *chainSizer) take(ids []string) (read, rest []string) {
+	n := min(len(ids), max(s.next, 1))
+	return ids[:n], ids[n:]
+}
+
+// saw sizes the next read after one of orders orders with events events.
+func (s *chainSizer) saw(orders, events int) {
+	if orders == 0 {
+		return
+	}
+	s.next = min(max(chainEvents*orders/max(events, 1), 1), checkBatch)
+}
+
+func countEvents(chains map[string][]ChainEvent) int {
+	n := 0
+	for _, evs := range chains {
+		n += len(evs)
+	}
+	return n
+}
 
 // CheckOrders runs CheckOrder over the given orders at stream time now.
 func (e *Engine) CheckOrders(ctx context.Context, orderIDs []string, now time.Time, win Windows) (map[string][]Raised, error) {
 	out := map[string][]Raised{}
-	for start := 0; start < len(orderIDs); start += checkBatch {
-		ids := orderIDs[start:min(start+checkBatch, len(orderIDs))]
+	sizer := newChainSizer()
+	for rest := orderIDs; len(rest) > 0; {
+		var ids []string
+		ids, rest = sizer.take(rest)
 		chains, err := e.chains(ctx, ids)
 		if err != nil {
 			return nil, err
 		}
+		sizer.saw(len(ids), countEvents(chains))
 		for id, evs := range chains {
 			if rs := CheckOrder(e.workflows, evs, now, win); len(rs) > 0 {
 				out[id] = rs

@@ -112,3 +112,36 @@ steps:
 		})
 	}
 }
+
+// TestChainSizer: chain reads are sized by events, so an order with
+// thousands of events shrinks the next read instead of multiplying it.
+func TestChainSizer(t *testing.T) {
+	ids := make([]string, 5000)
+	s := newChainSizer()
+	read, rest := s.take(ids)
+	assert.Len(t, read, firstChainOrders)
+	assert.Len(t, rest, 5000-firstChainOrders)
+
+	s.saw(250, 2_500) // 10 events an order: 1,000 orders make chainEvents
+	read, _ = s.take(ids)
+	assert.Len(t, read, 1000)
+
+	s.saw(1000, 135_000) // 135 an order
+	read, _ = s.take(ids)
+	assert.Len(t, read, chainEvents*1000/135_000)
+
+	s.saw(1, 50_000) // one huge order: still one order a read
+	read, _ = s.take(ids)
+	assert.Len(t, read, 1)
+
+	s.saw(100, 100) // tiny orders: capped by checkBatch
+	read, _ = s.take(ids)
+	assert.Len(t, read, checkBatch)
+	read, rest = s.take(ids[:3])
+	assert.Len(t, read, 3)
+	assert.Empty(t, rest)
+
+	s.saw(0, 0) // an empty read changes nothing
+	read, _ = s.take(ids)
+	assert.Len(t, read, checkBatch)
+}

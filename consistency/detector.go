@@ -461,16 +461,21 @@ type chainBatch struct {
 	err    error
 }
 
-// prefetchChains reads the chains of ids in batches of checkBatch, one batch
-// ahead of the reader. The channel closes after the last batch or the first
-// error; the reader must drain it or cancel ctx.
+// prefetchChains reads the chains of ids in batches sized by their events
+// (chainSizer), one batch ahead of the reader: no more, so two batches are
+// in memory at most (the channel is unbuffered: a batch read ahead waits in
+// the send). The channel closes after the last batch or the first error;
+// the reader must drain it or cancel ctx.
 func (e *Engine) prefetchChains(ctx context.Context, ids []string) <-chan chainBatch {
-	out := make(chan chainBatch, 1)
+	out := make(chan chainBatch)
 	go func() {
 		defer close(out)
-		for start := 0; start < len(ids); start += checkBatch {
-			b := chainBatch{ids: ids[start:min(start+checkBatch, len(ids))]}
+		sizer := newChainSizer()
+		for rest := ids; len(rest) > 0; {
+			var b chainBatch
+			b.ids, rest = sizer.take(rest)
 			b.chains, b.err = e.chains(ctx, b.ids)
+			sizer.saw(len(b.ids), countEvents(b.chains))
 			select {
 			case out <- b:
 			case <-ctx.Done():
