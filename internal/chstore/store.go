@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/ch-go"
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -38,6 +39,7 @@ type login struct {
 	user, password string
 	tls            *tls.Config
 	dial           time.Duration
+	compression    string // Config.compression()
 }
 
 func (c Config) login() (login, error) {
@@ -45,7 +47,8 @@ func (c Config) login() (login, error) {
 	if err != nil {
 		return login{}, fmt.Errorf("clickhouse tls: %w", err)
 	}
-	l := login{addr: c.Addr, user: c.Username, password: c.Password, tls: tlsCfg, dial: c.DialTimeout}
+	l := login{addr: c.Addr, user: c.Username, password: c.Password, tls: tlsCfg, dial: c.DialTimeout,
+		compression: c.compression()}
 	if l.user == "" {
 		l.user = "default"
 	}
@@ -53,6 +56,28 @@ func (c Config) login() (login, error) {
 		l.dial = 10 * time.Second
 	}
 	return l, nil
+}
+
+// queryCompression is the pool's compression method.
+func (l login) queryCompression() clickhouse.CompressionMethod {
+	switch l.compression {
+	case CompressionZSTD:
+		return clickhouse.CompressionZSTD
+	case CompressionNone:
+		return clickhouse.CompressionNone
+	}
+	return clickhouse.CompressionLZ4
+}
+
+// insertCompression is the insert connection's compression method.
+func (l login) insertCompression() ch.Compression {
+	switch l.compression {
+	case CompressionZSTD:
+		return ch.CompressionZSTD
+	case CompressionNone:
+		return ch.CompressionDisabled
+	}
+	return ch.CompressionLZ4
 }
 
 // Open connects and pings. It does not create anything; call Migrate for that.
@@ -66,7 +91,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		Auth:         clickhouse.Auth{Username: l.user, Password: l.password},
 		TLS:          l.tls,
 		DialTimeout:  l.dial,
-		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Compression:  &clickhouse.Compression{Method: l.queryCompression()},
 		Settings:     clickhouse.Settings{"max_execution_time": 120},
 		MaxOpenConns: 8,
 	})
