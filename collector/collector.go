@@ -42,6 +42,7 @@ type Collector struct {
 	decoder *Decoder
 	// consumedBy counts consumed records per topic; Run's goroutine owns it.
 	consumedBy topicCounter
+	backlog    backlog
 
 	client *kgo.Client
 
@@ -73,6 +74,12 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 		runDone: make(chan struct{}),
 	}
 	c.consumedBy.vec = c.metrics.consumed
+	if set.Registerer != nil {
+		set.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "backlog_records",
+			Help: "Records the tap has yet to read in the partitions of its recent polls (end of the log minus the last record polled).",
+		}, func() float64 { return float64(c.Backlog()) }))
+	}
 	return c, nil
 }
 
@@ -154,6 +161,16 @@ func blocking(err error) bool {
 	return errors.Is(err, kerr.GroupAuthorizationFailed) || errors.Is(err, kerr.TopicAuthorizationFailed) ||
 		errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, kerr.SaslAuthenticationFailed)
 }
+
+// Backlog is how many records the tap has yet to read: for each partition
+// of its recent polls, those between the last one polled and the end of the
+// log, as the broker reported it then. It lags by one poll and says nothing
+// of partitions the tap has not read from yet.
+func (c *Collector) Backlog() int64 { return c.backlog.records(time.Now()) }
+
+// Behind reports whether the tap is catching up: more than two batches of
+// records wait in the log beyond what it polled.
+func (c *Collector) Behind() bool { return c.Backlog() > 2*int64(c.cfg.Batch.MaxRecords) }
 
 // Stats returns running totals.
 func (c *Collector) Stats() Stats {

@@ -131,6 +131,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			return nil
 		}
 		c.noteFetchErrors(fetches)
+		c.backlog.note(fetches, time.Now())
 		fetches.EachRecord(func(r *kgo.Record) { c.add(cur, r) })
 
 		wanted := c.rebalanceWanted.Load()

@@ -28,11 +28,20 @@ type Config struct {
 	// this much later. A row that becomes visible later still is checked
 	// when its order next changes. Default 10s.
 	Settle time.Duration `yaml:"settle"`
+	// BacklogInterval is how often passes run, at most, while the tap is
+	// catching up on a backlog (more than two batches behind the end of
+	// the log): the orders of a backlog are then checked once their events
+	// are in rather than at every pass, and the tap keeps the machine.
+	// At most 3 × interval + 1m (`weft stuck` takes a detector silent for
+	// longer as stopped); at or below interval (0 too) passes run every
+	// interval regardless. Default 1m.
+	BacklogInterval time.Duration `yaml:"backlog_interval"`
 }
 
 // Default returns the consistency defaults.
 func Default() Config {
-	return Config{Interval: 15 * time.Second, Settle: 10 * time.Second, Windows: Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}}
+	return Config{Interval: 15 * time.Second, Settle: 10 * time.Second, BacklogInterval: time.Minute,
+		Windows: Windows{Grace: 2 * time.Minute, Convergence: 5 * time.Minute}}
 }
 
 // Validate reports every problem with its key.
@@ -43,6 +52,9 @@ func (c Config) Validate() error {
 	}
 	if c.Settle < 0 {
 		p.Addf("settle", "must not be negative")
+	}
+	if b := c.BacklogInterval; b < 0 || c.Interval > 0 && b > maxSilence(c.Interval) {
+		p.Addf("backlog_interval", "must be between 0 and 3 × interval + 1m (%s), got %s", maxSilence(c.Interval), b)
 	}
 	if c.Windows.Grace < 0 {
 		p.Addf("windows.grace", "must not be negative")

@@ -16,6 +16,12 @@ import (
 type Settings struct {
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer
+	// Behind, when set, reports whether the tap is catching up on a
+	// backlog; while it is, passes run every BacklogInterval at most.
+	Behind func() bool
+	// BacklogInterval is consistency.backlog_interval (0: Behind is not
+	// asked).
+	BacklogInterval time.Duration
 	// Settle is how long after its ingested_at a stored row may still
 	// become visible (an insert in flight, a replica's clock behind): a
 	// pass looks only at rows stored, and deadlines passed, at least
@@ -64,10 +70,13 @@ type Detector struct {
 	interval time.Duration
 	windows  Windows
 	settle   time.Duration // Settings.Settle
+	behind   func() bool   // Settings.Behind
+	backlog  time.Duration // Settings.BacklogInterval
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
 	passes   prometheus.Counter
 	failures prometheus.Counter
+	yields   prometheus.Counter
 	checked  prometheus.Counter
 	duration prometheus.Histogram
 	// cur is the state after the last successful pass (nil before the first).
@@ -83,6 +92,7 @@ const pageSize = 20000
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
 		engine: e, interval: interval, windows: win, settle: max(set.Settle, 0),
+		behind: set.Behind, backlog: set.BacklogInterval,
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
 			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
@@ -90,13 +100,15 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 			Help: "Completed detector passes."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_failures_total",
 			Help: "Detector passes that failed (retried at the next interval)."}),
+		yields: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_yields_total",
+			Help: "Passes put off because the tap was catching up on a backlog (consistency.backlog_interval)."}),
 		checked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "consistency", Name: "orders_checked_total",
 			Help: "Orders whose chains the detector checked."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_pass_seconds",
 			Help: "Duration of detector passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)}),
 	}
 	if set.Registerer != nil {
-		set.Registerer.MustRegister(d.open, d.passes, d.failures, d.checked, d.duration)
+		set.Registerer.MustRegister(d.open, d.passes, d.failures, d.yields, d.checked, d.duration)
 	}
 	return d
 }
@@ -106,26 +118,35 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 // The rest keeps a backlog of checks to half the detector's time, so the
 // tap and ClickHouse, which share the machine, keep the rest: on-call
 // engineers want today's events stored before yesterday's are checked.
+// For the same reason, while the tap is catching up on a backlog of its
+// own (Settings.Behind) a pass is put off until BacklogInterval after the
+// last one began: the orders the backlog brings are checked once most of
+// their events are in, not at every pass while they trickle in.
 // A failed pass is logged and counted, never fatal.
 func (d *Detector) Run(ctx context.Context) {
 	t := time.NewTicker(d.interval)
 	defer t.Stop()
+	var began time.Time // of the last pass
 	for {
-		began := time.Now()
-		res, err := d.Pass(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.failures.Inc()
-			d.log.Warn().Err(err).Msg("detector pass failed")
-		}
-		if err == nil && res.More {
-			rest := time.NewTimer(min(time.Since(began)*catchUpRest, d.interval))
-			select {
-			case <-ctx.Done():
-				rest.Stop()
-				return
-			case <-rest.C:
+		if d.yield(began) {
+			d.yields.Inc()
+		} else {
+			began = time.Now()
+			res, err := d.Pass(ctx)
+			if err != nil && ctx.Err() == nil {
+				d.failures.Inc()
+				d.log.Warn().Err(err).Msg("detector pass failed")
 			}
-			continue
+			if err == nil && res.More {
+				rest := time.NewTimer(min(time.Since(began)*catchUpRest, d.interval))
+				select {
+				case <-ctx.Done():
+					rest.Stop()
+					return
+				case <-rest.C:
+				}
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -134,6 +155,16 @@ func (d *Detector) Run(ctx context.Context) {
 		}
 	}
 }
+
+// yield reports whether the pass due now is put off: the tap is behind and
+// the last pass began less than BacklogInterval ago.
+func (d *Detector) yield(last time.Time) bool {
+	return d.behind != nil && d.backlog > 0 && !last.IsZero() && time.Since(last) < d.backlog && d.behind()
+}
+
+// maxSilence is how long a detector passing every interval may go without
+// a pass before readers take it as stopped.
+func maxSilence(interval time.Duration) time.Duration { return 3*interval + time.Minute }
 
 // later returns the later of a and b.
 func later(a, b time.Time) time.Time {

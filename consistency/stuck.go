@@ -150,7 +150,7 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) (StuckResult,
 	if err != nil {
 		return StuckResult{}, err
 	}
-	if f.Live || !ok || e.wall().Sub(st.PassAt) > 3*st.Interval+time.Minute {
+	if f.Live || !ok || e.wall().Sub(st.PassAt) > maxSilence(st.Interval) {
 		orders, err := e.StuckLive(ctx, clock, Filter{Workflow: f.Workflow, Step: f.Step, Service: f.Service, OlderThan: f.OlderThan})
 		if err != nil {
 			return StuckResult{}, err

@@ -90,7 +90,8 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 		return err
 	}
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
-	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle})
+	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle,
+		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval})
 
 	var srv *http.Server
 	if cfg.HTTP.Listen != "" {
