@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -71,14 +69,8 @@ func TestBehindOnRealBroker(t *testing.T) {
 	cfg.Fetch.MaxPartitionBytes = 64 << 10
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
-	reg := prometheus.NewRegistry()
-	c, err := New(cfg, kc, store, Settings{Logger: zerolog.Nop(), Registerer: reg})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, c.Start(ctx))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	defer func() { cancel(); _ = c.Shutdown(context.Background()); <-done }()
+	tp := runTapWith(t, cfg, kc, store)
+	c, reg := tp.c, tp.reg
 
 	var sawBehind bool
 	var most int64

@@ -39,15 +39,21 @@ func startTap(t *testing.T, brokers []string, store *chstore.Store, pattern stri
 // matching pattern until the test ends.
 func runTap(t *testing.T, kc kafkaconn.Config, store *chstore.Store, group, pattern string) *tap {
 	t.Helper()
-	// Registered first, so it runs last: after the tap and the store are closed,
-	// none of their goroutines may be left.
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	cfg := Default()
 	cfg.Group = group
 	cfg.Topics.Include = []string{pattern}
 	cfg.Batch.FlushInterval = 100 * time.Millisecond
 	cfg.Topics.RefreshInterval = time.Second
+	return runTapWith(t, cfg, kc, store)
+}
+
+// runTapWith runs a collector with cfg and connection kc until the test ends.
+func runTapWith(t *testing.T, cfg Config, kc kafkaconn.Config, store *chstore.Store) *tap {
+	t.Helper()
+	// Registered before the tap's cleanup, so it runs after it: once the
+	// tap is closed, none of its goroutines may be left.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, kc, store, Settings{Logger: zerolog.Nop(), Registerer: reg})
 	require.NoError(t, err)

@@ -28,6 +28,7 @@ func TestCompression(t *testing.T) {
 			c.Addr, c.Compression = tc.addr, tc.set
 			assert.NoError(t, c.Validate())
 			assert.Equal(t, tc.want, c.compression())
+			assert.Contains(t, compressions, c.compression(), "both clients have a method for it")
 		})
 	}
 	c := Default()

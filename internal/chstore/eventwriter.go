@@ -207,7 +207,7 @@ func (w *eventWriter) dial(ctx context.Context) (*ch.Client, error) {
 	for _, addr := range l.addr {
 		c, err := ch.Dial(ctx, ch.Options{
 			Address: addr, User: l.user, Password: l.password, TLS: l.tls,
-			Compression: l.insertCompression(), ClientName: "weft",
+			Compression: compressions[l.compression].insert, ClientName: "weft",
 			DialTimeout: l.dial, Dialer: &net.Dialer{Timeout: l.dial},
 			// A large insert is answered once its parts are written:
 			// allow as long as any query (max_execution_time).

@@ -58,26 +58,15 @@ func (c Config) login() (login, error) {
 	return l, nil
 }
 
-// queryCompression is the pool's compression method.
-func (l login) queryCompression() clickhouse.CompressionMethod {
-	switch l.compression {
-	case CompressionZSTD:
-		return clickhouse.CompressionZSTD
-	case CompressionNone:
-		return clickhouse.CompressionNone
-	}
-	return clickhouse.CompressionLZ4
-}
-
-// insertCompression is the insert connection's compression method.
-func (l login) insertCompression() ch.Compression {
-	switch l.compression {
-	case CompressionZSTD:
-		return ch.CompressionZSTD
-	case CompressionNone:
-		return ch.CompressionDisabled
-	}
-	return ch.CompressionLZ4
+// compressions maps Config.Compression, resolved, to the methods of the
+// two clients: clickhouse-go's pool and the ch-go insert connection.
+var compressions = map[string]struct {
+	query  clickhouse.CompressionMethod
+	insert ch.Compression
+}{
+	CompressionLZ4:  {clickhouse.CompressionLZ4, ch.CompressionLZ4},
+	CompressionZSTD: {clickhouse.CompressionZSTD, ch.CompressionZSTD},
+	CompressionNone: {clickhouse.CompressionNone, ch.CompressionDisabled},
 }
 
 // Open connects and pings. It does not create anything; call Migrate for that.
@@ -91,7 +80,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		Auth:         clickhouse.Auth{Username: l.user, Password: l.password},
 		TLS:          l.tls,
 		DialTimeout:  l.dial,
-		Compression:  &clickhouse.Compression{Method: l.queryCompression()},
+		Compression:  &clickhouse.Compression{Method: compressions[l.compression].query},
 		Settings:     clickhouse.Settings{"max_execution_time": 120},
 		MaxOpenConns: 8,
 	})

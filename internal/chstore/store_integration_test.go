@@ -28,17 +28,21 @@ func events(n int, base int64) []event.Event {
 	return out
 }
 
+// scalar is the one number query q returns.
+func scalar(t *testing.T, store *chstore.Store, q string) uint64 {
+	t.Helper()
+	var v uint64
+	require.NoError(t, store.Conn().QueryRow(context.Background(), q).Scan(&v))
+	return v
+}
+
 // TestInsertDeduplication: a retried batch (same token) is stored once, in
 // the table and in the per-order view; a re-read overlapping batch (new
 // token) collapses to one row per record under FINAL.
 func TestInsertDeduplication(t *testing.T) {
 	store := testenv.Store(t)
 	ctx := context.Background()
-	n := func(q string) uint64 {
-		var v uint64
-		require.NoError(t, store.Conn().QueryRow(ctx, q).Scan(&v))
-		return v
-	}
+	n := func(q string) uint64 { return scalar(t, store, q) }
 	batch := events(10, 0)
 	now := time.Now().UTC()
 	require.NoError(t, store.InsertEvents(ctx, batch, now, "tok-1"))
@@ -134,11 +138,7 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 func TestInsertBlocks(t *testing.T) {
 	store := testenv.Store(t)
 	ctx := context.Background()
-	n := func(q string) uint64 {
-		var v uint64
-		require.NoError(t, store.Conn().QueryRow(ctx, q).Scan(&v))
-		return v
-	}
+	n := func(q string) uint64 { return scalar(t, store, q) }
 	db, _, _ := strings.Cut(store.Table("events"), ".")
 	parts := func() uint64 {
 		return n("SELECT count() FROM system.parts WHERE active AND database = '" + db + "' AND table = 'events'")
