@@ -11,8 +11,11 @@ import (
 // partition a recent poll returned records of, the records between the
 // last one polled and the partition's last stable offset (its high
 // watermark when the broker sends none), as the fetch that carried them
-// reported it. A partition not seen in a poll for backlogTTL (revoked, or
-// idle since it was caught up) no longer counts.
+// reported it. A partition whose reading is backlogTTL older than the
+// newest one (moved to another replica without a revoke reaching us) no
+// longer counts; revoked and lost partitions are forgotten at once. While
+// the tap does not poll (ClickHouse down, both batches waiting) nothing
+// ages, so the backlog it reports grows with the log, not back to zero.
 //
 // It costs nothing to know: every fetch response carries the offsets.
 // The detector reads it to leave the machine to the tap while a backlog
@@ -32,7 +35,8 @@ type backlogEntry struct {
 	seen   time.Time
 }
 
-// backlogTTL is how long a partition's last reading counts.
+// backlogTTL is how much older than the newest reading a partition's last
+// reading may be and still count.
 const backlogTTL = 30 * time.Second
 
 // note records the readings of one poll's fetches, at now.
@@ -55,18 +59,35 @@ func (b *backlog) note(fetches kgo.Fetches, now time.Time) {
 	})
 }
 
-// records is the backlog at now, in records, over the partitions read
-// within backlogTTL; it forgets the others.
-func (b *backlog) records(now time.Time) int64 {
+// records is the backlog in records, over the partitions read within
+// backlogTTL of the newest reading; it forgets the others.
+func (b *backlog) records() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var newest time.Time
+	for _, e := range b.parts {
+		if e.seen.After(newest) {
+			newest = e.seen
+		}
+	}
 	var n int64
 	for tp, e := range b.parts {
-		if now.Sub(e.seen) > backlogTTL {
+		if newest.Sub(e.seen) > backlogTTL {
 			delete(b.parts, tp)
 			continue
 		}
 		n += e.behind
 	}
 	return n
+}
+
+// forget drops the readings of partitions the tap no longer owns.
+func (b *backlog) forget(gone map[string][]int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for topic, ps := range gone {
+		for _, p := range ps {
+			delete(b.parts, topicPartition{topic, p})
+		}
+	}
 }

@@ -25,21 +25,28 @@ func fetchOf(topic string, p int32, hw, lso int64, offsets ...int64) kgo.Fetches
 
 // TestBacklogReadings: the backlog is the end of the log (the last stable
 // offset, else the high watermark) minus the offset after the last record
-// polled, per partition, from each partition's latest reading; readings
-// older than backlogTTL and empty fetches do not count.
+// polled, per partition, from each partition's latest reading. Readings do
+// not age while nothing is polled; one backlogTTL older than the newest
+// reading, or of a partition revoked, no longer counts.
 func TestBacklogReadings(t *testing.T) {
 	var b backlog
 	t0 := time.Unix(1_700_000_000, 0)
 	b.note(fetchOf("a", 0, 1000, 1000, 10, 11, 12), t0) // 1000 - 13
 	b.note(fetchOf("a", 1, 500, -1, 99), t0)            // no LSO: 500 - 100
 	b.note(fetchOf("b", 0, 900, 800, 799), t0)          // LSO below HW (open transaction): 800 - 800
-	assert.EqualValues(t, 987+400+0, b.records(t0))
+	assert.EqualValues(t, 987+400+0, b.records())
 
 	b.note(fetchOf("a", 0, 1000, 1000, 999), t0.Add(time.Second)) // caught up
 	b.note(fetchOf("a", 1, 600, 600), t0.Add(time.Second))        // no records: reading kept
-	assert.EqualValues(t, 400, b.records(t0.Add(time.Second)))
+	assert.EqualValues(t, 400, b.records())
+	assert.EqualValues(t, 400, b.records(), "no poll for a while (ClickHouse down): nothing ages")
 
-	assert.EqualValues(t, 0, b.records(t0.Add(backlogTTL+2*time.Second)), "old readings are forgotten")
+	b.note(fetchOf("a", 0, 5000, 5000, 1999), t0.Add(backlogTTL+2*time.Second))
+	assert.EqualValues(t, 3000, b.records(), "a partition not read for backlogTTL while others are no longer counts")
+	assert.Len(t, b.parts, 1)
+
+	b.forget(map[string][]int32{"a": {0}})
+	assert.Zero(t, b.records(), "revoked")
 	assert.Empty(t, b.parts)
 }
 

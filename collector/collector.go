@@ -115,6 +115,8 @@ func (c *Collector) Start(ctx context.Context) error {
 		// (pipeline.go).
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalanceWanted.Store(true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.backlog.forget(gone) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.backlog.forget(gone) }),
 		kgo.MetadataMaxAge(c.cfg.Topics.RefreshInterval),
 		kgo.MetadataMinAge(min(c.cfg.Topics.RefreshInterval, 5*time.Second)),
 	)
@@ -166,7 +168,7 @@ func blocking(err error) bool {
 // of its recent polls, those between the last one polled and the end of the
 // log, as the broker reported it then. It lags by one poll and says nothing
 // of partitions the tap has not read from yet.
-func (c *Collector) Backlog() int64 { return c.backlog.records(time.Now()) }
+func (c *Collector) Backlog() int64 { return c.backlog.records() }
 
 // Behind reports whether the tap is catching up: more than two batches of
 // records wait in the log beyond what it polled.
