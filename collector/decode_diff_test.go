@@ -142,6 +142,8 @@ func demoRecords(tb testing.TB, orders int) []*kgo.Record {
 // encoding/json corner the parser must match, lookups meeting nulls, wrong
 // types, repeated keys and escapes, and data the masking must catch.
 var adversarialValues = []string{
+	// Keys that hold e-mail addresses and card numbers, colliding once masked.
+	`{"event_type":"T","order_id":"o","m":{"b@x.io":1,"a@x.io":{"c@x.io":[2]},"***@x.io":0,"***@x.io#2":9,"4111111111111111":"v","4111 1111 1111 1111":"w"}}`,
 	`{"specversion":"1.0","id":"e1","type":"T","source":"/svc/orders/","time":"2026-11-24T09:00:00.123456789+02:00","subject":"o-1","data":{"order_id":"o-1","amount":12.5}}`,
 	`{"specversion":null,"type":"T","subject":"o","data":null}`,
 	`{"specversion":"1.0","type":"T","subject":"o"}`,

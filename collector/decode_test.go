@@ -266,3 +266,26 @@ func TestDecodeKeepsNumbers(t *testing.T) {
 	assert.Equal(t, `{"big":123456789012345678901234567891,"event_type":"T","exp":2E-3,`+
 		`"frac":1.50,"huge":1e400,"n":"************1111","neg":-0,"order_id":123456789012345678901234567890}`, string(e.Payload))
 }
+
+// Object keys that hold a card number or an e-mail address (maps keyed by
+// customer e-mail, by card) are masked like values. Masked keys that
+// collide are kept apart with "#2", "#3", so no member is lost, and the
+// payload is what the oracle (redact.Value) and encoding/json write. (Keys
+// are named in key order: "4111-…" sorts before "4111…".)
+func TestDecodeMasksKeys(t *testing.T) {
+	d := mustDecoder(t, Default())
+	value := `{"event_type":"T","order_id":"o-1","by_customer":{"bob@example.com":{"n":2},` +
+		`"alice@example.com":{"n":1},"***@example.com":"literal","carol@other.org":3},` +
+		`"cards":{"4111111111111111":"visa","5500 0055 5555 5559":"mc","4111-1111-1111-1111":"visa again"}}`
+	e, err := d.Decode(rec("orders", "", value))
+	require.NoError(t, err)
+	assert.Equal(t, `{"by_customer":{"***@example.com":"literal","***@example.com#2":{"n":1},"***@example.com#3":{"n":2},`+
+		`"***@other.org":3},"cards":{"************1111":"visa again","************1111#2":"visa","************5559":"mc"},`+
+		`"event_type":"T","order_id":"o-1"}`, string(e.Payload))
+	for _, secret := range []string{"alice", "bob", "carol", "4111111111111111", "5500 0055", "4111-1111"} {
+		assert.NotContains(t, string(e.Payload), secret)
+	}
+	for _, od := range diffDecoders(t) {
+		checkSame(t, od, rec("orders", "", value))
+	}
+}

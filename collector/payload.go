@@ -24,6 +24,9 @@ type payloadWriter struct {
 type member struct {
 	key []byte
 	val jsondoc.Value
+	// name is the key as written when it had to be masked (redact.Keys),
+	// nil when it is written as it is.
+	name []byte
 }
 
 func (w *payloadWriter) value(v jsondoc.Value) {
@@ -72,8 +75,11 @@ func (w *payloadWriter) text(s []byte) {
 
 func (w *payloadWriter) object(v jsondoc.Value) {
 	base := len(w.members)
+	masked := false
 	for c := w.doc.First(v); c != jsondoc.None; c = w.doc.Next(c) {
-		w.members = append(w.members, member{key: w.doc.Key(c), val: c})
+		k := w.doc.Key(c)
+		masked = masked || !w.red.Unchanged(k)
+		w.members = append(w.members, member{key: k, val: c})
 	}
 	// Sorted by key, a repeated key in source order: the last of a run is
 	// the one encoding/json keeps.
@@ -83,20 +89,33 @@ func (w *payloadWriter) object(v jsondoc.Value) {
 		}
 		return int(a.val - b.val)
 	})
-	w.out = append(w.out, '{')
-	end, first := len(w.members), true
-	for i := base; i < end; i++ {
-		m := w.members[i] // re-read: writing a member appends to w.members
-		if i+1 < end && bytes.Equal(m.key, w.members[i+1].key) {
+	kept := base
+	for i := base; i < len(w.members); i++ {
+		if i+1 < len(w.members) && bytes.Equal(w.members[i].key, w.members[i+1].key) {
 			continue
 		}
-		if !first {
+		w.members[kept] = w.members[i]
+		kept++
+	}
+	w.members = w.members[:kept]
+	if masked {
+		w.maskKeys(w.members[base:])
+	}
+	w.out = append(w.out, '{')
+	for i := base; i < kept; i++ {
+		m := w.members[i] // re-read: writing a member appends to w.members
+		if i > base {
 			w.out = append(w.out, ',')
 		}
-		first = false
-		w.out = w.doc.AppendKey(w.out, m.val)
+		name := m.key
+		if m.name != nil {
+			name = m.name
+			w.out = jsondoc.AppendString(w.out, m.name)
+		} else {
+			w.out = w.doc.AppendKey(w.out, m.val)
+		}
 		w.out = append(w.out, ':')
-		if w.red.SensitiveKeyBytes(m.key) {
+		if w.red.SensitiveKeyBytes(name) {
 			w.whole(m.val)
 		} else {
 			w.value(m.val)
@@ -104,6 +123,29 @@ func (w *payloadWriter) object(v jsondoc.Value) {
 	}
 	w.members = w.members[:base]
 	w.out = append(w.out, '}')
+}
+
+// maskKeys names the members whose keys hold a card number or an e-mail
+// address by their masked keys, as redact.Keys does, and sorts the
+// members by the names written. ms are one object's members, sorted by key,
+// each key once.
+func (w *payloadWriter) maskKeys(ms []member) {
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = string(m.key)
+	}
+	for i, name := range w.red.Keys(keys) {
+		if name != keys[i] {
+			ms[i].name = []byte(name)
+		}
+	}
+	nameOf := func(m member) []byte {
+		if m.name != nil {
+			return m.name
+		}
+		return m.key
+	}
+	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(nameOf(a), nameOf(b)) })
 }
 
 // whole writes the value of a sensitive key, masked whatever it holds

@@ -5,6 +5,8 @@ package redact
 import (
 	"bytes"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -113,12 +115,45 @@ func sensitiveKey[T string | []byte](r *Redactor, key T) bool {
 	return r.keys[string(buf[:n])]
 }
 
+// Keys returns the names under which an object's keys are stored: each
+// key as it is, or masked (String) when it holds a card number or an
+// e-mail address, as maps keyed by e-mail or card number do. keys must be
+// sorted and distinct. Masked keys may collide (two addresses at one
+// domain with the same first letter…): every name is kept distinct, so no
+// member is lost: the keys stored as they are keep their names, and the
+// masked ones, in key order, take the masked text or, when it is taken,
+// the masked text with "#2", "#3"… appended.
+func (r *Redactor) Keys(keys []string) []string {
+	out := make([]string, len(keys))
+	taken := make(map[string]bool, len(keys))
+	var masked []int
+	for i, k := range keys {
+		out[i] = k
+		if m := r.String(k); m != k {
+			out[i] = m
+			masked = append(masked, i)
+			continue
+		}
+		taken[k] = true
+	}
+	for _, i := range masked {
+		name := out[i]
+		for n := 2; taken[name]; n++ {
+			name = out[i] + "#" + strconv.Itoa(n)
+		}
+		out[i] = name
+		taken[name] = true
+	}
+	return out
+}
+
 // Value masks v in place where it can (maps and slices) and returns the
-// masked value. It reports whether anything was changed.
+// masked value. It reports whether anything was changed. Object keys are
+// masked as Keys masks them.
 func (r *Redactor) Value(v any) (any, bool) {
 	switch t := v.(type) {
 	case map[string]any:
-		changed := false
+		changed := r.maskKeys(t)
 		for k, child := range t {
 			if r.SensitiveKey(k) {
 				if child != nil {
@@ -217,6 +252,35 @@ func (r *Redactor) String(s string) string {
 		s = emailPattern.ReplaceAllStringFunc(s, maskEmail)
 	}
 	return s
+}
+
+// maskKeys renames the keys of m that Keys masks, in place, reporting
+// whether any was. The caller then masks the values under the new names.
+func (r *Redactor) maskKeys(m map[string]any) bool {
+	needs := false
+	for k := range m {
+		if r.String(k) != k {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return false
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	vals := make([]any, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k]
+		delete(m, k)
+	}
+	for i, name := range r.Keys(keys) {
+		m[name] = vals[i]
+	}
+	return true
 }
 
 func maskWhole(v any) any {

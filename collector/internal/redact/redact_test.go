@@ -207,3 +207,13 @@ func TestRunBytes8(t *testing.T) {
 		}
 	}
 }
+
+// TestKeys: keys holding a card number or an e-mail address are masked;
+// the names stay distinct, kept keys first, masked ones in key order.
+func TestKeys(t *testing.T) {
+	r := New(Default())
+	got := r.Keys([]string{"***@x.com", "***@x.com#2", "a@x.com", "b@x.com", "id", "n 4111111111111111"})
+	want := []string{"***@x.com", "***@x.com#2", "***@x.com#3", "***@x.com#4", "id", "n ************1111"}
+	assert.Equal(t, want, got)
+	assert.Equal(t, []string{"a@x.com"}, New(Rules{}).Keys([]string{"a@x.com"}), "masking off")
+}
