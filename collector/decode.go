@@ -213,10 +213,10 @@ func (d *Decoder) Quarantine(r *kgo.Record, reason string) event.Quarantined {
 		Value: []byte(d.red.String(string(r.Value))), Size: len(r.Value), RecordTime: r.Timestamp.UTC(), Reason: reason,
 		Headers: make(map[string]string, len(r.Headers)),
 	}
-	if !utf8.Valid(r.Value) {
+	if !utf8.Valid(q.Value) {
 		// Keep the bytes recoverable: ClickHouse strings are bytes, but a
-		// reader's terminal is not.
-		q.Value = []byte("base64:" + base64Std(r.Value))
+		// reader's terminal is not. Masked first, like any other value.
+		q.Value = []byte("base64:" + base64Std(q.Value))
 	}
 	for _, h := range r.Headers {
 		q.Headers[h.Key] = d.red.String(string(h.Value))

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -288,4 +289,20 @@ func TestDecodeMasksKeys(t *testing.T) {
 	for _, od := range diffDecoders(t) {
 		checkSame(t, od, rec("orders", "", value))
 	}
+}
+
+// A quarantined record is masked like a stored one, also when its value is
+// not UTF-8 and is kept as base64.
+func TestQuarantineMasksInvalidUTF8(t *testing.T) {
+	d := mustDecoder(t, Default())
+	r := rec("orders", "o-1", "{\"card\":\"4111111111111111\",\"x\":\"\xff\xfe\"")
+	_, err := d.Decode(r)
+	require.Error(t, err)
+	q := d.Quarantine(r, err.Error())
+	require.True(t, strings.HasPrefix(string(q.Value), "base64:"), "%q", q.Value)
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(string(q.Value), "base64:"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "4111111111111111")
+	assert.Contains(t, string(raw), "************1111")
+	assert.Contains(t, string(raw), "\xff\xfe", "the other bytes are kept")
 }
