@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -104,11 +105,7 @@ func vector(vv map[string]uint64) string {
 	if len(vv) == 0 {
 		return "-"
 	}
-	keys := make([]string, 0, len(vv))
-	for k := range vv {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(vv))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s:%d", k, vv[k])

@@ -4,8 +4,9 @@ package redact
 
 import (
 	"bytes"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -267,11 +268,7 @@ func (r *Redactor) maskKeys(m map[string]any) bool {
 	if !needs {
 		return false
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	vals := make([]any, len(keys))
 	for i, k := range keys {
 		vals[i] = m[k]
