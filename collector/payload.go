@@ -29,6 +29,14 @@ type member struct {
 	name []byte
 }
 
+// written is the key as written.
+func (m member) written() []byte {
+	if m.name != nil {
+		return m.name
+	}
+	return m.key
+}
+
 func (w *payloadWriter) value(v jsondoc.Value) {
 	if v == jsondoc.None {
 		w.out = append(w.out, "null"...)
@@ -107,15 +115,13 @@ func (w *payloadWriter) object(v jsondoc.Value) {
 		if i > base {
 			w.out = append(w.out, ',')
 		}
-		name := m.key
 		if m.name != nil {
-			name = m.name
 			w.out = jsondoc.AppendString(w.out, m.name)
 		} else {
 			w.out = w.doc.AppendKey(w.out, m.val)
 		}
 		w.out = append(w.out, ':')
-		if w.red.SensitiveKeyBytes(name) {
+		if w.red.SensitiveKeyBytes(m.written()) {
 			w.whole(m.val)
 		} else {
 			w.value(m.val)
@@ -139,13 +145,7 @@ func (w *payloadWriter) maskKeys(ms []member) {
 			ms[i].name = []byte(name)
 		}
 	}
-	nameOf := func(m member) []byte {
-		if m.name != nil {
-			return m.name
-		}
-		return m.key
-	}
-	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(nameOf(a), nameOf(b)) })
+	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(a.written(), b.written()) })
 }
 
 // whole writes the value of a sensitive key, masked whatever it holds

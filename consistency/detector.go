@@ -132,19 +132,7 @@ func (d *Detector) Run(ctx context.Context) {
 			d.yields.Inc()
 		} else {
 			began = time.Now()
-			res, err := d.Pass(ctx)
-			if err != nil && ctx.Err() == nil {
-				d.failures.Inc()
-				d.log.Warn().Err(err).Msg("detector pass failed")
-			}
-			if err == nil && res.More {
-				rest := time.NewTimer(min(time.Since(began)*catchUpRest, d.interval))
-				select {
-				case <-ctx.Done():
-					rest.Stop()
-					return
-				case <-rest.C:
-				}
+			if d.pass(ctx) && d.rest(ctx, time.Since(began)) {
 				continue
 			}
 		}
@@ -153,6 +141,30 @@ func (d *Detector) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// pass runs one pass, logging and counting a failure, and reports whether
+// it left orders for the next.
+func (d *Detector) pass(ctx context.Context) (more bool) {
+	res, err := d.Pass(ctx)
+	if err != nil && ctx.Err() == nil {
+		d.failures.Inc()
+		d.log.Warn().Err(err).Msg("detector pass failed")
+	}
+	return err == nil && res.More
+}
+
+// rest waits catchUpRest times a pass that took took (at most an
+// interval); false when ctx ended first.
+func (d *Detector) rest(ctx context.Context, took time.Duration) bool {
+	r := time.NewTimer(min(took*catchUpRest, d.interval))
+	defer r.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.C:
+		return true
 	}
 }
 
