@@ -140,8 +140,8 @@ func BenchmarkIngestInProcess(b *testing.B) {
 		elapsed := time.Since(start)
 		b.StopTimer()
 		cancel()
-		_ = c.Shutdown(ctx)
 		<-done
+		_ = c.Shutdown(ctx)
 		rates = append(rates, float64(records)/elapsed.Seconds())
 		b.StartTimer()
 	}

@@ -51,10 +51,8 @@ type Collector struct {
 	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
 	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until a clean poll
 
-	shutdownOnce sync.Once
-	done         chan struct{} // closed by Shutdown
 	running      atomic.Bool
-	runDone      chan struct{} // closed when Run returns
+	shutdownOnce sync.Once
 }
 
 // New validates the configuration and builds the collector. It does no I/O.
@@ -70,8 +68,6 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 		cfg: cfg, kafka: kafka, store: store, decoder: d,
 		log:     set.Logger.With().Str("component", "collector").Logger(),
 		metrics: newMetrics(set.Registerer),
-		done:    make(chan struct{}),
-		runDone: make(chan struct{}),
 	}
 	c.consumedBy.vec = c.metrics.consumed
 	if set.Registerer != nil {
@@ -179,24 +175,16 @@ func (c *Collector) Stats() Stats {
 	return Stats{Consumed: c.consumed.Load(), Stored: c.stored.Load(), Quarantined: c.quarantined.Load()}
 }
 
-// Shutdown stops consuming and closes the client. Records polled but not yet
-// stored are not committed, so they are read again on the next start. Safe
-// to call more than once.
-func (c *Collector) Shutdown(ctx context.Context) error {
-	var err error
+// Shutdown leaves the group and closes the client. Call it after Run
+// returned (Run stores and commits what it buffered); records polled and not
+// stored are read again on the next start. Safe to call more than once, or
+// without Run.
+func (c *Collector) Shutdown(context.Context) error {
 	c.shutdownOnce.Do(func() {
-		close(c.done)
-		if c.running.Load() {
-			select {
-			case <-c.runDone:
-			case <-ctx.Done():
-				err = fmt.Errorf("collector shutdown: %w", ctx.Err())
-			}
-		}
 		if c.client != nil {
 			c.client.AllowRebalance()
 			c.client.Close()
 		}
 	})
-	return err
+	return nil
 }

@@ -63,8 +63,8 @@ func runTapWith(t *testing.T, cfg Config, kc kafkaconn.Config, store *chstore.St
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		_ = c.Shutdown(context.Background())
 		<-done
+		_ = c.Shutdown(context.Background())
 	})
 	return &tap{c: c, reg: reg}
 }

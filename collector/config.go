@@ -58,6 +58,10 @@ type Batch struct {
 	MaxRecords int `yaml:"max_records"`
 	// FlushInterval flushes at least this often when anything is buffered. Default 500ms.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// DrainTimeout is how long a graceful stop keeps storing and committing
+	// what the tap has buffered; what is not stored by then is read again
+	// on the next start. Default 10s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // Fetch bounds the Kafka client's fetches.
@@ -114,7 +118,7 @@ func Default() Config {
 			Exclude:         []string{`__.*`, `_schemas`, `_confluent.*`, `connect-(configs|offsets|status).*`, `.*-(changelog|repartition)`},
 			RefreshInterval: 30 * time.Second,
 		},
-		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond},
+		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond, DrainTimeout: 10 * time.Second},
 		Fetch:          Fetch{MaxBytes: 8 << 20, MaxPartitionBytes: 1 << 20, MaxConcurrent: 2},
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
@@ -154,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecordBytes <= 0 {
 		p.Addf("max_record_bytes", "must be positive, got %d", c.MaxRecordBytes)
+	}
+	if c.Batch.DrainTimeout <= 0 {
+		p.Addf("batch.drain_timeout", "must be positive, got %s", c.Batch.DrainTimeout)
 	}
 	if c.SessionTimeout < time.Second {
 		p.Addf("session_timeout", "must be at least 1s, got %s", c.SessionTimeout)

@@ -91,9 +91,10 @@ func (p *pipeline) drained(ctx context.Context, wait bool) bool {
 	return true
 }
 
-// Run consumes until ctx is cancelled or Shutdown is called. Decode failures
-// are quarantined; insert failures are retried with backoff and never skip
-// records: offsets are committed only after the batch is stored.
+// Run consumes until ctx ends. Decode failures are quarantined; insert
+// failures are retried with backoff and never skip records: offsets are
+// committed only after the batch is stored. When ctx ends, Run stores and
+// commits what it has polled, for up to Batch.DrainTimeout, and returns.
 func (c *Collector) Run(ctx context.Context) error {
 	if c.client == nil {
 		return errors.New("collector: Run before Start")
@@ -101,25 +102,18 @@ func (c *Collector) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("collector: Run called twice")
 	}
-	defer close(c.runDone)
 	// A group leave waits for an allowed rebalance: never exit holding one.
 	defer c.client.AllowRebalance()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 
+	// storeLoop outlives ctx, so a graceful stop stores what was polled;
+	// drain bounds how long.
+	storeCtx, stopStoring := context.WithCancel(context.WithoutCancel(ctx))
 	p := newPipeline()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); c.storeLoop(ctx, p) }()
-	defer wg.Wait() // after cancel (deferred later, runs first)
-	defer cancel()
+	go func() { defer wg.Done(); c.storeLoop(storeCtx, p) }()
+	defer wg.Wait() // after stopStoring (deferred later, runs first)
+	defer stopStoring()
 
 	cur := p.take(ctx)
 	deadline := time.Now().Add(c.cfg.Batch.FlushInterval)
@@ -141,7 +135,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		if cur.len() > 0 {
 			p.hand(cur)
 			if cur = p.take(ctx); cur == nil {
-				return nil // cancelled: nothing was committed past the last stored batch
+				break // stopping while every batch is taken
 			}
 		}
 		if wanted {
@@ -153,11 +147,34 @@ func (c *Collector) Run(ctx context.Context) error {
 		if p.drained(ctx, wanted) {
 			c.client.AllowRebalance()
 		} else if wanted {
-			return nil // cancelled
+			break // stopping while waiting to allow the rebalance
 		}
 		deadline = time.Now().Add(c.cfg.Batch.FlushInterval)
 	}
+	c.drain(ctx, p, cur)
 	return nil
+}
+
+// drain is a graceful stop's last step: it hands over the batch being
+// filled and waits, at most Batch.DrainTimeout, until every batch is
+// stored and committed. Partitions cannot move meanwhile (rebalances stay
+// blocked until Run returns), so every commit names a partition the tap
+// owns. What is not stored in time is read again on the next start.
+func (c *Collector) drain(ctx context.Context, p *pipeline, cur *batch) {
+	if cur != nil && cur.len() > 0 {
+		p.hand(cur)
+	}
+	if p.inFlight == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Batch.DrainTimeout)
+	defer cancel()
+	if !p.drained(dctx, true) {
+		c.log.Warn().Int("batches", p.inFlight).Dur("drain_timeout", c.cfg.Batch.DrainTimeout).
+			Msg("stopping with batches not stored; they are read again on the next start")
+		return
+	}
+	c.log.Info().Msg("buffered records stored and committed")
 }
 
 // noteFetchErrors logs fetch errors and keeps the one that blocks the tap

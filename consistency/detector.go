@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -28,6 +29,9 @@ type Settings struct {
 	// Settle ago. `weft run` passes consistency.settle; zero in tests that
 	// insert and pass at once.
 	Settle time.Duration
+	// WallClock paces Run (its ticker, rests and yields); nil is the real
+	// clock. Tests pass a fake one to step through intervals.
+	WallClock clockwork.Clock
 }
 
 // PassResult summarizes one detector pass.
@@ -72,6 +76,7 @@ type Detector struct {
 	settle   time.Duration // Settings.Settle
 	behind   func() bool   // Settings.Behind
 	backlog  time.Duration // Settings.BacklogInterval
+	wall     clockwork.Clock
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
 	passes   prometheus.Counter
@@ -92,7 +97,7 @@ const pageSize = 20000
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
 		engine: e, interval: interval, windows: win, settle: max(set.Settle, 0),
-		behind: set.Behind, backlog: set.BacklogInterval,
+		behind: set.Behind, backlog: set.BacklogInterval, wall: set.WallClock,
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
 			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
@@ -106,6 +111,9 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 			Help: "Orders whose chains the detector checked."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_pass_seconds",
 			Help: "Duration of detector passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)}),
+	}
+	if d.wall == nil {
+		d.wall = clockwork.NewRealClock()
 	}
 	if set.Registerer != nil {
 		set.Registerer.MustRegister(d.open, d.passes, d.failures, d.yields, d.checked, d.duration)
@@ -122,27 +130,35 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 // own (Settings.Behind) a pass is put off until BacklogInterval after the
 // last one began: the orders the backlog brings are checked once most of
 // their events are in, not at every pass while they trickle in.
-// A failed pass is logged and counted, never fatal.
-func (d *Detector) Run(ctx context.Context) {
-	t := time.NewTicker(d.interval)
+// A failed pass is logged and counted, never fatal: Run returns nil when
+// ctx ends.
+func (d *Detector) Run(ctx context.Context) error {
+	t := d.wall.NewTicker(d.interval)
 	defer t.Stop()
 	var began time.Time // of the last pass
 	for {
 		if d.yield(began) {
 			d.yields.Inc()
 		} else {
-			began = time.Now()
-			if d.pass(ctx) && d.rest(ctx, time.Since(began)) {
+			began = d.wall.Now()
+			if d.pass(ctx) && d.rest(ctx, d.wall.Since(began)) {
 				continue
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+			return nil
+		case <-t.Chan():
 		}
 	}
 }
+
+// Start does nothing: the detector works through the store the wiring
+// opened. It makes the detector a component.Component.
+func (d *Detector) Start(context.Context) error { return nil }
+
+// Shutdown does nothing: Run holds nothing once it returned.
+func (d *Detector) Shutdown(context.Context) error { return nil }
 
 // pass runs one pass, logging and counting a failure, and reports whether
 // it left orders for the next.
@@ -158,12 +174,12 @@ func (d *Detector) pass(ctx context.Context) (more bool) {
 // rest waits catchUpRest times a pass that took took (at most an
 // interval); false when ctx ended first.
 func (d *Detector) rest(ctx context.Context, took time.Duration) bool {
-	r := time.NewTimer(min(took*catchUpRest, d.interval))
+	r := d.wall.NewTimer(min(took*catchUpRest, d.interval))
 	defer r.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-r.C:
+	case <-r.Chan():
 		return true
 	}
 }
@@ -171,7 +187,7 @@ func (d *Detector) rest(ctx context.Context, took time.Duration) bool {
 // yield reports whether the pass due now is put off: the tap is behind and
 // the last pass began less than BacklogInterval ago.
 func (d *Detector) yield(last time.Time) bool {
-	return d.behind != nil && d.backlog > 0 && !last.IsZero() && time.Since(last) < d.backlog && d.behind()
+	return d.behind != nil && d.backlog > 0 && !last.IsZero() && d.wall.Since(last) < d.backlog && d.behind()
 }
 
 // maxSilence is how long a detector passing every interval may go without

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,28 +43,46 @@ func TestYieldRule(t *testing.T) {
 
 // TestDetectorYieldsToBacklog: while the tap says it is behind, Run passes
 // about once a backlog interval instead of once an interval, and at every
-// interval again once the tap caught up.
+// interval again once the tap caught up. The wall clock is a fake one
+// stepped an interval at a time: each tick ends in exactly one pass or
+// one yield, which the test waits for before the next step.
 func TestDetectorYieldsToBacklog(t *testing.T) {
 	store := testenv.Store(t)
 	var behind atomic.Bool
 	behind.Store(true)
-	d := NewDetector(NewEngine(store, Builtin()), 50*time.Millisecond, Default().Windows,
-		Settings{Behind: behind.Load, BacklogInterval: 600 * time.Millisecond})
+	const interval = 50 * time.Millisecond
+	wall := clockwork.NewFakeClock()
+	d := NewDetector(NewEngine(store, Builtin()), interval, Default().Windows,
+		Settings{Behind: behind.Load, BacklogInterval: 600 * time.Millisecond, WallClock: wall})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); d.Run(ctx) }()
+	go func() { defer close(done); _ = d.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	time.Sleep(1500 * time.Millisecond)
+	turns := func() float64 { return testutil.ToFloat64(d.passes) + testutil.ToFloat64(d.yields) }
+	require.Eventually(t, func() bool { return turns() == 1 }, 10*time.Second, time.Millisecond, "the first pass")
+	step := func() {
+		t.Helper()
+		want := turns() + 1
+		require.NoError(t, wall.BlockUntilContext(ctx, 1)) // Run's ticker exists
+		wall.Advance(interval)
+		require.Eventually(t, func() bool { return turns() == want }, 10*time.Second, time.Millisecond,
+			"one pass or yield per tick")
+	}
+	for range 30 { // 1.5 s of ticks
+		step()
+	}
 	passes := testutil.ToFloat64(d.passes)
-	// At 0, 0.6 and 1.2 s; 30 without yielding.
+	// At 0, 0.6 and 1.2 s; 31 without yielding.
 	assert.GreaterOrEqual(t, passes, 1.0)
 	assert.LessOrEqual(t, passes, 3.0, "passes while the tap was behind")
 	assert.Positive(t, testutil.ToFloat64(d.yields))
 
 	behind.Store(false)
-	require.Eventually(t, func() bool { return testutil.ToFloat64(d.passes) >= passes+4 }, 10*time.Second, 20*time.Millisecond,
-		"passes resume every interval once the tap caught up")
+	for range 4 {
+		step()
+	}
+	assert.Equal(t, passes+4, testutil.ToFloat64(d.passes), "passes resume every interval once the tap caught up")
 }
 
 func TestBacklogIntervalConfig(t *testing.T) {

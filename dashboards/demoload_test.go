@@ -84,8 +84,8 @@ func loadDemo(t *testing.T) *loaded {
 	}
 	require.NoError(t, mon.Shutdown(ctx))
 	stop()
-	require.NoError(t, tap.Shutdown(ctx))
 	<-done
+	require.NoError(t, tap.Shutdown(ctx))
 
 	// One detector pass raises the stuck findings.
 	det := consistency.NewDetector(consistency.NewEngine(store, consistency.Builtin()), time.Second,

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +17,8 @@ import (
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/component"
+	"github.com/weft-sh/weft/internal/httpserver"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -60,8 +59,13 @@ func newLogger(c LogConfig) zerolog.Logger {
 	return l.Level(lvl).With().Timestamp().Logger()
 }
 
-// runWeft is `weft run`: it returns when ctx ends (nil) or start-up fails.
-// started, when non-nil, is closed once everything serves.
+// runWeft is `weft run`: it returns when ctx ends (nil), start-up fails, or
+// a component fails for good. started, when non-nil, is closed once
+// everything serves.
+//
+// Every long-running part is a component.Component, run by one Runner
+// (docs/architecture.md): a fatal error in one stops the others, and a
+// graceful stop lets the tap store and commit what it buffered.
 func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<- struct{}) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -74,61 +78,38 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err := store.Migrate(ctx); err != nil {
 		return fmt.Errorf("clickhouse schema: %w", err)
 	}
-	col, err := collector.New(cfg.Collector, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
+	set := collector.Settings{Logger: log, Registerer: reg}
+	col, err := collector.New(cfg.Collector, cfg.Kafka, store, set)
 	if err != nil {
 		return err
 	}
-	if err := col.Start(ctx); err != nil {
-		return err
-	}
-	lag, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
-	if err == nil {
-		err = lag.Start(ctx)
-	}
+	lag, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, store, set)
 	if err != nil {
-		_ = col.Shutdown(ctx)
 		return err
 	}
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
 	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle,
 		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval})
 
-	var srv *http.Server
+	parts := []component.Named{
+		{Name: "collector", Component: col},
+		{Name: "queue health", Component: lag},
+		{Name: "detector", Component: det},
+	}
 	if cfg.HTTP.Listen != "" {
-		srv, err = serveHTTP(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log, cfg.HTTP.Pprof))
-		if err != nil {
-			_ = col.Shutdown(ctx)
-			_ = lag.Shutdown(ctx)
-			return err
-		}
+		parts = append(parts, component.Named{Name: "http", Component: httpserver.New(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log, cfg.HTTP.Pprof))})
 	}
-	log.Info().Str("http", cfg.HTTP.Listen).Strs("brokers", cfg.Kafka.Brokers).Strs("clickhouse", cfg.ClickHouse.Addr).
-		Str("database", cfg.ClickHouse.Database).Msg("weft running")
-	if started != nil {
-		close(started)
-	}
-
-	var wg sync.WaitGroup
-	wg.Add(2)
-	runErr := make(chan error, 1)
-	go func() { defer wg.Done(); runErr <- col.Run(ctx) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = lag.Run(ctx) }()
-	go func() { defer wg.Done(); det.Run(ctx) }()
-	<-ctx.Done()
-
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	if srv != nil {
-		_ = srv.Shutdown(shutdownCtx)
-	}
-	_ = col.Shutdown(shutdownCtx)
-	_ = lag.Shutdown(shutdownCtx)
-	wg.Wait()
+	err = component.Runner{
+		Components: parts,
+		OnStarted: func() {
+			log.Info().Str("http", cfg.HTTP.Listen).Strs("brokers", cfg.Kafka.Brokers).Strs("clickhouse", cfg.ClickHouse.Addr).
+				Str("database", cfg.ClickHouse.Database).Msg("weft running")
+			if started != nil {
+				close(started)
+			}
+		},
+	}.Run(ctx)
 	st := col.Stats()
 	log.Info().Int64("consumed", st.Consumed).Int64("stored", st.Stored).Int64("quarantined", st.Quarantined).Msg("weft stopped")
-	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return err
 }
