@@ -51,17 +51,18 @@ type Runner struct {
 // Run starts every component in order; when one fails to start it shuts
 // down those already started and returns that error. It then runs them all
 // until ctx ends or one's Run returns an error, which stops the others; it
-// shuts every component down and returns the first component's error (nil
-// on a clean stop) joined with every shutdown error, each prefixed with
-// its component's name.
+// shuts every component down and returns the first Run error (nil on a
+// clean stop) joined with every shutdown error, each prefixed with its
+// component's name.
 func (r Runner) Run(ctx context.Context) error {
 	stop := r.StopTimeout
 	if stop <= 0 {
 		stop = 30 * time.Second
 	}
 	for i, c := range r.Components {
+		// A start error is returned as it is: it already says what did
+		// not answer ("kafka unreachable: …"), the one line users see.
 		if err := c.Start(ctx); err != nil {
-			err = fmt.Errorf("%s: %w", c.Name, err)
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stop)
 			defer cancel()
 			return errors.Join(err, shutdown(sctx, r.Components[:i]))

@@ -78,7 +78,7 @@ func TestRunnerStartFailure(t *testing.T) {
 	fs, ns, events := fakes("a", "b", "c")
 	fs[1].startErr = errors.New("kafka unreachable")
 	err := Runner{Components: ns}.Run(context.Background())
-	require.EqualError(t, err, "b: kafka unreachable")
+	require.EqualError(t, err, "kafka unreachable", "a start error is the one line users see, as the component said it")
 	assert.Equal(t, []string{"a start", "b start", "a shutdown"}, *events, "c never starts, a is released, nothing runs")
 }
 
