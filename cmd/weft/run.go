@@ -20,6 +20,7 @@ import (
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -74,14 +75,14 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err := store.Migrate(ctx); err != nil {
 		return fmt.Errorf("clickhouse schema: %w", err)
 	}
-	col, err := collector.New(cfg.Collector, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
+	col, err := collector.New(cfg.Collector.Config, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	if err := col.Start(ctx); err != nil {
 		return err
 	}
-	lag, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
+	lag, err := queuehealth.New(cfg.Collector.Lag, cfg.Collector.tapped(), cfg.Kafka, store, queuehealth.Settings{Logger: log, Registerer: reg})
 	if err == nil {
 		err = lag.Start(ctx)
 	}
