@@ -10,7 +10,8 @@ import (
 	"github.com/weft-sh/weft/internal/config"
 )
 
-// Config is the collector block of weft.yaml.
+// Config is the collector block of weft.yaml: the tap's keys. Its lag key
+// beside them configures queue health (queuehealth.Config).
 type Config struct {
 	// Group is the consumer group the tap commits its own offsets in. Default "weft-tap".
 	Group string `yaml:"group"`
@@ -36,8 +37,6 @@ type Config struct {
 	Mapping []Mapping `yaml:"mapping"`
 	// Redaction says what is masked before storing.
 	Redaction Redaction `yaml:"redaction"`
-	// Lag configures the queue-health monitor (lag_config.go).
-	Lag LagConfig `yaml:"lag"`
 }
 
 // Topics selects topics by regular expressions (Go syntax, matched against the whole name).
@@ -123,7 +122,6 @@ func Default() Config {
 		MaxRecordBytes: 1 << 20,
 		StartFrom:      "earliest",
 		SessionTimeout: 45 * time.Second,
-		Lag:            DefaultLag(),
 	}
 }
 
@@ -136,8 +134,8 @@ func (c Config) Validate() error {
 	if len(c.Topics.Include) == 0 {
 		p.Addf("topics.include", "at least one pattern is required")
 	}
-	checkPatterns(&p, "topics.include", c.Topics.Include)
-	checkPatterns(&p, "topics.exclude", c.Topics.Exclude)
+	p.CheckPatterns("topics.include", c.Topics.Include)
+	p.CheckPatterns("topics.exclude", c.Topics.Exclude)
 	if c.Topics.RefreshInterval < time.Second {
 		p.Addf("topics.refresh_interval", "must be at least 1s, got %s", c.Topics.RefreshInterval)
 	}
@@ -185,16 +183,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	p.Merge("lag", c.Lag.Validate())
 	return p.Err()
-}
-
-func checkPatterns(p *config.Problems, path string, pats []string) {
-	for i, s := range pats {
-		if _, err := regexp.Compile(s); err != nil {
-			p.Addf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
-		}
-	}
 }
 
 func (m Mapping) fields() map[string][]string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/config"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // Tag is on every weft dashboard.
@@ -34,10 +35,6 @@ var catalog = []struct{ uid, title, short string }{
 	{UIDOrder, "weft / Order drill-down", "One order: events, causal graph, version vectors, findings"},
 }
 
-// DefaultDLQPattern matches dead-letter topic names (whole name), the
-// collector's default: payments.dlq, orders-dead-letter, x_deadletter.
-const DefaultDLQPattern = `.*(\.|-|_)(dlq|dead-letter|deadletter)$`
-
 // Options configure the generated dashboards.
 type Options struct {
 	// Database is the ClickHouse database holding weft's tables; every
@@ -54,7 +51,8 @@ type Options struct {
 	// Default "async_payment".
 	PaymentWorkflow string
 	// DLQPattern is the RE2 expression (matched against whole topic names)
-	// of dead-letter topics. Default DefaultDLQPattern.
+	// of dead-letter topics. Default queuehealth.DefaultDLQPattern, as
+	// collector.lag.dlq_pattern.
 	DLQPattern string
 	// CompensationTypes are the event types that undo earlier steps (the
 	// workflows do not mark compensations yet). Default InventoryReleased,
@@ -75,7 +73,7 @@ func DefaultOptions() Options {
 		Workflows:         consistency.Builtin(),
 		OrderWorkflow:     "bopis",
 		PaymentWorkflow:   "async_payment",
-		DLQPattern:        DefaultDLQPattern,
+		DLQPattern:        queuehealth.DefaultDLQPattern,
 		CompensationTypes: []string{"InventoryReleased", "PaymentVoided", "PaymentRefunded"},
 		ClickHouseUID:     "weft-clickhouse",
 		Folder:            "weft",

@@ -17,6 +17,7 @@ import (
 	"github.com/weft-sh/weft/internal/demo"
 	"github.com/weft-sh/weft/internal/kafkaconn"
 	"github.com/weft-sh/weft/internal/testenv"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // loaded is one demo history, tapped into a fresh ClickHouse database: the
@@ -57,7 +58,6 @@ func loadDemo(t *testing.T) *loaded {
 	ccfg.Topics.Include = []string{".*" + regexp.QuoteMeta("."+name)}
 	ccfg.Topics.RefreshInterval = time.Second
 	ccfg.Batch.FlushInterval = 100 * time.Millisecond
-	ccfg.Lag.DLQPattern = dlq
 	set := collector.Settings{Logger: zerolog.Nop(), Registerer: reg}
 	tap, err := collector.New(ccfg, kc, store, set)
 	require.NoError(t, err)
@@ -74,7 +74,10 @@ func loadDemo(t *testing.T) *loaded {
 
 	// Queue health: two samples, so produce rates exist; the tap's group
 	// has committed what it stored.
-	mon, err := collector.NewLagMonitor(ccfg, kc, store, set)
+	qcfg := queuehealth.Default()
+	qcfg.DLQPattern = dlq
+	tapped := queuehealth.Topics{Include: ccfg.Topics.Include, Exclude: ccfg.Topics.Exclude}
+	mon, err := queuehealth.New(qcfg, tapped, kc, store, queuehealth.Settings{Logger: set.Logger, Registerer: reg})
 	require.NoError(t, err)
 	require.NoError(t, mon.Start(ctx))
 	for range 2 {

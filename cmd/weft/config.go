@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/config"
 	"github.com/weft-sh/weft/internal/kafkaconn"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // Config is weft.yaml: one block per component.
@@ -32,10 +35,32 @@ type Config struct {
 	Kafka kafkaconn.Config `yaml:"kafka"`
 	// ClickHouse is where weft stores what it sees.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
-	// Collector configures the tap.
-	Collector collector.Config `yaml:"collector"`
+	// Collector configures the tap and, under lag, queue health.
+	Collector CollectorConfig `yaml:"collector"`
 	// Consistency configures workflows and the detector.
 	Consistency consistency.Config `yaml:"consistency"`
+}
+
+// CollectorConfig is the collector block: the tap's keys and, under lag,
+// the queue-health monitor's, which measures the tapped topics' queues.
+type CollectorConfig struct {
+	// Config holds the tap's keys, inline: collector.group, collector.topics…
+	collector.Config `yaml:",inline"`
+	// Lag configures queue health (docs/queue-health.md).
+	Lag queuehealth.Config `yaml:"lag"`
+}
+
+// Validate reports every problem of the block with its key.
+func (c CollectorConfig) Validate() error {
+	var p config.Problems
+	p.Merge("", c.Config.Validate())
+	p.Merge("lag", c.Lag.Validate())
+	return p.Err()
+}
+
+// tapped is the tap's topic selection, whose queues are measured.
+func (c CollectorConfig) tapped() queuehealth.Topics {
+	return queuehealth.Topics{Include: c.Topics.Include, Exclude: c.Topics.Exclude}
 }
 
 // LogConfig configures logging.
@@ -75,7 +100,7 @@ func DefaultConfig() Config {
 		Runtime:     RuntimeConfig{MemoryLimit: defaultMemoryLimit},
 		Kafka:       kafkaconn.Default(),
 		ClickHouse:  chstore.Default(),
-		Collector:   collector.Default(),
+		Collector:   CollectorConfig{Config: collector.Default(), Lag: queuehealth.Default()},
 		Consistency: consistency.Default(),
 	}
 }
@@ -153,13 +178,7 @@ func unknownKeys(p *config.Problems, n *yaml.Node, t reflect.Type, path string) 
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && t != reflect.TypeOf(time.Duration(0)):
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-			if name != "" && name != "-" {
-				fields[name] = t.Field(i).Type
-			}
-		}
+		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
 			ft, ok := fields[key]
@@ -176,6 +195,31 @@ func unknownKeys(p *config.Problems, n *yaml.Node, t reflect.Type, path string) 
 	}
 }
 
+// yamlFields maps a struct's YAML keys to their types, the keys of its
+// inlined structs included.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if inlined(f) {
+			maps.Copy(fields, yamlFields(f.Type))
+			continue
+		}
+		if name := yamlName(f); name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	return fields
+}
+
+func yamlName(f reflect.StructField) string { return strings.Split(f.Tag.Get("yaml"), ",")[0] }
+
+// inlined reports a struct field whose keys yaml.v3 reads into the
+// enclosing mapping (`yaml:",inline"`).
+func inlined(f reflect.StructField) bool {
+	return f.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(f.Tag.Get("yaml"), ",")[1:], "inline")
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -188,7 +232,13 @@ func join(path, key string) string {
 func applyEnv(v reflect.Value, prefix string) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if inlined(t.Field(i)) {
+			if err := applyEnv(v.Field(i), prefix); err != nil {
+				return err
+			}
+			continue
+		}
+		name := yamlName(t.Field(i))
 		if name == "" || name == "-" {
 			continue
 		}

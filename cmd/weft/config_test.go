@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // The reference file documents every key: it must load and validate, and
@@ -89,4 +91,37 @@ func TestApplyMemoryLimit(t *testing.T) {
 	debug.SetMemoryLimit(400 << 20)
 	assert.EqualValues(t, 400<<20, applyMemoryLimit(RuntimeConfig{MemoryLimit: 128 << 20}, zerolog.Nop()))
 	assert.EqualValues(t, 400<<20, debug.SetMemoryLimit(-1), "GOMEMLIMIT wins")
+}
+
+// The collector block holds the tap's keys and, under lag, queue health's:
+// both are read from the file and from WEFT_COLLECTOR_*, an unknown key in
+// either is an error, and every problem names its full path.
+func TestCollectorLagConfig(t *testing.T) {
+	path := writeFile(t, "collector:\n  group: g\n  lag:\n    interval: 30s\n    groups:\n      include: ['^app']\n")
+	c, err := LoadConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, "g", c.Collector.Group)
+	assert.Equal(t, 30*time.Second, c.Collector.Lag.Interval)
+	assert.Equal(t, []string{"^app"}, c.Collector.Lag.Groups.Include)
+	assert.Equal(t, queuehealth.DefaultDLQPattern, c.Collector.Lag.DLQPattern, "a default kept")
+	assert.Equal(t, collector.Default().Topics, c.Collector.Topics, "a default kept")
+
+	t.Setenv("WEFT_COLLECTOR_LAG_INTERVAL", "45s")
+	t.Setenv("WEFT_COLLECTOR_LAG_ENABLED", "false")
+	t.Setenv("WEFT_COLLECTOR_GROUP", "h")
+	c, err = LoadConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, c.Collector.Lag.Interval)
+	assert.False(t, c.Collector.Lag.Enabled)
+	assert.Equal(t, "h", c.Collector.Group)
+
+	_, err = LoadConfig(writeFile(t, "collector:\n  bogus: 1\n  lag:\n    intervall: 1s\n"))
+	assert.ErrorContains(t, err, "collector.bogus: unknown key")
+	assert.ErrorContains(t, err, "collector.lag.intervall: unknown key")
+
+	t.Setenv("WEFT_COLLECTOR_LAG_INTERVAL", "100ms")
+	t.Setenv("WEFT_COLLECTOR_BATCH_MAX_RECORDS", "0")
+	_, err = LoadConfig(path)
+	assert.ErrorContains(t, err, "collector.lag.interval: must be at least 1s")
+	assert.ErrorContains(t, err, "collector.batch.max_records: must be positive")
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // LagView is the answer of `weft lag`: a queue-health sample and where it
@@ -20,7 +20,7 @@ type LagView struct {
 	// Source is "kafka" (measured now) or "clickhouse" (the newest sample
 	// `weft run` stored).
 	Source string `json:"source"`
-	collector.LagReport
+	queuehealth.Report
 }
 
 type lagFlags struct {
@@ -71,7 +71,7 @@ text and -1 in JSON.`,
 			if warn != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "weft: warning: "+warn.Error())
 			}
-			view.LagReport = f.filter(view.LagReport)
+			view.Report = f.filter(view.Report)
 			return g.emit(cmd.OutOrStdout(), view, func(w io.Writer) { printLag(w, view) })
 		},
 	}
@@ -92,21 +92,21 @@ func lagView(ctx context.Context, cfg Config, f lagFlags) (LagView, error) {
 			return LagView{}, err
 		}
 		defer store.Close()
-		rep, err := collector.LatestQueueHealth(ctx, store)
+		rep, err := queuehealth.LatestStored(ctx, store)
 		if err != nil {
 			return LagView{}, err
 		}
-		return LagView{Source: "clickhouse", LagReport: rep}, nil
+		return LagView{Source: "clickhouse", Report: rep}, nil
 	}
 	cfg.Collector.Lag.Enabled = true
-	m, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, nil, collector.Settings{Logger: zerolog.Nop()})
+	m, err := queuehealth.New(cfg.Collector.Lag, cfg.Collector.tapped(), cfg.Kafka, nil, queuehealth.Settings{Logger: zerolog.Nop()})
 	if err != nil {
 		return LagView{}, err
 	}
 	if err := m.Start(ctx); err != nil {
 		return LagView{}, err
 	}
-	defer m.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // nothing to drain: Run never ran
+	defer m.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // it only closes the Kafka client
 	rep, err := m.Sample(ctx)
 	if f.window > 0 && !rep.At.IsZero() {
 		select {
@@ -127,10 +127,10 @@ func lagView(ctx context.Context, cfg Config, f lagFlags) (LagView, error) {
 			}
 		}
 	}
-	return LagView{Source: "kafka", LagReport: rep}, err
+	return LagView{Source: "kafka", Report: rep}, err
 }
 
-func (f lagFlags) filter(rep collector.LagReport) collector.LagReport {
+func (f lagFlags) filter(rep queuehealth.Report) queuehealth.Report {
 	groups, topics := rep.Groups[:0:0], rep.Topics[:0:0]
 	for _, g := range rep.Groups {
 		if f.groupRe.MatchString(g.Group) && f.topRe.MatchString(g.Topic) {

@@ -19,6 +19,7 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/component"
 	"github.com/weft-sh/weft/internal/httpserver"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -78,12 +79,11 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err := store.Migrate(ctx); err != nil {
 		return fmt.Errorf("clickhouse schema: %w", err)
 	}
-	set := collector.Settings{Logger: log, Registerer: reg}
-	col, err := collector.New(cfg.Collector, cfg.Kafka, store, set)
+	col, err := collector.New(cfg.Collector.Config, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
-	lag, err := collector.NewLagMonitor(cfg.Collector, cfg.Kafka, store, set)
+	lag, err := queuehealth.New(cfg.Collector.Lag, cfg.Collector.tapped(), cfg.Kafka, store, queuehealth.Settings{Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -17,7 +18,18 @@ func (p *Problems) Addf(path, format string, args ...any) {
 	p.list = append(p.list, path+": "+fmt.Sprintf(format, args...))
 }
 
-// Merge adds another component's problems, prefixing their paths.
+// CheckPatterns records every pattern that is not a valid regular
+// expression (Go syntax), at path[i].
+func (p *Problems) CheckPatterns(path string, pats []string) {
+	for i, s := range pats {
+		if _, err := regexp.Compile(s); err != nil {
+			p.Addf(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// Merge adds another component's problems, prefixing their paths; an empty
+// prefix keeps them as they are (a block whose keys sit beside the caller's).
 func (p *Problems) Merge(prefix string, err error) {
 	if err == nil {
 		return
@@ -25,8 +37,15 @@ func (p *Problems) Merge(prefix string, err error) {
 	var other *Problems
 	if errors.As(err, &other) {
 		for _, l := range other.list {
-			p.list = append(p.list, prefix+"."+l)
+			if prefix != "" {
+				l = prefix + "." + l
+			}
+			p.list = append(p.list, l)
 		}
+		return
+	}
+	if prefix == "" {
+		p.list = append(p.list, err.Error())
 		return
 	}
 	p.list = append(p.list, prefix+": "+err.Error())

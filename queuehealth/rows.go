@@ -1,7 +1,7 @@
-package collector
+package queuehealth
 
 import (
-	"cmp"
+	"maps"
 	"slices"
 	"time"
 )
@@ -59,7 +59,7 @@ func (h *history) rows(o *offsets) *pendingRows {
 	}
 	rates := map[tp]float64{}
 	ends := make(map[tp]endSeen, len(o.end))
-	for _, topic := range sortedKeys(parts) {
+	for _, topic := range slices.Sorted(maps.Keys(parts)) {
 		for _, part := range parts[topic] {
 			p := tp{topic, part}
 			start, end := o.start[p], o.end[p]
@@ -88,9 +88,9 @@ func (h *history) rows(o *offsets) *pendingRows {
 	h.ends = ends
 
 	commits := map[groupTP]commitSeen{}
-	for _, group := range sortedKeys(o.groups) {
+	for _, group := range slices.Sorted(maps.Keys(o.groups)) {
 		g := o.groups[group]
-		for _, topic := range sortedKeys(g.topics) {
+		for _, topic := range slices.Sorted(maps.Keys(g.topics)) {
 			for _, part := range parts[topic] {
 				p := tp{topic, part}
 				start, end := o.start[p], o.end[p]
@@ -162,13 +162,4 @@ func (pr *pendingRows) fill(times map[at]time.Time) []healthRow {
 		}
 	}
 	return pr.rows
-}
-
-func sortedKeys[M ~map[K]V, K cmp.Ordered, V any](m M) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

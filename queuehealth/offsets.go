@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"context"
@@ -37,7 +37,7 @@ type groupOffsets struct {
 // selected group's committed offsets and assignments. A group that cannot be
 // described or fetched is skipped and reported in the returned partial error;
 // a failure to list topics or offsets fails the sample.
-func (m *LagMonitor) readOffsets(ctx context.Context) (*offsets, error) {
+func (m *Monitor) readOffsets(ctx context.Context) (*offsets, error) {
 	adm := m.admin
 	o := &offsets{at: time.Now(), dlq: map[string]bool{}, start: map[tp]int64{}, end: map[tp]int64{}, stable: map[tp]int64{}, groups: map[string]*groupOffsets{}}
 	details, err := adm.ListTopics(ctx)
@@ -82,7 +82,7 @@ func (m *LagMonitor) readOffsets(ctx context.Context) (*offsets, error) {
 // readGroups fills o.groups: classic groups are described with
 // DescribeGroups, KIP-848 groups with ConsumerGroupDescribe; both have their
 // commits read with OffsetFetch.
-func (m *LagMonitor) readGroups(ctx context.Context, o *offsets) error {
+func (m *Monitor) readGroups(ctx context.Context, o *offsets) error {
 	adm := m.admin
 	var partial []error
 	listed, err := adm.ListGroups(ctx)

@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"cmp"
@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// LagReport is one queue-health sample: every measured consumer group's lag
+// Report is one queue-health sample: every measured consumer group's lag
 // per topic, worst first, and every monitored topic's depth and produce rate.
-type LagReport struct {
+type Report struct {
 	// At is when the offsets were read.
 	At time.Time `json:"at"`
 	// Groups holds one entry per group and topic, worst first: highest
@@ -96,8 +96,8 @@ func ageSeconds(now, ts time.Time) float64 {
 }
 
 // reportFromRows aggregates rows, live or read back from ClickHouse, into a report.
-func reportFromRows(now time.Time, rows []healthRow) LagReport {
-	rep := LagReport{At: now, Groups: []GroupLag{}, Topics: []TopicHealth{}}
+func reportFromRows(now time.Time, rows []healthRow) Report {
+	rep := Report{At: now, Groups: []GroupLag{}, Topics: []TopicHealth{}}
 	groups := map[[2]string]int{}
 	topics := map[string]int{}
 	commitAge := map[string]float64{} // group → youngest commit age over committed partitions

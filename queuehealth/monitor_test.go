@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"context"
@@ -91,12 +91,12 @@ func TestLagMonitorStuckGroup(t *testing.T) {
 	require.NoError(t, app848.CommitUncommittedOffsets(ctx))
 
 	cfg := Default()
-	cfg.Topics.Include = []string{regexp.QuoteMeta(topic)} // the DLQ is found by the default dlq_pattern
-	cfg.Lag.Groups.Include = []string{regexp.QuoteMeta(group) + "(_848)?"}
+	topics := Topics{Include: []string{regexp.QuoteMeta(topic)}} // the DLQ is found by the default dlq_pattern
+	cfg.Groups.Include = []string{regexp.QuoteMeta(group) + "(_848)?"}
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
 	reg := prometheus.NewRegistry()
-	m, err := NewLagMonitor(cfg, kc, store, Settings{Logger: zerolog.Nop(), Registerer: reg})
+	m, err := New(cfg, topics, kc, store, Settings{Logger: zerolog.Nop(), Registerer: reg})
 	require.NoError(t, err)
 	require.NoError(t, m.Start(ctx))
 	defer func() { require.NoError(t, m.Shutdown(context.Background())) }()
@@ -173,7 +173,7 @@ weft_queue_lag_messages`+labels(group+"_848", 1)+` 0
 	checkStoredLag(ctx, t, store, group, topic, dlq)
 	require.Len(t, rep2.Groups, 2)
 	assert.Equal(t, group, rep2.Groups[0].Group, "worst first: the group stuck for ten minutes")
-	stored, err := LatestQueueHealth(ctx, store)
+	stored, err := LatestStored(ctx, store)
 	require.NoError(t, err)
 	assert.WithinDuration(t, rep2.At, stored.At, time.Millisecond)
 	assert.Equal(t, rep2.Groups, stored.Groups)
@@ -184,7 +184,7 @@ weft_queue_lag_messages`+labels(group+"_848", 1)+` 0
 	app.Close()
 	appClosed = true
 	require.NoError(t, m.Shutdown(ctx))
-	m2, err := NewLagMonitor(cfg, kc, store, Settings{Logger: zerolog.Nop()})
+	m2, err := New(cfg, topics, kc, store, Settings{Logger: zerolog.Nop()})
 	require.NoError(t, err)
 	require.NoError(t, m2.Start(ctx))
 	defer func() { _ = m2.Shutdown(context.Background()) }()
@@ -197,8 +197,8 @@ weft_queue_lag_messages`+labels(group+"_848", 1)+` 0
 	assert.Greater(t, g3.LagSeconds, g2.LagSeconds)
 }
 
-// TestLagMonitorRun: Run samples on its interval until Shutdown, which is
-// idempotent and leaves no goroutine behind.
+// TestLagMonitorRun: Run samples on its interval until its context ends;
+// Shutdown is idempotent and leaves no goroutine behind.
 func TestLagMonitorRun(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	store := testenv.Store(t)
@@ -212,22 +212,23 @@ func TestLagMonitorRun(t *testing.T) {
 	produceLag(ctx, t, brokers, &kgo.Record{Topic: topic, Value: []byte(`{}`)})
 
 	cfg := Default()
-	cfg.Topics.Include = []string{regexp.QuoteMeta(topic)}
-	cfg.Lag.Interval = time.Second
+	cfg.Interval = time.Second
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
-	m, err := NewLagMonitor(cfg, kc, store, Settings{Logger: zerolog.Nop()})
+	m, err := New(cfg, Topics{Include: []string{regexp.QuoteMeta(topic)}}, kc, store, Settings{Logger: zerolog.Nop()})
 	require.NoError(t, err)
 	require.NoError(t, m.Start(ctx))
+	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.Run(runCtx) }()
 	require.Eventually(t, func() bool {
 		var n uint64
 		err := store.Conn().QueryRow(ctx, "SELECT uniqExact(ts) FROM "+store.Table("queue_health")+" WHERE topic = ?", topic).Scan(&n)
 		return err == nil && n >= 2
 	}, 30*time.Second, 100*time.Millisecond, "two samples stored")
-	require.NoError(t, m.Shutdown(ctx))
+	stop()
 	require.NoError(t, <-done)
+	require.NoError(t, m.Shutdown(ctx))
 	require.NoError(t, m.Shutdown(ctx), "a second Shutdown is harmless")
 }
 
@@ -269,7 +270,7 @@ func checkStoredLag(ctx context.Context, t *testing.T, store *chstore.Store, gro
 	assert.True(t, isDLQ)
 }
 
-func findGroup(t *testing.T, rep LagReport, group, topic string) GroupLag {
+func findGroup(t *testing.T, rep Report, group, topic string) GroupLag {
 	t.Helper()
 	for _, g := range rep.Groups {
 		if g.Group == group && g.Topic == topic {
@@ -280,7 +281,7 @@ func findGroup(t *testing.T, rep LagReport, group, topic string) GroupLag {
 	return GroupLag{}
 }
 
-func findTopic(t *testing.T, rep LagReport, topic string) TopicHealth {
+func findTopic(t *testing.T, rep Report, topic string) TopicHealth {
 	t.Helper()
 	for _, h := range rep.Topics {
 		if h.Topic == topic {
@@ -366,12 +367,11 @@ func TestLagMonitorTransactions(t *testing.T) {
 	require.NoError(t, app.CommitUncommittedOffsets(ctx))
 
 	cfg := Default()
-	cfg.Topics.Include = []string{regexp.QuoteMeta(topic)}
-	cfg.Lag.Groups.Include = []string{regexp.QuoteMeta(group)}
-	cfg.Lag.ReadTimeout = 5 * time.Second
+	cfg.Groups.Include = []string{regexp.QuoteMeta(group)}
+	cfg.ReadTimeout = 5 * time.Second
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
-	m, err := NewLagMonitor(cfg, kc, nil, Settings{Logger: zerolog.Nop()})
+	m, err := New(cfg, Topics{Include: []string{regexp.QuoteMeta(topic)}}, kc, nil, Settings{Logger: zerolog.Nop()})
 	require.NoError(t, err)
 	require.NoError(t, m.Start(ctx))
 	defer func() { _ = m.Shutdown(context.Background()) }()
@@ -379,7 +379,7 @@ func TestLagMonitorTransactions(t *testing.T) {
 	began := time.Now()
 	rep, err := m.Sample(ctx)
 	require.NoError(t, err)
-	assert.Less(t, time.Since(began), cfg.Lag.ReadTimeout, "no wait for a message that is not there")
+	assert.Less(t, time.Since(began), cfg.ReadTimeout, "no wait for a message that is not there")
 	p := findGroup(t, rep, group, topic).Partitions[0]
 	assert.Equal(t, int64(3), p.CommittedOffset)
 	assert.Equal(t, int64(7-3), p.LagMessages, "offset lag counts the markers and aborted records")

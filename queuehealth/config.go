@@ -1,7 +1,8 @@
-package collector
+package queuehealth
 
 import (
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/weft-sh/weft/internal/config"
@@ -11,11 +12,12 @@ import (
 // payments.dlq, orders-dead-letter, fulfillment_deadletter.
 const DefaultDLQPattern = `.*(\.|-|_)(dlq|dead-letter|deadletter)$`
 
-// LagConfig is the collector.lag block: the queue-health monitor, which
-// measures every consumer group reading the tapped topics (the applications'
-// groups as well as weft's own) and the dead-letter topics. It only reads
-// from Kafka: it never commits for any group and never produces.
-type LagConfig struct {
+// Config is the collector.lag block of weft.yaml: the queue-health monitor,
+// which measures every consumer group reading the tapped topics (the
+// applications' groups as well as weft's own) and the dead-letter topics.
+// It only reads from Kafka: it never commits for any group and never
+// produces.
+type Config struct {
 	// Enabled runs the monitor inside `weft run`. Default true.
 	Enabled bool `yaml:"enabled"`
 	// Interval between two samples. Default 15s; at least 1s.
@@ -43,9 +45,19 @@ type GroupFilter struct {
 	Exclude []string `yaml:"exclude"`
 }
 
-// DefaultLag returns the queue-health monitor defaults.
-func DefaultLag() LagConfig {
-	return LagConfig{
+// Topics are the tapped topics, whose queues are measured: the tap's
+// collector.topics patterns (Go syntax, matched against whole topic names),
+// passed in by the wiring. The dead-letter topics are measured as well.
+type Topics struct {
+	// Include are the tapped topics; none measures the dead-letter topics only.
+	Include []string
+	// Exclude are removed from Include.
+	Exclude []string
+}
+
+// Default returns the queue-health monitor defaults.
+func Default() Config {
+	return Config{
 		Enabled:     true,
 		Interval:    15 * time.Second,
 		Groups:      GroupFilter{Include: []string{`.*`}},
@@ -55,7 +67,7 @@ func DefaultLag() LagConfig {
 }
 
 // Validate reports every problem with its key (relative to collector.lag).
-func (c LagConfig) Validate() error {
+func (c Config) Validate() error {
 	var p config.Problems
 	if c.Interval < time.Second {
 		p.Addf("interval", "must be at least 1s, got %s", c.Interval)
@@ -66,8 +78,8 @@ func (c LagConfig) Validate() error {
 	if len(c.Groups.Include) == 0 {
 		p.Addf("groups.include", "at least one pattern is required ('.*' for every group)")
 	}
-	checkPatterns(&p, "groups.include", c.Groups.Include)
-	checkPatterns(&p, "groups.exclude", c.Groups.Exclude)
+	p.CheckPatterns("groups.include", c.Groups.Include)
+	p.CheckPatterns("groups.exclude", c.Groups.Exclude)
 	if c.DLQPattern == "" {
 		p.Addf("dlq_pattern", "required")
 	} else if _, err := regexp.Compile(c.DLQPattern); err != nil {
@@ -76,20 +88,27 @@ func (c LagConfig) Validate() error {
 	return p.Err()
 }
 
+// validate reports the problems of the tapped-topic patterns, with the keys
+// they come from (collector.topics).
+func (t Topics) validate() error {
+	var p config.Problems
+	p.CheckPatterns("include", t.Include)
+	p.CheckPatterns("exclude", t.Exclude)
+	return p.Err()
+}
+
 // wholeName compiles patterns into one expression matched against whole
-// names; nil when there is none (it then matches nothing).
+// names; nil when there is none (it then matches nothing). The patterns
+// must have been validated.
 func wholeName(pats ...string) *regexp.Regexp {
 	if len(pats) == 0 {
 		return nil
 	}
-	all := ""
+	alts := make([]string, len(pats))
 	for i, p := range pats {
-		if i > 0 {
-			all += "|"
-		}
-		all += "(?:" + p + ")"
+		alts[i] = "(?:" + p + ")"
 	}
-	return regexp.MustCompile("^(?:" + all + ")$")
+	return regexp.MustCompile("^(?:" + strings.Join(alts, "|") + ")$")
 }
 
 func matches(re *regexp.Regexp, s string) bool { return re != nil && re.MatchString(s) }

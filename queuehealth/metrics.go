@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"strconv"
@@ -7,13 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// lagMetrics exports the latest queue-health sample. The gauges are
+// metrics exports the latest queue-health sample. The gauges are
 // rendered from that sample on each scrape, so a group or partition that
 // disappears stops being exported instead of freezing at its last value.
-type lagMetrics struct {
+type metrics struct {
 	mu     sync.RWMutex
 	rows   []healthRow
-	report LagReport
+	report Report
 
 	samples  prometheus.Counter
 	failures *prometheus.CounterVec
@@ -50,8 +50,8 @@ var (
 		[]string{"topic"}, nil)
 )
 
-func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
-	m := &lagMetrics{
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
 		samples: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "weft", Subsystem: "queue", Name: "samples_total",
 			Help: "Queue-health samples taken.",
@@ -74,14 +74,14 @@ func newLagMetrics(reg prometheus.Registerer) *lagMetrics {
 	return m
 }
 
-func (m *lagMetrics) publish(rows []healthRow, rep LagReport) {
+func (m *metrics) publish(rows []healthRow, rep Report) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rows, m.report = rows, rep
 }
 
 // Describe implements prometheus.Collector.
-func (m *lagMetrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLagMessages, descLagSeconds, descCommitted, descCommitAge, descGroupLag,
 		descDepth, descRate, descDLQDepth, descDLQAge} {
 		ch <- d
@@ -89,7 +89,7 @@ func (m *lagMetrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (m *lagMetrics) Collect(ch chan<- prometheus.Metric) {
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

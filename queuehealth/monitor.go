@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"context"
@@ -6,19 +6,29 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/component"
+	"github.com/weft-sh/weft/internal/config"
 	"github.com/weft-sh/weft/internal/kafkaconn"
 )
 
-// LagMonitor samples queue health on an interval: the lag, in messages and
-// in seconds, of every consumer group reading the tapped topics (the
+// Settings is what the wiring code passes in.
+type Settings struct {
+	// Logger gets lifecycle and failure lines only, never one per sample.
+	Logger zerolog.Logger
+	// Registerer receives the weft_queue_* metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Monitor samples queue health on an interval: the lag, in messages and in
+// seconds, of every consumer group reading the tapped topics (the
 // applications' groups, not only weft's), each topic's depth and produce
 // rate, and the dead-letter topics' depth and oldest record. Each sample is
 // exported as Prometheus metrics and, with a store, appended to the
@@ -28,55 +38,55 @@ import (
 // ListGroups, DescribeGroups, OffsetFetch) and a consumer that belongs to no
 // group, to read the timestamp of single records. It never commits and never
 // produces.
-type LagMonitor struct {
+type Monitor struct {
 	cfg   Config
 	kafka kafkaconn.Config
 	store *chstore.Store
 	log   zerolog.Logger
 
-	metrics                     *lagMetrics
+	metrics                     *metrics
 	includeRe, excludeRe, dlqRe *regexp.Regexp
 	groupsInRe, groupsExRe      *regexp.Regexp
-	client                      *kgo.Client
-	admin                       *kadm.Client
-	reader                      *recordReader
 
-	mu   sync.Mutex // one sample at a time; guards hist
-	hist *history
-
-	shutdownOnce sync.Once
-	done         chan struct{} // closed by Shutdown
-	running      atomic.Bool
-	runDone      chan struct{} // closed when Run returns
+	mu     sync.Mutex // one sample at a time; guards the clients and hist
+	client *kgo.Client
+	admin  *kadm.Client
+	reader *recordReader
+	hist   *history
 }
 
-// NewLagMonitor validates the configuration (collector.topics selects the
-// tapped topics, collector.lag the rest) and builds the monitor. store may
-// be nil: samples are then only returned and exported. It does no I/O.
-func NewLagMonitor(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings) (*LagMonitor, error) {
-	if err := cfg.Validate(); err != nil {
+var _ component.Component = (*Monitor)(nil)
+
+// New validates the configuration and builds the monitor; topics are the
+// tapped topics (collector.topics), measured beside the dead-letter topics.
+// Problems are named by their keys in the collector block ("lag.interval",
+// "topics.include[0]"). store may be nil: samples are then only returned
+// and exported. It does no I/O.
+func New(cfg Config, topics Topics, kafka kafkaconn.Config, store *chstore.Store, set Settings) (*Monitor, error) {
+	var p config.Problems
+	p.Merge("lag", cfg.Validate())
+	p.Merge("topics", topics.validate())
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
-	return &LagMonitor{
+	return &Monitor{
 		cfg: cfg, kafka: kafka, store: store,
-		log:        set.Logger.With().Str("component", "lagmonitor").Logger(),
-		metrics:    newLagMetrics(set.Registerer),
-		includeRe:  wholeName(cfg.Topics.Include...),
-		excludeRe:  wholeName(cfg.Topics.Exclude...),
-		dlqRe:      wholeName(cfg.Lag.DLQPattern),
-		groupsInRe: wholeName(cfg.Lag.Groups.Include...),
-		groupsExRe: wholeName(cfg.Lag.Groups.Exclude...),
+		log:        set.Logger.With().Str("component", "queuehealth").Logger(),
+		metrics:    newMetrics(set.Registerer),
+		includeRe:  wholeName(topics.Include...),
+		excludeRe:  wholeName(topics.Exclude...),
+		dlqRe:      wholeName(cfg.DLQPattern),
+		groupsInRe: wholeName(cfg.Groups.Include...),
+		groupsExRe: wholeName(cfg.Groups.Exclude...),
 		hist:       newHistory(),
-		done:       make(chan struct{}),
-		runDone:    make(chan struct{}),
 	}, nil
 }
 
 // Start connects to Kafka and checks the brokers answer. With a store, it
 // also reads back where each group's commits stood, so commit ages survive
 // a restart of weft. When collector.lag.enabled is false it does nothing.
-func (m *LagMonitor) Start(ctx context.Context) error {
-	if !m.cfg.Lag.Enabled {
+func (m *Monitor) Start(ctx context.Context) error {
+	if !m.cfg.Enabled {
 		return nil
 	}
 	opts, err := m.kafka.Opts(m.log)
@@ -96,16 +106,19 @@ func (m *LagMonitor) Start(ctx context.Context) error {
 		return err
 	}
 	klog.Mute(false)
-	m.client, m.admin, m.reader = cl, kadm.NewClient(cl), newRecordReader(cl)
+	var seeded map[groupTP]commitSeen
 	if m.store != nil {
-		seeded, err := storedCommits(ctx, m.store)
-		if err != nil {
+		if seeded, err = storedCommits(ctx, m.store); err != nil {
 			m.log.Warn().Err(err).Msg("commit ages start from zero: stored samples not read")
-		} else {
-			m.hist.seeded = seeded
 		}
 	}
-	m.log.Info().Dur("interval", m.cfg.Lag.Interval).Str("dlq_pattern", m.cfg.Lag.DLQPattern).Msg("queue-health monitor started")
+	m.mu.Lock()
+	m.client, m.admin, m.reader = cl, kadm.NewClient(cl), newRecordReader(cl)
+	if seeded != nil {
+		m.hist.seeded = seeded
+	}
+	m.mu.Unlock()
+	m.log.Info().Dur("interval", m.cfg.Interval).Str("dlq_pattern", m.cfg.DLQPattern).Msg("queue-health monitor started")
 	return nil
 }
 
@@ -114,19 +127,19 @@ func (m *LagMonitor) Start(ctx context.Context) error {
 // with a store, appends the sample to queue_health. A partial failure (a
 // group not described, a timestamp not read in time, ClickHouse down) is
 // counted and returned with the report of what was measured.
-func (m *LagMonitor) Sample(ctx context.Context) (LagReport, error) {
-	if m.client == nil {
-		return LagReport{}, errors.New("lag monitor: Sample before Start")
-	}
+func (m *Monitor) Sample(ctx context.Context) (Report, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.client == nil {
+		return Report{}, errors.New("queue health: Sample before Start or after Shutdown")
+	}
 	began := time.Now()
 	defer func() { m.metrics.duration.Observe(time.Since(began).Seconds()) }()
 	m.metrics.samples.Inc()
 	o, err := m.readOffsets(ctx)
 	if o == nil {
 		m.metrics.failures.WithLabelValues("kafka").Inc()
-		return LagReport{}, err
+		return Report{}, err
 	}
 	var errs []error
 	if err != nil {
@@ -135,19 +148,19 @@ func (m *LagMonitor) Sample(ctx context.Context) (LagReport, error) {
 	}
 	pr := m.hist.rows(o)
 	want := pr.want()
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.Lag.ReadTimeout)
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.ReadTimeout)
 	times := m.reader.timestamps(rctx, want, pr.bound)
 	cancel()
 	if len(times) < len(want) {
 		m.metrics.failures.WithLabelValues("timestamps").Inc()
 		errs = append(errs, fmt.Errorf("read %d of %d records for their timestamps within %s; their lag_seconds is -1",
-			len(times), len(want), m.cfg.Lag.ReadTimeout))
+			len(times), len(want), m.cfg.ReadTimeout))
 	}
 	rows := pr.fill(times)
 	rep := reportFromRows(o.at, rows)
 	m.metrics.publish(rows, rep)
 	if m.store != nil {
-		if err := insertQueueHealth(ctx, m.store, o.at, rows); err != nil {
+		if err := store(ctx, m.store, o.at, rows); err != nil {
 			m.metrics.failures.WithLabelValues("clickhouse").Inc()
 			errs = append(errs, err)
 		}
@@ -155,30 +168,17 @@ func (m *LagMonitor) Sample(ctx context.Context) (LagReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-// Run samples every collector.lag.interval until ctx ends or Shutdown is
-// called. Failures are logged and counted, never fatal. It returns at once
+// Run samples every collector.lag.interval until ctx ends, then returns
+// nil. Failures are logged and counted, never fatal. It returns at once
 // when the monitor is disabled.
-func (m *LagMonitor) Run(ctx context.Context) error {
-	if !m.cfg.Lag.Enabled {
+func (m *Monitor) Run(ctx context.Context) error {
+	if !m.cfg.Enabled {
 		return nil
 	}
-	if m.client == nil {
-		return errors.New("lag monitor: Run before Start")
+	if !m.started() {
+		return errors.New("queue health: Run before Start")
 	}
-	if !m.running.CompareAndSwap(false, true) {
-		return errors.New("lag monitor: Run called twice")
-	}
-	defer close(m.runDone)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-m.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	tick := time.NewTicker(m.cfg.Lag.Interval)
+	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	for {
 		if _, err := m.Sample(ctx); err != nil && ctx.Err() == nil {
@@ -192,22 +192,20 @@ func (m *LagMonitor) Run(ctx context.Context) error {
 	}
 }
 
-// Shutdown stops sampling and closes the Kafka client. Safe to call more
-// than once.
-func (m *LagMonitor) Shutdown(ctx context.Context) error {
-	var err error
-	m.shutdownOnce.Do(func() {
-		close(m.done)
-		if m.running.Load() {
-			select {
-			case <-m.runDone:
-			case <-ctx.Done():
-				err = fmt.Errorf("lag monitor shutdown: %w", ctx.Err())
-			}
-		}
-		if m.client != nil {
-			m.client.Close()
-		}
-	})
-	return err
+// Shutdown closes the Kafka client, once a sample in progress has ended.
+// It is safe to call more than once, and without Run.
+func (m *Monitor) Shutdown(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.client != nil {
+		m.client.Close()
+		m.client, m.admin, m.reader = nil, nil, nil
+	}
+	return nil
+}
+
+func (m *Monitor) started() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client != nil
 }

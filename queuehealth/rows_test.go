@@ -1,4 +1,4 @@
-package collector
+package queuehealth
 
 import (
 	"testing"
@@ -7,31 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestDefaultDLQPattern(t *testing.T) {
-	re := wholeName(DefaultLag().DLQPattern)
-	for name, want := range map[string]bool{
-		"payments.dlq": true, "orders-dead-letter": true, "fulfillment_deadletter": true, "payments.requests.dlq": true,
-		"payments": false, "dlq": false, "payments.dlq.retry": false, "orders.dlqx": false, "mydlq": false,
-	} {
-		assert.Equal(t, want, matches(re, name), name)
-	}
-}
-
-func TestLagConfigValidate(t *testing.T) {
-	c := Default()
-	require.NoError(t, c.Validate())
-	c.Lag.Interval = 100 * time.Millisecond
-	c.Lag.ReadTimeout = 0
-	c.Lag.DLQPattern = "(("
-	c.Lag.Groups.Include = nil
-	c.Lag.Groups.Exclude = []string{"[z-a]"}
-	err := c.Validate()
-	require.Error(t, err)
-	for _, path := range []string{"lag.interval", "lag.read_timeout", "lag.dlq_pattern", "lag.groups.include", "lag.groups.exclude[0]"} {
-		assert.Contains(t, err.Error(), path+":")
-	}
-}
 
 // TestLagRows: lag in messages and seconds per partition from offsets and
 // record timestamps, the edge cases of committed offsets, produce rates and
