@@ -24,7 +24,11 @@ type fake struct {
 	mu       *sync.Mutex
 }
 
-func (f *fake) note(s string) { f.mu.Lock(); *f.events = append(*f.events, f.name+" "+s); f.mu.Unlock() }
+func (f *fake) note(s string) {
+	f.mu.Lock()
+	*f.events = append(*f.events, f.name+" "+s)
+	f.mu.Unlock()
+}
 
 func (f *fake) Start(context.Context) error {
 	f.note("start")
