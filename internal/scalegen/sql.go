@@ -92,6 +92,8 @@ func (g *generator) sampleRange(idx []int64) orderRange {
 	return r
 }
 
+// sqlArray renders an array literal of numbers (names are bound, never
+// rendered: binds).
 func sqlArray[T any](xs []T, f func(T) string) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
