@@ -119,10 +119,15 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
+	gen, err := scalegen.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gen.Close()
 	out := os.Stdout
 	fmt.Fprintf(out, "\n== weft scale benchmark: %d orders, database %s on %s\n", w.Orders, w.Database(), strings.Join(addr, ","))
 
-	res, err := scalegen.Load(ctx, store, w, scalegen.Options{Progress: out})
+	res, err := scalegen.Load(ctx, gen, w, scalegen.Options{Progress: out})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,18 +142,18 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Fprintf(out, "load: %s\nworkload: %d orders, %d records (%.2f per order); %d stuck (%.2f%%), %d in flight; faults: %d lost, %d duplicated, %d out of order; %d dead-lettered; watermark %s\n",
 		load, m.Orders, m.Rows, float64(m.Rows)/float64(m.Orders), m.Stuck, 100*float64(m.Stuck)/float64(m.Orders),
 		m.InFlight, m.Lost, m.Duplicated, m.OutOfOrder, m.DeadLettered, m.Watermark.Format(time.RFC3339))
-	if waited, left := settleMerges(ctx, b, store, settle); waited > time.Second || left > 0 {
+	if waited, left := settleMerges(ctx, b, gen, settle); waited > time.Second || left > 0 {
 		fmt.Fprintf(out, "background merges: waited %s, %d still running\n", waited.Round(time.Second), left)
 	}
-	printTableSizes(ctx, b, store)
-	fmt.Fprintf(out, "ClickHouse memory: %s\n", serverMemory(ctx, store))
+	printTableSizes(ctx, b, gen)
+	fmt.Fprintf(out, "ClickHouse memory: %s\n", serverMemory(ctx, gen))
 
 	target := newScaleTarget(store)
 	b.ResetTimer()
 
 	// The detector's first passes over the whole history (a weft attached
 	// to a store that already holds it): pages of orders until none is left.
-	if err := scalegen.Tick(ctx, store, m); err != nil {
+	if err := scalegen.Tick(ctx, gen, m); err != nil {
 		b.Fatal(err)
 	}
 	t0 := time.Now()
@@ -168,7 +173,7 @@ func BenchmarkScale(b *testing.B) {
 		if !p.More {
 			break
 		}
-		if err := scalegen.Tick(ctx, store, m); err != nil {
+		if err := scalegen.Tick(ctx, gen, m); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -179,7 +184,7 @@ func BenchmarkScale(b *testing.B) {
 	var stuckLat []time.Duration
 	stuckN := 0
 	for range stuckRuns {
-		if err := scalegen.Tick(ctx, store, m); err != nil {
+		if err := scalegen.Tick(ctx, gen, m); err != nil {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
@@ -200,7 +205,7 @@ func BenchmarkScale(b *testing.B) {
 	for i := range idx {
 		idx[i] = r.Int64N(m.Orders)
 	}
-	sample, err := scalegen.Sample(ctx, store, w, m, idx)
+	sample, err := scalegen.Sample(ctx, gen, w, m, idx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -220,11 +225,11 @@ func BenchmarkScale(b *testing.B) {
 	}
 
 	// A steady-state pass after a batch of late records.
-	batch, err := scalegen.AddBatch(ctx, store, w, m, batchOrders)
+	batch, err := scalegen.AddBatch(ctx, gen, w, m, batchOrders)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := scalegen.Tick(ctx, store, m); err != nil {
+	if err := scalegen.Tick(ctx, gen, m); err != nil {
 		b.Fatal(err)
 	}
 	t0 = time.Now()
@@ -250,7 +255,7 @@ func BenchmarkScale(b *testing.B) {
 		catchUp.Round(time.Second), len(passLat), ms(catchP50), ms(catchP95), checked, float64(checked)/catchUp.Seconds())
 	fmt.Fprintf(out, "batch: %d orders, %d records ingested in %s\n", batch.Orders, batch.Rows, batch.Took.Round(time.Millisecond))
 	fmt.Fprintf(out, "detector pass, steady state: %s (%s)\n", steadyTook.Round(time.Millisecond), steady.Detail)
-	fmt.Fprintf(out, "ClickHouse memory: %s; this process peak RSS: %s\n", serverMemory(ctx, store), selfPeakRSS())
+	fmt.Fprintf(out, "ClickHouse memory: %s; this process peak RSS: %s\n", serverMemory(ctx, gen), selfPeakRSS())
 	fmt.Fprintf(out, "\n%-28s %12s %12s  %s\n", "target (issue 4)", "measured", "target", "")
 	for _, t := range []struct {
 		name      string
@@ -305,42 +310,31 @@ func ms(d time.Duration) string {
 
 // settleMerges waits, up to limit, until no background merge runs in the
 // workload's database, so that the measurements do not compete with them.
-func settleMerges(ctx context.Context, b *testing.B, store *chstore.Store, limit time.Duration) (time.Duration, int) {
+func settleMerges(ctx context.Context, b *testing.B, gen *scalegen.DB, limit time.Duration) (time.Duration, int) {
 	start := time.Now()
 	for {
-		var n uint64
-		if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = ?", store.Database()).Scan(&n); err != nil {
+		n, err := gen.RunningMerges(ctx)
+		if err != nil {
 			b.Fatalf("system.merges: %v", err)
 		}
 		if n == 0 || time.Since(start) >= limit {
-			return time.Since(start), int(n)
+			return time.Since(start), n
 		}
 		time.Sleep(2 * time.Second)
 	}
 }
 
-func printTableSizes(ctx context.Context, b *testing.B, store *chstore.Store) {
-	rows, err := store.Conn().Query(ctx, `
-SELECT table, sum(rows), count(), sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(bytes_on_disk)
-FROM system.parts WHERE database = ? AND active GROUP BY table ORDER BY sum(bytes_on_disk) DESC`, store.Database())
+func printTableSizes(ctx context.Context, b *testing.B, gen *scalegen.DB) {
+	tables, err := gen.TableSizes(ctx)
 	if err != nil {
-		b.Fatalf("table sizes: %v", err)
+		b.Fatal(err)
 	}
-	defer rows.Close()
 	fmt.Fprintf(os.Stdout, "%-16s %14s %7s %12s %14s %12s\n", "table", "rows", "parts", "compressed", "uncompressed", "on disk")
-	for rows.Next() {
-		var (
-			table                 string
-			n, parts, c, u, onDsk uint64
-		)
-		if err := rows.Scan(&table, &n, &parts, &c, &u, &onDsk); err != nil {
-			b.Fatal(err)
-		}
-		fmt.Fprintf(os.Stdout, "%-16s %14d %7d %12s %14s %12s\n", table, n, parts, gib(c), gib(u), gib(onDsk))
+	for _, t := range tables {
+		fmt.Fprintf(os.Stdout, "%-16s %14d %7d %12s %14s %12s\n", t.Table, t.Rows, t.Parts,
+			gib(t.CompressedBytes), gib(t.UncompressedBytes), gib(t.DiskBytes))
 	}
-	var proj uint64
-	if err := store.Conn().QueryRow(ctx, "SELECT sum(bytes_on_disk) FROM system.projection_parts WHERE database = ? AND active",
-		store.Database()).Scan(&proj); err == nil && proj > 0 {
+	if proj, err := gen.ProjectionBytes(ctx); err == nil && proj > 0 {
 		fmt.Fprintf(os.Stdout, "(of which projections: %s)\n", gib(proj))
 	}
 }
@@ -355,12 +349,10 @@ func gib(n uint64) string {
 	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }
 
-// serverMemory is the memory ClickHouse's allocator tracks now
-// (system.metrics MemoryTracking): the embedded engine has no
-// system.asynchronous_metrics, so no resident set.
-func serverMemory(ctx context.Context, store *chstore.Store) string {
-	var v int64
-	if err := store.Conn().QueryRow(ctx, "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'").Scan(&v); err != nil {
+// serverMemory is the memory ClickHouse's allocator tracks now.
+func serverMemory(ctx context.Context, gen *scalegen.DB) string {
+	v, err := gen.ServerMemory(ctx)
+	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
 	return gib(uint64(max(v, 0))) + " tracked"

@@ -286,7 +286,11 @@ func sqlList(values []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// sqlString renders s as a ClickHouse string literal.
+// sqlString renders s as a ClickHouse string literal: the one quoting of
+// the dashboards' SQL, which Grafana runs as it is (it cannot bind
+// parameters). A backslash and a quote are escaped with a backslash; every
+// other byte stands for itself in a quoted literal
+// (TestSQLStringOnClickHouse).
 func sqlString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

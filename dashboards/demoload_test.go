@@ -65,10 +65,16 @@ func loadDemo(t *testing.T) *loaded {
 	done := make(chan struct{})
 	runCtx, stop := context.WithCancel(ctx)
 	go func() { defer close(done); _ = tap.Run(runCtx) }()
+	db := clickhouse.OpenDB(&clickhouse.Options{
+		Addr: testenv.ClickHouseAddr(t),
+		Auth: clickhouse.Auth{Database: store.Database(), Username: "default"},
+	})
+	t.Cleanup(func() { _ = db.Close() })
+	require.NoError(t, db.PingContext(ctx))
 	want := uint64(manifest.Records())
 	require.Eventually(t, func() bool {
 		var n uint64
-		_ = store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Table("events")+" FINAL").Scan(&n)
+		_ = db.QueryRowContext(ctx, "SELECT count() FROM events FINAL").Scan(&n)
 		return n == want
 	}, 60*time.Second, 100*time.Millisecond, "all %d demo records stored", want)
 
@@ -96,13 +102,6 @@ func loadDemo(t *testing.T) *loaded {
 	res, err := det.Pass(ctx)
 	require.NoError(t, err)
 	require.NotZero(t, res.Opened, "stuck findings raised")
-
-	db := clickhouse.OpenDB(&clickhouse.Options{
-		Addr: testenv.ClickHouseAddr(t),
-		Auth: clickhouse.Auth{Database: store.Database(), Username: "default"},
-	})
-	t.Cleanup(func() { _ = db.Close() })
-	require.NoError(t, db.PingContext(ctx))
 
 	opts := DefaultOptions()
 	opts.Database = store.Database()

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -28,8 +27,8 @@ type FreshnessConfig struct {
 	Brokers []string
 	// Topic must exist and be tapped by the running weft.
 	Topic string
-	// Table is weft's events table (db.events).
-	Table    string
+	// Database is weft's database, whose events table is polled.
+	Database string
 	Rate     int
 	Duration time.Duration
 	// Workload supplies the records (its Records is ignored).
@@ -54,7 +53,7 @@ type seen struct {
 // records in offset order (one atomic insert per batch, batches one after
 // the other), so a record is queryable from the first poll whose high
 // offset reaches it: its latency is that poll's end minus its produce time.
-func MeasureFreshness(ctx context.Context, conn driver.Conn, c FreshnessConfig) (Freshness, error) {
+func MeasureFreshness(ctx context.Context, srv *Server, c FreshnessConfig) (Freshness, error) {
 	res := Freshness{Rate: float64(c.Rate), Poll: freshnessPoll}
 	total := int(float64(c.Rate) * c.Duration.Seconds())
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
@@ -93,7 +92,7 @@ func MeasureFreshness(ctx context.Context, conn driver.Conn, c FreshnessConfig) 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	polls := make(chan []seen, 1)
-	go func() { polls <- pollHighOffsets(pollCtx, conn, c.Table, c.Topic) }()
+	go func() { polls <- pollHighOffsets(pollCtx, srv, c.Database, c.Topic) }()
 
 	start := time.Now()
 	for i := range total {
@@ -123,7 +122,7 @@ func MeasureFreshness(ctx context.Context, conn driver.Conn, c FreshnessConfig) 
 		wantHigh[p] = ss[len(ss)-1].offset
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for !storedUpTo(ctx, conn, c.Table, c.Topic, wantHigh) {
+	for !storedUpTo(ctx, srv, c.Database, c.Topic, wantHigh) {
 		if time.Now().After(deadline) {
 			return res, fmt.Errorf("freshness: records still not stored 60s after the last produce")
 		}
@@ -140,30 +139,12 @@ func MeasureFreshness(ctx context.Context, conn driver.Conn, c FreshnessConfig) 
 	return res, nil
 }
 
-func highOffsets(ctx context.Context, conn driver.Conn, table, topic string) (map[int32]int64, error) {
-	rows, err := conn.Query(ctx, "SELECT partition, max(offset) FROM "+table+" WHERE topic = ? GROUP BY partition", topic)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	high := map[int32]int64{}
-	for rows.Next() {
-		var p int32
-		var o int64
-		if err := rows.Scan(&p, &o); err != nil {
-			return nil, err
-		}
-		high[p] = o
-	}
-	return high, rows.Err()
-}
-
-func pollHighOffsets(ctx context.Context, conn driver.Conn, table, topic string) []seen {
+func pollHighOffsets(ctx context.Context, srv *Server, db, topic string) []seen {
 	var out []seen
 	tick := time.NewTicker(freshnessPoll)
 	defer tick.Stop()
 	for {
-		if high, err := highOffsets(ctx, conn, table, topic); err == nil {
+		if high, err := srv.highOffsets(ctx, db, topic); err == nil {
 			out = append(out, seen{time.Now(), high})
 		}
 		select {
@@ -174,8 +155,8 @@ func pollHighOffsets(ctx context.Context, conn driver.Conn, table, topic string)
 	}
 }
 
-func storedUpTo(ctx context.Context, conn driver.Conn, table, topic string, want map[int32]int64) bool {
-	high, err := highOffsets(ctx, conn, table, topic)
+func storedUpTo(ctx context.Context, srv *Server, db, topic string, want map[int32]int64) bool {
+	high, err := srv.highOffsets(ctx, db, topic)
 	if err != nil {
 		return false
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/collector"
@@ -40,23 +39,20 @@ func DecodePool(w Workload, size int) (pool []event.Event, meanValue int, err er
 	return pool, bytes / max(len(pool), 1), nil
 }
 
-// BareInsert writes n rows into table (weft's events schema) with plain
-// clickhouse-go batches of batchSize rows, one batch after the other, as
-// weft does: the rows are pool's events, cycled, with fresh (partition,
+// BareInsert writes n rows into db's events table (weft's schema) with
+// plain clickhouse-go batches of batchSize rows, one batch after the other,
+// as weft does: the rows are pool's events, cycled, with fresh (partition,
 // offset) coordinates over partitions so none collapses. Building the pool
 // (decoding) is not timed; appending to a batch (the client's column
 // encoding) and sending it are. When Send returns, the rows are queryable.
-func BareInsert(ctx context.Context, conn driver.Conn, table string, pool []event.Event, n, batchSize int, partitions int32) (Run, error) {
+func BareInsert(ctx context.Context, srv *Server, db string, pool []event.Event, n, batchSize int, partitions int32) (Run, error) {
 	if len(pool) == 0 {
 		return Run{}, fmt.Errorf("bare insert: empty pool")
 	}
-	const cols = `topic, partition, offset, record_key, record_time, event_id, event_type, service, order_id,
-		event_time, causation_id, correlation_id, trace_id, span_id, parent_span_id, trace_state,
-		version_vector, idempotency_key, format, headers, payload, payload_hash, ingested_at`
 	run := Run{Events: n}
 	start := time.Now()
 	for done := 0; done < n; {
-		b, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+cols+")")
+		b, err := srv.prepareEvents(ctx, db)
 		if err != nil {
 			return run, fmt.Errorf("bare insert: prepare: %w", err)
 		}

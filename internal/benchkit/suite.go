@@ -94,12 +94,11 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		logf("preload: produced in %s", pre.Took.Round(time.Millisecond))
 	}
 
-	store, err := openStore(ctx, o.ClickHouse, "default")
+	admin, err := DialServer(ctx, o.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
-	defer store.Close()
-	admin := store.Conn()
+	defer admin.Close()
 
 	for i := range o.runs("consume", o.ConsumeRuns) {
 		m := startCPU(ctx, admin)
@@ -148,16 +147,9 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		path := map[bool]string{true: "engine", false: "engine-events"}[raw]
 		for i := range o.runs(path, o.Runs) {
 			db := fmt.Sprintf("bench_kafka_%s_%s_%d", strings.ReplaceAll(path, "-", "_"), suffix, i)
-			migrate := func(ctx context.Context) error {
-				s, err := openStore(ctx, o.ClickHouse, db)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				return s.Migrate(ctx)
-			}
+			schema := func(ctx context.Context) error { return migrate(ctx, o.ClickHouse, db) }
 			m := startCPU(ctx, admin)
-			r, err := KafkaEngine(ctx, admin, db, o.Brokers, pre.Topic, w.Records, o.KafkaEngine, raw, migrate)
+			r, err := KafkaEngine(ctx, admin, db, o.Brokers, pre.Topic, w.Records, o.KafkaEngine, raw, schema)
 			if err != nil {
 				return nil, err
 			}
@@ -187,7 +179,7 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 					return nil, err
 				}
 			}
-			wr, err := weftRun(ctx, o, store, WeftConfig{
+			wr, err := weftRun(ctx, o, admin, WeftConfig{
 				Bin: bin, Dir: o.Dir, Brokers: o.Brokers, ClickHouse: o.ClickHouse,
 				Database: "bench_weft_" + name, Group: "bench-weft-" + name,
 				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly,
@@ -217,29 +209,31 @@ func variant(tapOnly bool) string {
 	return "defaults"
 }
 
+// bareInsertRun writes the pool into a fresh database of weft's schema
+// over a connection of its own, dropped afterwards.
 func bareInsertRun(ctx context.Context, o Options, pool []event.Event, db string) (Run, error) {
-	s, err := openStore(ctx, o.ClickHouse, db)
+	srv, err := DialServer(ctx, o.ClickHouse)
 	if err != nil {
 		return Run{}, err
 	}
-	defer s.Close()
-	defer dropDatabase(s, db)
-	if err := s.Migrate(ctx); err != nil {
+	defer srv.Close()
+	defer srv.dropDatabase(ctx, db)
+	if err := migrate(ctx, o.ClickHouse, db); err != nil {
 		return Run{}, err
 	}
-	return BareInsert(ctx, s.Conn(), s.Table("events"), pool, o.Workload.Records, o.BatchSize, o.Workload.Partitions)
+	return BareInsert(ctx, srv, db, pool, o.Workload.Records, o.BatchSize, o.Workload.Partitions)
 }
 
-func openStore(ctx context.Context, addr []string, db string) (*chstore.Store, error) {
+// migrate creates weft's schema in database db.
+func migrate(ctx context.Context, addr []string, db string) error {
 	c := chstore.Default()
 	c.Addr, c.Database = addr, db
-	return chstore.Open(ctx, c)
-}
-
-func dropDatabase(s *chstore.Store, db string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db+" SYNC")
+	s, err := chstore.Open(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
 }
 
 func createTopic(ctx context.Context, brokers []string, topic string, partitions int32) error {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // WeftResult is one `weft run` over the backlog.
@@ -25,24 +23,26 @@ type WeftResult struct {
 // weftRun starts weft, waits until every record of topic is stored (events
 // plus quarantine), reads its peak RSS, CPU and insert time, then measures
 // freshness on fresh if asked, and stops it.
-func weftRun(ctx context.Context, o Options, admin *chstore.Store, c WeftConfig, topic, fresh string, measureFresh bool) (WeftResult, error) {
-	defer dropDatabase(admin, c.Database)
+func weftRun(ctx context.Context, o Options, admin *Server, c WeftConfig, topic, fresh string, measureFresh bool) (WeftResult, error) {
+	defer admin.dropDatabase(ctx, c.Database)
 	var res WeftResult
-	m := startCPU(ctx, admin.Conn())
+	// Plain counts, answered from the parts' row counts: a filter on the
+	// topic would make every poll (20 a second) read the topic column of
+	// every stored row, ClickHouse CPU that weft would be charged with.
+	// Exact while the backlog is read: the freshness topic, weft's only
+	// other one, stays empty until the backlog is stored.
+	count, err := admin.rowCounter(c.Database, "events", "quarantine")
+	if err != nil {
+		return res, err
+	}
+	m := startCPU(ctx, admin)
 	start := time.Now()
 	proc, err := StartWeft(c)
 	if err != nil {
 		return res, err
 	}
 	defer proc.Stop() //nolint:errcheck // stopped explicitly below; this is for the error paths
-	// Plain counts, answered from the parts' row counts: a filter on the
-	// topic would make every poll (20 a second) read the topic column of
-	// every stored row, ClickHouse CPU that weft would be charged with.
-	// Exact while the backlog is read: the freshness topic, weft's only
-	// other one, stays empty until the backlog is stored.
-	q := "SELECT (SELECT count() FROM " + c.Database + ".events) + " +
-		"(SELECT count() FROM " + c.Database + ".quarantine)"
-	res.Run, err = waitRows(ctx, admin.Conn(), q, o.Workload.Records, start, proc.Alive)
+	res.Run, err = waitRows(ctx, count, o.Workload.Records, start, proc.Alive)
 	if err != nil {
 		return res, fmt.Errorf("weft: %w", err)
 	}
@@ -58,8 +58,8 @@ func weftRun(ctx context.Context, o Options, admin *chstore.Store, c WeftConfig,
 	}
 	if measureFresh {
 		o.Logf("freshness: %d events/s for %s into %s", o.FreshRate, o.FreshFor, fresh)
-		f, err := MeasureFreshness(ctx, admin.Conn(), FreshnessConfig{
-			Brokers: o.Brokers, Topic: fresh, Table: c.Database + ".events",
+		f, err := MeasureFreshness(ctx, admin, FreshnessConfig{
+			Brokers: o.Brokers, Topic: fresh, Database: c.Database,
 			Rate: o.FreshRate, Duration: o.FreshFor, Workload: o.Workload,
 		})
 		if err != nil {

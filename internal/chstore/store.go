@@ -75,6 +75,19 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db := c.Database
+	if db == "" {
+		db = "weft"
+	}
+	return &Store{conn: conn, db: db, events: newEventWriter(l)}, nil
+}
+
+// open connects clickhouse-go's pool and pings the server.
+func (l login) open(ctx context.Context) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:         l.addr,
 		Auth:         clickhouse.Auth{Username: l.user, Password: l.password},
@@ -91,13 +104,9 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	defer cancel()
 	if err := conn.Ping(pctx); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("%w: %s did not answer: %v", ErrUnreachable, strings.Join(c.Addr, ","), err)
+		return nil, fmt.Errorf("%w: %s did not answer: %v", ErrUnreachable, strings.Join(l.addr, ","), err)
 	}
-	db := c.Database
-	if db == "" {
-		db = "weft"
-	}
-	return &Store{conn: conn, db: db, events: newEventWriter(l)}, nil
+	return conn, nil
 }
 
 // Conn is the underlying connection, for the packages that own their queries.

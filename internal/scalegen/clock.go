@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // Clock ticks: weft measures stuck time on the stream's clock, the newest
@@ -23,14 +21,8 @@ const (
 
 // Tick stores a clock record (its own topic and order, an event type no
 // workflow knows) with event time m.Watermark, ingested now.
-func Tick(ctx context.Context, store *chstore.Store, m Manifest) error {
-	now := time.Now().UTC()
-	err := store.Conn().Exec(ctx, "INSERT INTO "+store.Table("events")+` (topic, partition, offset, record_key, record_time,
-		event_id, event_type, service, order_id, event_time, format, payload_hash, ingested_at)
-		VALUES (?, 0, ?, ?, ?, ?, ?, 'scale', ?, ?, 'json', ?, ?)`,
-		clockTopic, now.UnixMilli(), clockOrder, now, fmt.Sprintf("tick-%d", now.UnixNano()), clockType, clockOrder,
-		m.Watermark, fmt.Sprintf("%064d", 0), now)
-	if err != nil {
+func Tick(ctx context.Context, db *DB, m Manifest) error {
+	if err := db.insertTick(ctx, m.Watermark, time.Now().UTC()); err != nil {
 		return fmt.Errorf("scalegen: clock tick: %w", err)
 	}
 	return nil
@@ -49,7 +41,7 @@ type BatchResult struct {
 // ran 3–4 hours before the watermark and finished (none is cut short),
 // ingested now: a burst of late records, as after a consumer catches up.
 // The orders' indexes lie past the workload's and differ from call to call.
-func AddBatch(ctx context.Context, store *chstore.Store, w Workload, m Manifest, n int) (BatchResult, error) {
+func AddBatch(ctx context.Context, db *DB, w Workload, m Manifest, n int) (BatchResult, error) {
 	g, err := newGenerator(w, m.Watermark)
 	if err != nil {
 		return BatchResult{}, err
@@ -58,7 +50,7 @@ func AddBatch(ctx context.Context, store *chstore.Store, w Workload, m Manifest,
 	r := orderRange{From: first, Count: int64(n), First: first, Spread: int64(n),
 		SpanStart: m.Watermark.Add(-4 * time.Hour), SpanEnd: m.Watermark.Add(-3 * time.Hour)}
 	t0 := time.Now()
-	rows, err := g.insert(ctx, store, r, true)
+	rows, err := g.insert(ctx, db, r, true)
 	if err != nil {
 		return BatchResult{}, fmt.Errorf("scalegen: batch: %w", err)
 	}

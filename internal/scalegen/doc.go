@@ -17,4 +17,15 @@
 //
 // Loads are resumable: chunks are recorded as they complete, and a database
 // that already holds the whole workload is reused as is.
+//
+// scalegen is a test-data tool, not a part of weft: it works on a DB of its
+// own (store.go), a connection from chstore.Dial, and only weft's schema
+// comes from weft's store (chstore.Store.Migrate). Every statement it runs
+// is in store.go, or rendered from the templates by sql.go and run from
+// store.go. Names (event types, services, topics, products, the offsets
+// already stored) are bound as {name:Type} parameters, never quoted into
+// the SQL; the templates' numbers are the generator's constants, rendered as
+// literals because their types are part of what it generates; the
+// database's name, which cannot be bound, is checked by
+// chstore.CheckIdentifier when the DB is opened.
 package scalegen

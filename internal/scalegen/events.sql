@@ -3,6 +3,11 @@
 -- produce order (continuing from the offsets already stored), ids, trace
 -- context, version vectors, idempotency keys, headers and payloads (after
 -- masking) derived from (seed, order index, plan index).
+-- Names are bound ({name:Type}, the values in sql.go's binds): type_names,
+-- type_services and type_topics by event type code, services sorted,
+-- topic_prefix, dlq_topic and payments_topic, skus and products by catalog
+-- index, offset_base (topic/partition → next offset). Numbers are the
+-- generator's constants, rendered; the database's name is checked (store.go).
 INSERT INTO {{.DB}}.events
 (
     topic, partition, offset, record_key, record_time, event_id, event_type, service, order_id,
@@ -45,7 +50,7 @@ SELECT
             if(j > 1 AND NOT structured, [{{uuid "j - 1"}}], []),
             if(structured, [], [correlation, toJSONString(CAST(vv, 'Map(String, UInt32)')), idem_key]),
             if(fmt = 'cloudevents-binary', ['1.0', event_uuid, type_name, service_name, event_ts, order_id], []),
-            if(kind = 2, ['retries_exhausted', '{{.TopicPrefix}}payments'], []))),
+            if(kind = 2, ['retries_exhausted', {payments_topic:String}], []))),
     concat('{',
         if(fmt = 'json', concat('"event_id":"', event_uuid, '","event_type":"', type_name, '","occurred_at":"', event_ts, '",'), ''),
         '"order_id":"', order_id, '",',
@@ -61,8 +66,8 @@ FROM
     SELECT
         *,
         {{uuid "j"}}  AS event_uuid,
-        arrayElement({{.NameArray}}, plan[j])                     AS type_name,
-        arrayElement({{.ServiceArray}}, plan[j])                  AS service_name,
+        arrayElement({type_names:Array(String)}, plan[j])        AS type_name,
+        arrayElement({type_services:Array(String)}, plan[j])     AS service_name,
         concat(replaceOne(toString(fromUnixTimestamp64Milli(event_ms, 'UTC')), ' ', 'T'), 'Z') AS event_ts,
         -- Fulfillment and pickup trace with Zipkin b3 (which names the
         -- parent span), the other services with W3C traceparent.
@@ -77,7 +82,7 @@ FROM
         -- Each event's vector: every service's count of events up to it in
         -- the plan (the cause's vector, own entry + 1), lost events included.
         arraySlice(services, 1, j)                                AS seen,
-        CAST(mapFilter((k, v) -> v > 0, map({{range $i, $s := .Services}}{{if $i}}, {{end}}'{{$s}}', countEqual(seen, {{$i}} + 1){{end}})),
+        CAST(mapFilter((k, v) -> v > 0, map({{range $i, $s := .Services}}{{if $i}}, {{end}}{services:Array(String)}[{{$i}} + 1], countEqual(seen, {{$i}} + 1){{end}})),
              'Map(LowCardinality(String), UInt64)')               AS vv,
 {{template "payload" .}}
     FROM
@@ -87,14 +92,14 @@ FROM
         SELECT
             *,
             toInt64(row_number() OVER (PARTITION BY topic, partition ORDER BY record_ms, i, j, kind)) - 1
-                + {{.OffsetBase}}[concat(topic, '/', toString(partition))] AS offset
+                + {offset_base:Map(String, Int64)}[concat(topic, '/', toString(partition))] AS offset
         FROM
         (
             SELECT
                 i, hb, order_id, plan, services, part, path, r.1 AS j, r.2 AS kind, r.3 AS record_ms,
                 times[j] AS event_ms, times[1] AS start_ms,
-                if(kind = 2, '{{.TopicPrefix}}{{.DLQTopic}}',
-                   concat('{{.TopicPrefix}}', arrayElement({{.TopicArray}}, plan[j]))) AS topic,
+                if(kind = 2, {dlq_topic:String},
+                   concat({topic_prefix:String}, arrayElement({type_topics:Array(String)}, plan[j]))) AS topic,
                 toInt32(if(kind = 2, part % {{.DLQPartitions}}, part)) AS partition
             FROM
             (

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/scalegen"
 	"github.com/weft-sh/weft/internal/testenv"
 )
@@ -18,11 +19,14 @@ import (
 // the producing service's entry one higher; offsets are dense per topic
 // partition; and weft's own stuck query and chains agree with the plan.
 func TestLoadInvariants(t *testing.T) {
-	store := testenv.Store(t)
+	cfg := testenv.ClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	db, err := scalegen.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer db.Close()
 	w := scalegen.Workload{Orders: 2000, Days: 1, ChunkOrders: 700}
-	res, err := scalegen.Load(ctx, store, w, scalegen.Options{})
+	res, err := scalegen.Load(ctx, db, w, scalegen.Options{})
 	require.NoError(t, err)
 	m := res.Manifest
 	require.False(t, res.Reused)
@@ -31,17 +35,24 @@ func TestLoadInvariants(t *testing.T) {
 	require.Greater(t, m.InFlight, int64(20))
 	require.InDelta(t, 9.5*2000, float64(m.Rows), 0.1*9.5*2000)
 
-	again, err := scalegen.Load(ctx, store, w, scalegen.Options{})
+	again, err := scalegen.Load(ctx, db, w, scalegen.Options{})
 	require.NoError(t, err)
 	require.True(t, again.Reused)
 
+	// The checks' own connection, and weft's store for its engine.
+	conn, err := chstore.Dial(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close()
+	store, err := chstore.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer store.Close()
 	q := func(query string) int64 {
 		t.Helper()
 		var n uint64
-		require.NoError(t, store.Conn().QueryRow(ctx, query).Scan(&n), query)
+		require.NoError(t, conn.QueryRow(ctx, query).Scan(&n), query)
 		return int64(n)
 	}
-	ev := store.Table("events")
+	ev := cfg.Database + ".events"
 	require.Equal(t, m.Rows, q("SELECT count() FROM "+ev))
 	require.Equal(t, m.Orders, q("SELECT uniqExact(order_id) FROM "+ev))
 	// Offsets: unique and dense, from 0, in each topic partition.
@@ -58,16 +69,16 @@ func TestLoadInvariants(t *testing.T) {
 	// as a redelivery or a dead-letter copy.
 	require.Zero(t, q(`SELECT count() FROM (SELECT idempotency_key FROM `+ev+` GROUP BY idempotency_key HAVING uniqExact(event_id) > 1)`))
 	require.Equal(t, m.Duplicated+m.DeadLettered, q(`SELECT count() FROM (SELECT event_id FROM `+ev+` GROUP BY event_id HAVING count() > 1)`))
-	require.Equal(t, m.Orders, q("SELECT count() FROM "+store.Table("order_state")+" FINAL"))
+	require.Equal(t, m.Orders, q("SELECT count() FROM "+cfg.Database+".order_state"+" FINAL"))
 
 	idx := make([]int64, w.Orders)
 	for i := range idx {
 		idx[i] = int64(i)
 	}
-	orders, err := scalegen.Sample(ctx, store, w, m, idx)
+	orders, err := scalegen.Sample(ctx, db, w, m, idx)
 	require.NoError(t, err)
 	require.Len(t, orders, w.Orders)
-	rows, err := store.Conn().Query(ctx, "SELECT order_id, count() FROM "+ev+" GROUP BY order_id")
+	rows, err := conn.Query(ctx, "SELECT order_id, count() FROM "+ev+" GROUP BY order_id")
 	require.NoError(t, err)
 	perOrder := map[string]int{}
 	for rows.Next() {
@@ -87,7 +98,7 @@ func TestLoadInvariants(t *testing.T) {
 	require.Len(t, wantStuck, int(m.Stuck))
 
 	// weft's engine finds exactly the stuck orders, and each chain whole.
-	require.NoError(t, scalegen.Tick(ctx, store, m))
+	require.NoError(t, scalegen.Tick(ctx, db, m))
 	eng := consistency.NewEngine(store, consistency.Builtin())
 	clock, err := eng.Clock(ctx)
 	require.NoError(t, err)
@@ -119,14 +130,14 @@ func TestLoadInvariants(t *testing.T) {
 		require.Len(t, chain, o.Records, o.OrderID)
 	}
 
-	b, err := scalegen.AddBatch(ctx, store, w, m, 100)
+	b, err := scalegen.AddBatch(ctx, db, w, m, 100)
 	require.NoError(t, err)
 	require.InDelta(t, 950, float64(b.Rows), 200)
 	pass, err := det.Pass(ctx)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, pass.Checked, b.Orders, "the pass checks the batch's orders")
 	require.Equal(t, wantStuck, stuckSet("detector"), "a batch of finished orders adds no stuck order")
-	again, err = scalegen.Load(ctx, store, w, scalegen.Options{})
+	again, err = scalegen.Load(ctx, db, w, scalegen.Options{})
 	require.NoError(t, err)
 	require.True(t, again.Reused, "clock ticks and batches do not spoil the reuse")
 }

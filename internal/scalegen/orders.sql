@@ -5,7 +5,7 @@
 -- (seed, i): hb mixes them, and every random draw is intHash64(hb + k)
 -- for a constant k (k·64 + j for a draw of the order's event j).
 --
--- Event type codes: {{range .Types}}{{.Code}} {{.Name}}; {{end}}
+-- Event type codes index the type_names parameter (code 1 is its first).
 SELECT
     number                                                        AS i,
     intHash64(bitXor(i, intHash64({{.Seed}})))                    AS hb,

@@ -15,7 +15,7 @@
         concat('res_', substring(lower(hex({{h 24}})), 1, 12)) AS reservation_id,
         1 + countEqual(arraySlice(plan, 1, j - 1), {{code "PaymentRetryScheduled"}}) AS attempt,
         ['issuer_unavailable', 'gateway_timeout', 'rate_limited', 'network_error'][1 + {{hev 25 "attempt"}} % 4] AS retry_reason,
-        arrayStringConcat(arrayMap((x, q) -> concat('{"sku":"', {{.SKUArray}}[x], '","qty":', toString(q), '}'),
+        arrayStringConcat(arrayMap((x, q) -> concat('{"sku":"', {skus:Array(String)}[x], '","qty":', toString(q), '}'),
                                    item_idx, item_qty), ',') AS lines,
         concat('{"start":"', {{ts "intDiv(start_ms + 5400000, 3600000) * 3600000"}},
                '","end":"', {{ts "intDiv(start_ms + 5400000, 3600000) * 3600000 + 259200000"}}, '"}') AS pickup_window,
@@ -24,7 +24,7 @@
             plan[j] = {{code "OrderPlaced"}}, concat(
                 '"store_id":"', store_id, '","fulfillment_type":"bopis","customer":{"id":"', customer_id,
                 '","email":"***","phone":"***"},"items":[',
-                arrayStringConcat(arrayMap((x, q) -> concat('{"sku":"', {{.SKUArray}}[x], '","name":"', {{.ProductArray}}[x],
+                arrayStringConcat(arrayMap((x, q) -> concat('{"sku":"', {skus:Array(String)}[x], '","name":"', {products:Array(String)}[x],
                     '","qty":', toString(q), ',"unit_price":', {{money (printf "%s[x]" .PriceArray)}}, '}'), item_idx, item_qty), ','),
                 '],"tax":', {{money "tax"}}, ',"amount":', amount, ',"currency":"', currency,
                 '","payment":{"method":"card","brand":"', brand, '","card_number":"***","exp":"12/29"},"pickup_window":', pickup_window),

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 
 	"github.com/weft-sh/weft/consistency"
@@ -26,15 +28,22 @@ func TestDwellUnderSLA(t *testing.T) {
 func TestInsertSQLRenders(t *testing.T) {
 	g, err := newGenerator(Workload{Orders: 10}, time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC))
 	require.NoError(t, err)
-	q, err := g.insertSQL("db", g.mainRange(0, 10), map[string]int64{"commerce.orders/3": 7}, false)
+	st, err := g.insertSQL("db", g.mainRange(0, 10), map[string]int64{"commerce.orders/3": 7}, false)
 	require.NoError(t, err)
-	for _, want := range []string{"INSERT INTO db.events", "numbers(0, 10)", "'commerce.orders/3'", "row_number() OVER"} {
+	q := st.sql
+	for _, want := range []string{"INSERT INTO db.events", "numbers(0, 10)", "{offset_base:Map(String, Int64)}", "row_number() OVER"} {
 		require.Contains(t, q, want)
 	}
 	require.NotContains(t, q, "<no value>")
+	// The offsets already stored are bound, like every name, not quoted into the SQL.
+	require.Contains(t, st.args, clickhouse.Named("offset_base", map[string]int64{"commerce.orders/3": 7}))
+	require.NotContains(t, q, "'commerce.")
+	for _, a := range st.args {
+		require.Contains(t, q, "{"+a.(driver.NamedValue).Name+":", "only the parameters the SQL names are bound")
+	}
 	s, err := g.ordersSQL(g.sampleRange([]int64{3, 5}))
 	require.NoError(t, err)
-	require.True(t, strings.Contains(s, "arrayJoin([3, 5])"))
+	require.True(t, strings.Contains(s.sql, "arrayJoin([3, 5])"))
 }
 
 func TestDatabaseName(t *testing.T) {

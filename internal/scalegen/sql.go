@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/demo"
@@ -89,6 +92,8 @@ func (g *generator) sampleRange(idx []int64) orderRange {
 	return r
 }
 
+// sqlArray renders an array literal of numbers (names are bound, never
+// rendered: binds).
 func sqlArray[T any](xs []T, f func(T) string) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
@@ -97,25 +102,8 @@ func sqlArray[T any](xs []T, f func(T) string) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-// params are what the templates read.
-func (g *generator) params(r orderRange) map[string]any {
-	type named struct {
-		Code uint8
-		Name string
-	}
-	var types []named
-	for _, t := range g.types {
-		types = append(types, named{t.code, t.name})
-	}
-	ms := func(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
-	source := fmt.Sprintf("numbers(%d, %d)", r.From, r.Count)
-	if r.orderIndexesOverride != "" {
-		source = r.orderIndexesOverride
-	}
+// services are the producing services of the event types, sorted.
+func (g *generator) services() []string {
 	var services []string
 	for _, t := range g.types {
 		if !slices.Contains(services, t.service) {
@@ -123,11 +111,22 @@ func (g *generator) params(r orderRange) map[string]any {
 		}
 	}
 	slices.Sort(services)
+	return services
+}
+
+// params are what the templates render: the generator's constants and the
+// range's numbers. Names are bound instead (binds).
+func (g *generator) params(r orderRange) map[string]any {
+	ms := func(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
+	source := fmt.Sprintf("numbers(%d, %d)", r.From, r.Count)
+	if r.orderIndexesOverride != "" {
+		source = r.orderIndexesOverride
+	}
+	services := g.services()
 	return map[string]any{
 		"Services":           services,
 		"ServiceCodeArray":   sqlArray(g.types, func(t eventType) string { return fmt.Sprint(slices.Index(services, t.service) + 1) }),
 		"Seed":               g.w.Seed,
-		"Types":              types,
 		"Partitions":         partitionsPerTopic,
 		"DLQPartitions":      partitionsDLQ,
 		"PathCompleted":      pathCompleted,
@@ -143,9 +142,6 @@ func (g *generator) params(r orderRange) map[string]any {
 		"DwellLoArray":       sqlArray(g.types, func(t eventType) string { return ms(t.dwellLo) }),
 		"DwellSpanArray":     sqlArray(g.types, func(t eventType) string { return ms(t.dwellHi - t.dwellLo + time.Millisecond) }),
 		"SLAArray":           sqlArray(g.types, func(t eventType) string { return ms(t.sla) }),
-		"NameArray":          sqlArray(g.types, func(t eventType) string { return quote(t.name) }),
-		"ServiceArray":       sqlArray(g.types, func(t eventType) string { return quote(t.service) }),
-		"TopicArray":         sqlArray(g.types, func(t eventType) string { return quote(t.topic) }),
 		"SpanStartMs":        r.SpanStart.UnixMilli(),
 		"SpanMs":             fmt.Sprintf("%d.0", r.SpanEnd.Sub(r.SpanStart).Milliseconds()),
 		"FirstIndex":         r.First,
@@ -157,51 +153,89 @@ func (g *generator) params(r orderRange) map[string]any {
 		"OutOfOrderFraction": OutOfOrderFraction,
 		"MarginMs":           ms(slaMargin),
 		"Source":             source,
-		"TopicPrefix":        topicPrefix,
-		"DLQTopic":           dlqTopic,
 		"Catalog":            demo.Catalog,
 		"PriceArray":         sqlArray(demo.Catalog, func(p demo.Product) string { return fmt.Sprint(p.Cents) }),
-		"SKUArray":           sqlArray(demo.Catalog, func(p demo.Product) string { return quote(p.SKU) }),
-		"ProductArray":       sqlArray(demo.Catalog, func(p demo.Product) string { return quote(p.Name) }),
 	}
 }
 
-func render(name string, p map[string]any) (string, error) {
+// binds are the values of the templates' {name:Type} parameters: every
+// name the generated rows carry, bound rather than quoted into the SQL.
+func (g *generator) binds() map[string]any {
+	names := func(f func(eventType) string) []string {
+		out := make([]string, len(g.types))
+		for i, t := range g.types {
+			out[i] = f(t)
+		}
+		return out
+	}
+	catalog := func(f func(demo.Product) string) []string {
+		out := make([]string, len(demo.Catalog))
+		for i, p := range demo.Catalog {
+			out[i] = f(p)
+		}
+		return out
+	}
+	return map[string]any{
+		"type_names":     names(func(t eventType) string { return t.name }),
+		"type_services":  names(func(t eventType) string { return t.service }),
+		"type_topics":    names(func(t eventType) string { return t.topic }),
+		"services":       g.services(),
+		"topic_prefix":   topicPrefix,
+		"dlq_topic":      topicPrefix + dlqTopic,
+		"payments_topic": topicPrefix + "payments",
+		"skus":           catalog(func(p demo.Product) string { return p.SKU }),
+		"products":       catalog(func(p demo.Product) string { return p.Name }),
+	}
+}
+
+// stmt is a statement rendered from the templates and the values bound to
+// its {name:Type} parameters (clickhouse.Named, sent to the server apart
+// from the SQL).
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// render renders template name and binds the values the SQL names.
+func render(name string, p, binds map[string]any) (stmt, error) {
 	var b bytes.Buffer
 	if err := sqlTemplates.ExecuteTemplate(&b, name, p); err != nil {
-		return "", fmt.Errorf("scalegen: render %s: %w", name, err)
+		return stmt{}, fmt.Errorf("scalegen: render %s: %w", name, err)
 	}
-	return b.String(), nil
+	st := stmt{sql: b.String()}
+	for _, k := range slices.Sorted(maps.Keys(binds)) {
+		if strings.Contains(st.sql, "{"+k+":") {
+			st.args = append(st.args, clickhouse.Named(k, binds[k]))
+		}
+	}
+	return st, nil
 }
 
 // ordersSQL is the per-order query (orders.sql) over r.
-func (g *generator) ordersSQL(r orderRange) (string, error) {
-	return render("orders.sql", g.params(r))
+func (g *generator) ordersSQL(r orderRange) (stmt, error) {
+	return render("orders.sql", g.params(r), g.binds())
 }
 
 // insertSQL is the INSERT … SELECT of r's records into db.events, offsets
 // continuing from base (topic/partition → next offset). ingestNow stamps
 // ingested_at with the server's clock instead of a realistic lag after
-// the produce time (a batch arriving now).
-func (g *generator) insertSQL(db string, r orderRange, base map[string]int64, ingestNow bool) (string, error) {
+// the produce time (a batch arriving now). db must be a checked
+// identifier (DB checks it when it is opened).
+func (g *generator) insertSQL(db string, r orderRange, base map[string]int64, ingestNow bool) (stmt, error) {
 	p := g.params(r)
-	orders, err := render("orders.sql", p)
+	orders, err := render("orders.sql", p, nil)
 	if err != nil {
-		return "", err
+		return stmt{}, err
 	}
-	var keys, vals []string
-	for k, v := range base {
-		keys, vals = append(keys, quote(k)), append(vals, fmt.Sprint(v))
-	}
-	p["Orders"] = orders
+	p["Orders"] = orders.sql
 	p["DB"] = db
 	p["IngestNow"] = ingestNow
-	p["OffsetBase"] = fmt.Sprintf("CAST(mapFromArrays([%s], [%s]), 'Map(String, Int64)')",
-		strings.Join(keys, ", "), strings.Join(vals, ", "))
-	if len(keys) == 0 {
-		p["OffsetBase"] = "CAST(map(), 'Map(String, Int64)')"
+	if base == nil {
+		base = map[string]int64{}
 	}
-	return render("events.sql", p)
+	binds := g.binds()
+	binds["offset_base"] = base
+	return render("events.sql", p, binds)
 }
 
 // typeNames are the event types by code - 1.

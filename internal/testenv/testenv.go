@@ -16,7 +16,7 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 )
 
-// Environment variables set by `make test` (scripts/test.sh).
+// Environment variables set by `make test` (scripts/with-servers.sh).
 const (
 	EnvKafka      = "WEFT_TEST_KAFKA"
 	EnvClickHouse = "WEFT_TEST_CLICKHOUSE"
@@ -67,7 +67,7 @@ func ClickHouse(t testing.TB) chstore.Config {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if s, err := chstore.Open(ctx, c); err == nil {
-			_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+c.Database)
+			_ = s.DropDatabase(ctx)
 			_ = s.Close()
 		}
 	})

@@ -17,4 +17,10 @@
 //     grafana-plugin-sdk-go (the argument scanner getMacroMatches included,
 //     quirks and all) with the plugin's macros (pkg/macros/macros.go) and
 //     sqlutil's defaults for the names the plugin does not define.
+//
+// It is test support, imported only by the dashboards' tests. The quoting
+// in formatValue (Grafana's sqlstring and singlequote formats) imitates
+// Grafana's, quirks and all, so it stays here rather than share the
+// dashboards' own quoting (dashboards.sqlString, the one function that
+// quotes weft's literals into the SQL Grafana runs).
 package grafanasql

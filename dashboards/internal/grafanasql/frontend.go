@@ -170,7 +170,8 @@ func ReplaceVariables(raw string, vars Variables) (string, error) {
 
 // formatValue renders a variable's value. No format means the plugin's own
 // format function: an array becomes 'a','b' (values not escaped), a single
-// value is inserted raw.
+// value is inserted raw. Its quoting is Grafana's, imitated (see the
+// package doc), not the dashboards' sqlString.
 func formatValue(format string, vals []string, isArray bool) (string, error) {
 	switch format {
 	case "":
