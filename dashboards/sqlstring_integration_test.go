@@ -11,6 +11,7 @@ import (
 
 	"github.com/weft-sh/weft/dashboards/internal/grafanasql"
 	"github.com/weft-sh/weft/internal/testenv"
+	"github.com/weft-sh/weft/queuehealth"
 )
 
 // TestSQLStringOnClickHouse: sqlString and sqlList, the one quoting of the
@@ -24,7 +25,7 @@ func TestSQLStringOnClickHouse(t *testing.T) {
 		``, `it's`, `''`, `\`, `\\`, `\'`, `'\`, `a\'b`, `ends with \`, `\n and \t spelled out`, `\0`, `\x41`,
 		`'); DROP DATABASE weft; --`, `' OR 1=1 --`, `"double" and ` + "`back`", "new\nline", "tab\there", "cr\rhere",
 		"nul\x00byte", "\xff\xfe not UTF-8", `é ✓ 日本`, `/* comment */`, `-- comment`, `{name:String}`, `?`, `%s %d`,
-		DefaultDLQPattern, `$__timeFilter(ts)`, `${var}`,
+		queuehealth.DefaultDLQPattern, `$__timeFilter(ts)`, `${var}`,
 	}
 	db := clickhouse.OpenDB(&clickhouse.Options{Addr: testenv.ClickHouseAddr(t), Auth: clickhouse.Auth{Username: "default"}})
 	t.Cleanup(func() { _ = db.Close() })
@@ -38,7 +39,7 @@ func TestSQLStringOnClickHouse(t *testing.T) {
 	}
 	for _, v := range hostile {
 		queries := map[string]string{"direct": "SELECT " + sqlString(v)}
-		if !strings.Contains(v, "$") || v == DefaultDLQPattern {
+		if !strings.Contains(v, "$") || v == queuehealth.DefaultDLQPattern {
 			queries["after Grafana"] = expand(queries["direct"])
 		}
 		for how, q := range queries {
