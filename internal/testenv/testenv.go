@@ -16,7 +16,7 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 )
 
-// Environment variables set by `make test` (scripts/test.sh).
+// Environment variables set by `make test` (scripts/with-servers.sh).
 const (
 	EnvKafka      = "WEFT_TEST_KAFKA"
 	EnvClickHouse = "WEFT_TEST_CLICKHOUSE"
