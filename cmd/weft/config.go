@@ -103,19 +103,11 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// LoadConfig reads path (none: defaults only), applies WEFT_* environment
-// overrides, and validates. Unknown keys are errors naming their path.
-func LoadConfig(path string) (Config, error) {
-	c, err := LoadConfigUnvalidated(path)
-	if err != nil {
-		return Config{}, err
-	}
-	return c, c.Validate()
-}
-
-// LoadConfigUnvalidated is LoadConfig without the final Validate, for
-// callers that apply command-line overrides first.
-func LoadConfigUnvalidated(path string) (Config, error) {
+// loadConfig reads path (none: defaults only) and applies WEFT_*
+// environment overrides. Unknown keys are errors naming their path. It
+// does not validate: the caller applies its command-line overrides first
+// (globalFlags.load), then validates.
+func loadConfig(path string) (Config, error) {
 	c := DefaultConfig()
 	if path != "" {
 		b, err := os.ReadFile(path)
@@ -152,14 +144,8 @@ func unknownKeys(p *config.Problems, n *yaml.Node, t reflect.Type, path string) 
 		t = t.Elem()
 	}
 	switch {
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && t != reflect.TypeOf(time.Duration(0)):
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-			if name != "" && name != "-" {
-				fields[name] = t.Field(i).Type
-			}
-		}
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
 			ft, ok := fields[key]
@@ -174,6 +160,19 @@ func unknownKeys(p *config.Problems, n *yaml.Node, t reflect.Type, path string) 
 			unknownKeys(p, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
+}
+
+// yamlFields returns the keys of a struct type, by their yaml tags, with
+// the types of their values.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if name != "" && name != "-" {
+			fields[name] = t.Field(i).Type
+		}
+	}
+	return fields
 }
 
 func join(path, key string) string {
