@@ -25,11 +25,6 @@ type backlog struct {
 	parts map[topicPartition]backlogEntry
 }
 
-type topicPartition struct {
-	topic     string
-	partition int32
-}
-
 type backlogEntry struct {
 	behind int64
 	seen   time.Time

@@ -23,6 +23,12 @@ type batch struct {
 	tok     string
 }
 
+// topicPartition names one partition of one topic.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
 func newBatch() *batch { return &batch{offsets: map[string]map[int32]kgo.EpochOffset{}} }
 
 func (b *batch) len() int { return len(b.events) + len(b.quarantine) }
@@ -56,13 +62,9 @@ func (b *batch) token() string {
 	if b.tok != "" {
 		return b.tok
 	}
-	type tp struct {
-		topic string
-		part  int32
-	}
-	ranges := map[tp][2]int64{}
+	ranges := map[topicPartition][2]int64{}
 	note := func(topic string, part int32, off int64) {
-		k := tp{topic, part}
+		k := topicPartition{topic, part}
 		r, ok := ranges[k]
 		if !ok {
 			ranges[k] = [2]int64{off, off}
@@ -78,7 +80,7 @@ func (b *batch) token() string {
 	}
 	parts := make([]string, 0, len(ranges))
 	for k, r := range ranges {
-		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d", k.topic, k.part, r[0], r[1]))
+		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d", k.topic, k.partition, r[0], r[1]))
 	}
 	sort.Strings(parts)
 	sum := sha256.Sum256([]byte(strings.Join(parts, ",")))

@@ -56,9 +56,9 @@ func NewDecoder(c Config) (*Decoder, error) {
 	return d, nil
 }
 
-// Default source lists of the event contract (DESIGN.md). CloudEvents
-// attributes sit at the top of the envelope; binary-mode attributes are
-// lifted from ce_* headers into the same places.
+// Default source lists of the event contract (docs/event-contract.md).
+// CloudEvents attributes sit at the top of the envelope; binary-mode
+// attributes are lifted from ce_* headers into the same places.
 var (
 	ceDefaults = Mapping{
 		OrderID:        []string{"subject", "data.order_id", "data.orderId", "key"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weft-sh/weft/collector/internal/redact/redacttest"
 	"github.com/weft-sh/weft/internal/demo"
 	"github.com/weft-sh/weft/internal/event"
 )
@@ -21,9 +22,23 @@ import (
 // values, and byte for byte against encoding/json's encoding of that value
 // (keys sorted, as before).
 
+// diffDecoder is a Decoder and the oracle's masking of the same rules.
+type diffDecoder struct {
+	*Decoder
+	mask *redacttest.Masker
+}
+
+func newDiffDecoder(tb testing.TB, c Config) diffDecoder {
+	d, err := NewDecoder(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return diffDecoder{Decoder: d, mask: redacttest.New(c.Redaction.rules())}
+}
+
 // diffDecoders are the configurations records are decoded with: the
 // defaults, and a mapping rule for legacy.* with every kind of source.
-func diffDecoders(tb testing.TB) []*Decoder {
+func diffDecoders(tb testing.TB) []diffDecoder {
 	c := Default()
 	c.Mapping = []Mapping{{
 		Topic:          `legacy\..*`,
@@ -39,19 +54,15 @@ func diffDecoders(tb testing.TB) []*Decoder {
 	}}
 	small := Default()
 	small.MaxRecordBytes = 64
-	var ds []*Decoder
+	var ds []diffDecoder
 	for _, cfg := range []Config{Default(), c, small} {
-		d, err := NewDecoder(cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ds = append(ds, d)
+		ds = append(ds, newDiffDecoder(tb, cfg))
 	}
 	return ds
 }
 
 // checkSame decodes r with d and with the oracle and fails on any difference.
-func checkSame(t testing.TB, d *Decoder, r *kgo.Record) {
+func checkSame(t testing.TB, d diffDecoder, r *kgo.Record) {
 	t.Helper()
 	got, err := d.Decode(r)
 	want, wantErr := oracleDecode(d, r)

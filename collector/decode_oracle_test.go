@@ -1,17 +1,18 @@
 package collector
 
 // The decoder as it was before the one-pass rewrite (commit b4facd5): the
-// record decoded into map[string]any (encoding/json's grammar check, then
-// goccy/go-json), masked with redact.Value and re-encoded with goccy. It is
-// the reference decode_diff_test.go holds Decoder.Decode to; only the names
-// changed. Helpers the rewrite left as they were (mappingFor, serviceName,
+// record decoded into map[string]any, masked with redacttest.Masker.Value
+// (redact.Value then) and re-encoded. It is the reference decode_diff_test.go
+// holds Decoder.Decode to; only the names changed, and its JSON codec is now
+// encoding/json itself (it was goccy/go-json, held to encoding/json's
+// results). Helpers the rewrite left as they were (mappingFor, serviceName,
 // parseFlatCounters, parseB3, stdReason) are shared.
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	stdjson "encoding/json"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -20,8 +21,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	// See jsoncodec_test.go: goccy/go-json held to encoding/json's results.
-	json "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/collector/internal/redact"
@@ -36,7 +35,7 @@ type oracleRecord struct {
 }
 
 // oracleDecode is Decoder.Decode as it was.
-func oracleDecode(d *Decoder, r *kgo.Record) (event.Event, error) {
+func oracleDecode(d diffDecoder, r *kgo.Record) (event.Event, error) {
 	if len(r.Value) > d.maxBytes {
 		return event.Event{}, reject("value is %d bytes, over the %d-byte limit (collector.max_record_bytes)", len(r.Value), d.maxBytes)
 	}
@@ -131,8 +130,8 @@ func oracleDecode(d *Decoder, r *kgo.Record) (event.Event, error) {
 
 	sum := sha256.Sum256(r.Value)
 	e.PayloadHash = hex.EncodeToString(sum[:])
-	red, _ := d.red.Value(payload)
-	if e.Payload, err = encodeJSON(red); err != nil {
+	red, _ := d.mask.Value(payload)
+	if e.Payload, err = oracleEncodeJSON(red); err != nil {
 		return event.Event{}, reject("payload cannot be re-encoded: %v", err)
 	}
 	e.Headers = make(map[string]string, len(v.headers))
@@ -146,7 +145,7 @@ func oracleDecode(d *Decoder, r *kgo.Record) (event.Event, error) {
 }
 
 func oracleDecodeObject(b []byte) (map[string]any, error) {
-	v, err := decodeJSON(b)
+	v, err := oracleDecodeJSON(b)
 	if err != nil {
 		return nil, reject("value %v", err)
 	}
@@ -161,7 +160,7 @@ func oracleDecodeBinaryData(b []byte, contentType string) (any, error) {
 	if contentType != "" && !strings.Contains(strings.ToLower(contentType), "json") {
 		return string(b), nil
 	}
-	v, err := decodeJSON(b)
+	v, err := oracleDecodeJSON(b)
 	if err != nil {
 		return nil, reject("CloudEvents binary data %v", err)
 	}
@@ -289,7 +288,7 @@ func (v *oracleRecord) versionVector(srcs []string) (map[string]uint64, error) {
 		if !ok {
 			continue
 		}
-		vv, err := parseVersionVector(val)
+		vv, err := oracleParseVersionVector(val)
 		if err != nil {
 			return nil, reject("version vector at %q: %v", src, err)
 		}
@@ -298,9 +297,9 @@ func (v *oracleRecord) versionVector(srcs []string) (map[string]uint64, error) {
 	return nil, nil
 }
 
-// parseVersionVector accepts a JSON object of service → non-negative integer,
-// or a string holding one.
-func parseVersionVector(val any) (map[string]uint64, error) {
+// oracleParseVersionVector accepts a JSON object of service → non-negative
+// integer, or a string holding one.
+func oracleParseVersionVector(val any) (map[string]uint64, error) {
 	if s, ok := val.(string); ok {
 		// The common case, a plain header, is read straight into the
 		// result; anything else takes the generic path below, which
@@ -309,7 +308,7 @@ func parseVersionVector(val any) (map[string]uint64, error) {
 			return vv, nil
 		}
 		var err error
-		if val, err = decodeJSON([]byte(s)); err != nil {
+		if val, err = oracleDecodeJSON([]byte(s)); err != nil {
 			return nil, err
 		}
 	}
@@ -377,26 +376,14 @@ func (v *oracleRecord) traceContext(e *event.Event) {
 	}
 }
 
-// decodeJSON decodes one JSON document, numbers as json.Number (so ids and
-// card numbers keep every digit). The error says what is wrong, to follow
-// "value" or "CloudEvents binary data" in a quarantine reason.
-func decodeJSON(b []byte) (any, error) {
-	if !stdjson.Valid(b) {
+// oracleDecodeJSON decodes one JSON document, numbers as json.Number (so
+// ids and card numbers keep every digit). The error says what is wrong, to
+// follow "value" or "CloudEvents binary data" in a quarantine reason.
+func oracleDecodeJSON(b []byte) (any, error) {
+	if !json.Valid(b) {
 		return nil, stdReason(b)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		// Valid JSON goccy refuses (a number beyond float64's range, which
-		// encoding/json keeps as a json.Number): encoding/json decides.
-		return stdDecode(b)
-	}
-	return v, nil
-}
-
-func stdDecode(b []byte) (any, error) {
-	dec := stdjson.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
@@ -405,9 +392,9 @@ func stdDecode(b []byte) (any, error) {
 	return v, nil
 }
 
-// encodeJSON encodes a decoded (and masked) value as encoding/json does:
-// map keys sorted, HTML characters escaped.
-func encodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
+// oracleEncodeJSON encodes a decoded (and masked) value: map keys sorted,
+// HTML characters escaped.
+func oracleEncodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
 
 // parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>.
 func oracleParseTraceParent(s string) (traceID, spanID string, ok bool) {

@@ -271,8 +271,8 @@ func TestDecodeKeepsNumbers(t *testing.T) {
 // Object keys that hold a card number or an e-mail address (maps keyed by
 // customer e-mail, by card) are masked like values. Masked keys that
 // collide are kept apart with "#2", "#3", so no member is lost, and the
-// payload is what the oracle (redact.Value) and encoding/json write. (Keys
-// are named in key order: "4111-…" sorts before "4111…".)
+// payload is what the oracle (redacttest.Masker) and encoding/json write.
+// (Keys are named in key order: "4111-…" sorts before "4111…".)
 func TestDecodeMasksKeys(t *testing.T) {
 	d := mustDecoder(t, Default())
 	value := `{"event_type":"T","order_id":"o-1","by_customer":{"bob@example.com":{"n":2},` +

@@ -7,19 +7,24 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weft-sh/weft/collector/internal/jsondoc"
+	"github.com/weft-sh/weft/collector/internal/redact"
 	"github.com/weft-sh/weft/internal/demo"
+	"github.com/weft-sh/weft/internal/event"
 )
 
-// decodeJSON and encodeJSON are the codec of the replaced decoder, kept as
-// the oracle of decode_diff_test.go (decode_oracle_test.go); these tests
-// hold that oracle to encoding/json, as they held the decoder.
+// Decode is a JSON codec: it parses a record's value (internal/jsondoc)
+// and writes the payload back from the parser's index (payloadWriter).
+// These tests hold that codec, masking aside, to encoding/json.
 
-// refDecode is decodeJSON done with encoding/json: the reference.
+// refDecode decodes b with encoding/json: the reference.
 func refDecode(b []byte) (any, error) {
 	dec := stdjson.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -33,34 +38,52 @@ func refDecode(b []byte) (any, error) {
 	return v, nil
 }
 
-// checkCodec: decodeJSON accepts what encoding/json accepts, decodes it to
-// the same value, and encodeJSON encodes that value to the same JSON: the
-// same bytes when exact, else the same value once decoded again (goccy
-// spells the control characters \b and \f as \u0008 and \u000c).
-func checkCodec(t *testing.T, b []byte, exact bool) {
+// codecDecoder decodes any JSON document as the data of a CloudEvents
+// binary record: every field of the event comes from a constant or the
+// record, none from the data, so Decode fails only when the data is not
+// JSON. Masking is off (no rules), so the payload is the data re-encoded.
+func codecDecoder(tb testing.TB) *Decoder {
+	c := Default()
+	none := []string{"header:x-none"}
+	c.Mapping = []Mapping{{Topic: "codec", OrderID: []string{"const:o"}, EventID: []string{"const:e"},
+		Type: []string{"const:T"}, Service: []string{"const:s"}, Time: none, CausationID: none,
+		CorrelationID: none, VersionVector: none, IdempotencyKey: none}}
+	d, err := NewDecoder(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d.red = redact.New(redact.Rules{})
+	return d
+}
+
+func codecRecord(b []byte) *kgo.Record {
+	return &kgo.Record{Topic: "codec", Value: b, Timestamp: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
+		Headers: []kgo.RecordHeader{{Key: "ce_specversion", Value: []byte("1.0")}}}
+}
+
+// checkCodec: Decode accepts what encoding/json accepts, and the payload it
+// writes is what encoding/json encodes the decoded value to, byte for
+// byte, and decodes to the same value.
+func checkCodec(t *testing.T, d *Decoder, b []byte) {
 	t.Helper()
 	want, wantErr := refDecode(b)
-	got, err := decodeJSON(b)
+	e, err := d.Decode(codecRecord(b))
 	if wantErr != nil || err != nil {
 		if (wantErr == nil) != (err == nil) {
-			t.Fatalf("%q: encoding/json error %v, decodeJSON error %v", b, wantErr, err)
+			t.Fatalf("%q: encoding/json error %v, Decode error %v", b, wantErr, err)
 		}
 		return
 	}
-	if !reflect.DeepEqual(want, got) {
-		t.Fatalf("%q: encoding/json decodes %#v, decodeJSON %#v", b, want, got)
+	wantOut, err := stdjson.Marshal(want)
+	if err != nil {
+		t.Fatalf("%q: encoding/json cannot encode what it decoded: %v", b, err)
 	}
-	wantOut, wantErr := stdjson.Marshal(want)
-	gotOut, err := encodeJSON(got)
-	if (wantErr == nil) != (err == nil) {
-		t.Fatalf("%q: encoding/json encode error %v, encodeJSON error %v", b, wantErr, err)
+	if !bytes.Equal(wantOut, e.Payload) {
+		t.Fatalf("%q: encoding/json encodes %s, Decode %s", b, wantOut, e.Payload)
 	}
-	if exact && !bytes.Equal(wantOut, gotOut) {
-		t.Fatalf("%q: encoding/json encodes %s, encodeJSON %s", b, wantOut, gotOut)
-	}
-	again, err := refDecode(gotOut)
+	again, err := refDecode(e.Payload)
 	if err != nil || !reflect.DeepEqual(want, again) {
-		t.Fatalf("%q: encodeJSON wrote %s, which decodes to %#v (%v)", b, gotOut, again, err)
+		t.Fatalf("%q: Decode wrote %s, which decodes to %#v (%v), encoding/json to %#v", b, e.Payload, again, err, want)
 	}
 }
 
@@ -80,38 +103,43 @@ var codecCases = []string{
 }
 
 func TestJSONCodecMatchesEncodingJSON(t *testing.T) {
+	d := codecDecoder(t)
 	for _, c := range codecCases {
-		checkCodec(t, []byte(c), true)
+		checkCodec(t, d, []byte(c))
 	}
 	cfg := demo.DefaultConfig()
 	cfg.Orders = 300
 	plan, err := demo.Plan(cfg)
 	require.NoError(t, err)
 	for _, r := range plan.Records {
-		checkCodec(t, r.Value, true)
+		checkCodec(t, d, r.Value)
 		for _, h := range r.Headers {
 			if h.Key == "version-vector" {
-				checkCodec(t, h.Value, true)
+				checkCodec(t, d, h.Value)
 			}
 		}
 	}
 }
 
-// FuzzJSONCodec: whatever the (UTF-8) bytes, decodeJSON and encodeJSON
-// agree with encoding/json — on acceptance, on the value, on the output.
+// FuzzJSONCodec: whatever the (UTF-8) bytes, Decode agrees with
+// encoding/json — on acceptance, on the value, on the output.
 func FuzzJSONCodec(f *testing.F) {
 	for _, c := range codecCases {
 		f.Add([]byte(c))
 	}
+	d := codecDecoder(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !utf8.Valid(b) { // Decode rejects invalid UTF-8 before decoding
 			return
 		}
-		checkCodec(t, b, false)
+		checkCodec(t, d, b)
 	})
 }
 
+// A version vector sent as a header: read by the fast path when it can,
+// else parsed as JSON, which gives the reason.
 func TestParseVersionVectorFastPath(t *testing.T) {
+	d := mustDecoder(t, Default())
 	for _, tc := range []struct {
 		in      string
 		want    map[string]uint64
@@ -133,19 +161,19 @@ func TestParseVersionVectorFastPath(t *testing.T) {
 		{`{"a":1`, nil, "not valid JSON"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseVersionVector(tc.in)
+			e, err := d.Decode(rec("orders", "", `{"event_type":"T","order_id":"o"}`, event.HeaderVersionVector, tc.in))
 			if tc.wantErr != "" {
 				assert.ErrorContains(t, err, tc.wantErr)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.want, e.VersionVector)
 		})
 	}
 }
 
 // FuzzVersionVectorFastPath: whenever parseFlatCounters reads a header, the
-// generic decode reads the same vector from it.
+// generic path (the parser and counters) reads the same vector from it.
 func FuzzVersionVectorFastPath(f *testing.F) {
 	for _, s := range []string{`{"orders":3,"payments":1}`, `{}`, ` { "a" : 0 , "a" : 7 } `, `{"a":01}`, `{"a":1}x`,
 		`{"a\"b":1}`, `{"":1}`, `{"a":18446744073709551616}`, "{\"\xff\":1}", `{"a":1,}`} {
@@ -156,11 +184,15 @@ func FuzzVersionVectorFastPath(f *testing.F) {
 		if !ok {
 			return
 		}
-		v, err := refDecode([]byte(s))
-		if err != nil {
+		if _, err := refDecode([]byte(s)); err != nil {
 			t.Fatalf("%q: fast path read %v, encoding/json rejects it: %v", s, fast, err)
 		}
-		slow, err := parseVersionVector(v)
+		var doc jsondoc.Doc
+		if err := doc.Parse([]byte(s)); err != nil || doc.Kind(0) != jsondoc.Object {
+			t.Fatalf("%q: fast path read %v, the parser reads no object (%v)", s, fast, err)
+		}
+		var scratch []jsondoc.Value
+		slow, err := counters(&doc, 0, &scratch)
 		if err != nil {
 			t.Fatalf("%q: fast path read %v, generic path rejects it: %v", s, fast, err)
 		}

@@ -10,10 +10,12 @@ import (
 
 // payloadWriter writes the masked payload straight from the parser's index.
 // It writes what encoding/json.Marshal writes for the decoded value once
-// masked as redact.Redactor.Value masks it: object keys sorted, a repeated
-// key once with its last value, numbers as written (a number holding a
-// card number becomes the masked string), strings escaped as encoding/json
-// escapes them.
+// masked: object keys sorted, a repeated key once with its last value,
+// numbers as written (a number holding a card number becomes the masked
+// string), strings escaped as encoding/json escapes them. Strings, keys
+// and numbers are masked by red; the values of sensitive keys whole. The
+// tests hold it to a reference that masks the decoded value
+// (redact/redacttest).
 type payloadWriter struct {
 	red     *redact.Redactor
 	doc     *jsondoc.Doc

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Finding kinds beyond stuck (DESIGN.md, "Version vectors").
+// Finding kinds beyond stuck (docs/consistency.md, "Finding kinds").
 const (
 	KindGap                = "gap"
 	KindCausalityViolation = "causality_violation"

@@ -14,7 +14,8 @@ import (
 // KindStuck: a non-terminal order made no progress within its step's SLA.
 const KindStuck = "stuck"
 
-// Kinds lists every finding kind, in the order DESIGN.md gives them.
+// Kinds lists every finding kind, in the order docs/consistency.md
+// ("Finding kinds") gives them.
 var Kinds = []string{KindStuck, KindGap, KindCausalityViolation, KindOrphan, KindConcurrentConflict,
 	KindDuplicate, KindInvariantViolation, KindDivergence}
 

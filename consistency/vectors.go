@@ -37,7 +37,7 @@ func Merge(vs ...Vector) Vector {
 // deriveVectors gives every event a vector: the one it carries, or, when it
 // carries none, the pointwise max of its cause's vector and the service's
 // last vector in this order, with the service's own entry one more
-// (DESIGN.md, "Version vectors"). evs must be in causal order.
+// (docs/consistency.md, "Version vectors"). evs must be in causal order.
 func deriveVectors(evs []ChainEvent) map[string]Vector {
 	out := make(map[string]Vector, len(evs))
 	last := map[string]Vector{} // service → its latest vector in this order

@@ -128,19 +128,11 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// LoadConfig reads path (none: defaults only), applies WEFT_* environment
-// overrides, and validates. Unknown keys are errors naming their path.
-func LoadConfig(path string) (Config, error) {
-	c, err := LoadConfigUnvalidated(path)
-	if err != nil {
-		return Config{}, err
-	}
-	return c, c.Validate()
-}
-
-// LoadConfigUnvalidated is LoadConfig without the final Validate, for
-// callers that apply command-line overrides first.
-func LoadConfigUnvalidated(path string) (Config, error) {
+// loadConfig reads path (none: defaults only) and applies WEFT_*
+// environment overrides. Unknown keys are errors naming their path. It
+// does not validate: the caller applies its command-line overrides first
+// (globalFlags.load), then validates.
+func loadConfig(path string) (Config, error) {
 	c := DefaultConfig()
 	if path != "" {
 		b, err := os.ReadFile(path)

@@ -1,28 +1,107 @@
 package main
 
 import (
+	"os"
+	"reflect"
 	"runtime/debug"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/queuehealth"
 )
 
+// loadValid is what `weft` does with a config file and no flags: load it,
+// then validate.
+func loadValid(path string) (Config, error) {
+	c, err := loadConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+const examplePath = "../../weft.example.yaml"
+
 // The reference file documents every key: it must load and validate, and
 // every field of Config must appear in it.
 func TestExampleConfigLoads(t *testing.T) {
-	c, err := LoadConfig("../../weft.example.yaml")
+	c, err := loadValid(examplePath)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"127.0.0.1:9092"}, c.Kafka.Brokers)
 	assert.Len(t, c.Collector.Mapping, 1)
 	assert.Len(t, c.Consistency.AllWorkflows(), 3)
 	assert.Equal(t, 24*time.Hour, c.Consistency.Workflows[0].Steps[0].SLA)
+
+	b, err := os.ReadFile(examplePath)
+	require.NoError(t, err)
+	var root yaml.Node
+	require.NoError(t, yaml.Unmarshal(b, &root))
+	set := map[string]bool{}
+	exampleKeys(&root, "", set)
+	var keys []string
+	configKeys(reflect.TypeOf(Config{}), "", &keys)
+	require.Contains(t, keys, "consistency.workflows[].invariants[].if_any", "the walk reaches lists of blocks")
+	var missing []string
+	for _, k := range keys {
+		if !set[k] {
+			missing = append(missing, k)
+		}
+	}
+	slices.Sort(missing)
+	assert.Empty(t, missing, "keys of Config that %s does not set", examplePath)
+}
+
+// configKeys appends the path of every key of the block t ("collector.batch",
+// "collector.batch.max_records"): nested blocks (structs with yaml keys, or
+// pointers to them) are walked, and so are the items of lists of blocks,
+// as path[]; anything else is a leaf: scalars, durations, lists of scalars,
+// maps.
+func configKeys(t reflect.Type, path string, out *[]string) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		if t.Kind() == reflect.Slice {
+			path += "[]"
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for name, ft := range yamlFields(t) {
+		p := join(path, name)
+		*out = append(*out, p)
+		configKeys(ft, p, out)
+	}
+}
+
+// exampleKeys records the path of every key set in the YAML tree n, in the
+// form configKeys gives: the items of a list as path[].
+func exampleKeys(n *yaml.Node, path string, set map[string]bool) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			exampleKeys(c, path, set)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := join(path, n.Content[i].Value)
+			set[p] = true
+			exampleKeys(n.Content[i+1], p, set)
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			exampleKeys(c, path+"[]", set)
+		}
+	case yaml.AliasNode:
+		exampleKeys(n.Alias, path, set)
+	}
 }
 
 func TestEnvOverrides(t *testing.T) {
@@ -30,7 +109,7 @@ func TestEnvOverrides(t *testing.T) {
 	t.Setenv("WEFT_CLICKHOUSE_PASSWORD", "s3cret")
 	t.Setenv("WEFT_COLLECTOR_BATCH_FLUSH_INTERVAL", "2s")
 	t.Setenv("WEFT_COLLECTOR_REDACTION_CARDS", "false")
-	c, err := LoadConfig("")
+	c, err := loadValid("")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a:1", "b:2"}, c.Kafka.Brokers)
 	assert.Equal(t, "s3cret", c.ClickHouse.Password)
@@ -39,16 +118,16 @@ func TestEnvOverrides(t *testing.T) {
 	assert.False(t, *c.Collector.Redaction.Cards)
 
 	t.Setenv("WEFT_COLLECTOR_BATCH_MAX_RECORDS", "many")
-	_, err = LoadConfig("")
+	_, err = loadValid("")
 	assert.ErrorContains(t, err, "WEFT_COLLECTOR_BATCH_MAX_RECORDS")
 }
 
 func TestRuntimeMemoryLimitConfig(t *testing.T) {
-	c, err := LoadConfig("")
+	c, err := loadValid("")
 	require.NoError(t, err)
 	assert.EqualValues(t, 224<<20, c.Runtime.MemoryLimit, "default")
 
-	c, err = LoadConfig("../../weft.example.yaml")
+	c, err = loadValid(examplePath)
 	require.NoError(t, err)
 	assert.EqualValues(t, 224<<20, c.Runtime.MemoryLimit, "the example documents the default")
 	assert.Equal(t, consistency.Default().Settle, c.Consistency.Settle, "the example documents the default")
@@ -65,7 +144,7 @@ func TestRuntimeMemoryLimitConfig(t *testing.T) {
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Setenv("WEFT_RUNTIME_MEMORY_LIMIT", tc.env)
-			_, err := LoadConfig("")
+			_, err := loadValid("")
 			if tc.want == "" {
 				assert.NoError(t, err)
 			} else {
@@ -98,7 +177,7 @@ func TestApplyMemoryLimit(t *testing.T) {
 // either is an error, and every problem names its full path.
 func TestCollectorLagConfig(t *testing.T) {
 	path := writeFile(t, "collector:\n  group: g\n  lag:\n    interval: 30s\n    groups:\n      include: ['^app']\n")
-	c, err := LoadConfig(path)
+	c, err := loadValid(path)
 	require.NoError(t, err)
 	assert.Equal(t, "g", c.Collector.Group)
 	assert.Equal(t, 30*time.Second, c.Collector.Lag.Interval)
@@ -109,19 +188,19 @@ func TestCollectorLagConfig(t *testing.T) {
 	t.Setenv("WEFT_COLLECTOR_LAG_INTERVAL", "45s")
 	t.Setenv("WEFT_COLLECTOR_LAG_ENABLED", "false")
 	t.Setenv("WEFT_COLLECTOR_GROUP", "h")
-	c, err = LoadConfig(path)
+	c, err = loadValid(path)
 	require.NoError(t, err)
 	assert.Equal(t, 45*time.Second, c.Collector.Lag.Interval)
 	assert.False(t, c.Collector.Lag.Enabled)
 	assert.Equal(t, "h", c.Collector.Group)
 
-	_, err = LoadConfig(writeFile(t, "collector:\n  bogus: 1\n  lag:\n    intervall: 1s\n"))
+	_, err = loadValid(writeFile(t, "collector:\n  bogus: 1\n  lag:\n    intervall: 1s\n"))
 	assert.ErrorContains(t, err, "collector.bogus: unknown key")
 	assert.ErrorContains(t, err, "collector.lag.intervall: unknown key")
 
 	t.Setenv("WEFT_COLLECTOR_LAG_INTERVAL", "100ms")
 	t.Setenv("WEFT_COLLECTOR_BATCH_MAX_RECORDS", "0")
-	_, err = LoadConfig(path)
+	_, err = loadValid(path)
 	assert.ErrorContains(t, err, "collector.lag.interval: must be at least 1s")
 	assert.ErrorContains(t, err, "collector.batch.max_records: must be positive")
 }

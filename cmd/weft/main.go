@@ -71,7 +71,7 @@ chain in ClickHouse, and finds the orders that are stuck and why.`,
 // load reads the config and applies the command-line overrides.
 func (g *globalFlags) load() (Config, error) {
 	// Flags may fix what the file got wrong: validate after applying them.
-	c, err := LoadConfigUnvalidated(g.configPath)
+	c, err := loadConfig(g.configPath)
 	if err != nil {
 		return Config{}, err
 	}

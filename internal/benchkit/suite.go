@@ -112,11 +112,10 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// The bare insert writes the workload's own rows, every one of them
-	// (~2.5 GB decoded, before its clock starts): a pool cycled over fewer
-	// orders hands ClickHouse repeated payloads and order ids, which
-	// compress, sort and aggregate cheaper than weft's real rows (with
-	// 20,000 rows cycled the server spent 30 µs per row, against 46 µs for
-	// weft's tap storing the real ones).
+	// (decoded before its clock starts): a pool cycled over fewer orders
+	// hands ClickHouse repeated payloads and order ids, which compress,
+	// sort and aggregate cheaper than weft's real rows (docs/benchmarks.md,
+	// session 4, has the figures).
 	if n := o.runs("insert", o.Runs); n > 0 {
 		pool, mean, err := DecodePool(w, w.Records)
 		if err != nil {

@@ -24,9 +24,9 @@ type Config struct {
 	// DialTimeout bounds one connection attempt. Default 10s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// Compression of the blocks sent to and read from ClickHouse: lz4,
-	// zstd, none, or auto (the default): none when every address is a
-	// loopback one, where compressing only costs CPU on both ends (a
-	// quarter of the tap's own CPU went to LZ4), else lz4.
+	// zstd, none, or auto: none when every address is a loopback one,
+	// where compressing only costs CPU on both ends, else lz4. Default
+	// auto.
 	Compression string `yaml:"compression"`
 }
 

@@ -20,17 +20,17 @@ import (
 // ch-go's typed columns kept from one batch to the next.
 //
 // It exists for memory and CPU, not features: clickhouse-go builds fresh
-// column buffers for every batch and grows them by appending, so a batch of
-// 10,000 one-kilobyte events allocated about three times its size, and each
-// connection of its pool that ever carried an insert kept encode and
-// compression buffers of a whole batch. Here the columns are reset, not
-// reallocated (after the first batches an insert allocates almost nothing),
-// and one connection carries every insert, so one set of buffers exists.
+// column buffers for every batch and grows them by appending, so a batch
+// allocated several times its size, and each connection of its pool that
+// ever carried an insert kept encode and compression buffers of a whole
+// batch. Here the columns are reset, not reallocated (after the first
+// batches an insert allocates almost nothing), and one connection carries
+// every insert, so one set of buffers exists.
 //
 // A batch is sent as blocks of blockRows rows, so the columns and ch-go's
-// encode and compression buffers hold one block, not the whole batch (at
-// 10,000 one-kilobyte events, ~80 MB of buffers became ~16 MB). The insert
-// asks the server to squash its blocks into one before writing
+// encode and compression buffers hold one block, not the whole batch
+// (docs/benchmarks.md, session 4, has the figures). The insert asks the
+// server to squash its blocks into one before writing
 // (min_insert_block_size_rows = the batch's rows, whatever the server's
 // profile says), so the batch is still written as it was: one part per
 // month of record time, one deduplication token, nothing stored if the

@@ -15,8 +15,9 @@ import (
 // These tests prove, on the records alone, that each fault has exactly the
 // properties its finding needs, and no other finding's.
 
-// findingsOf is a reference reading of the finding kinds (DESIGN.md) over
-// one order's records, as weft would see them once the order has settled:
+// findingsOf is a reference reading of the finding kinds
+// (docs/consistency.md) over one order's records, as weft would see them
+// once the order has settled:
 //
 //   - stuck: no terminal event (history stuck orders are ≥ 2×SLA old).
 //   - gap: for some service, the counters on its own events are not exactly

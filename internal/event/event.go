@@ -16,7 +16,7 @@ const (
 	FormatJSON Format = "json"
 )
 
-// Header names of the event contract (DESIGN.md, "Event contract").
+// Header names of the event contract (docs/event-contract.md).
 const (
 	HeaderCausationID    = "causation-id"
 	HeaderCorrelationID  = "correlation-id"

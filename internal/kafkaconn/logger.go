@@ -5,27 +5,32 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzerolog"
 )
 
-// Logger adapts zerolog to franz-go's kgo.Logger (franz-go publishes no
-// zerolog plugin on the module proxy, and the interface is two methods).
-// It can be muted, so that start-up against a wrong address ends in one
-// clear error line instead of a burst of retry warnings.
+// Logger is franz-go's kzerolog plugin with two changes weft needs. It can
+// be muted, so that start-up against a wrong address ends in one clear
+// error line instead of a burst of retry warnings. And franz-go's info
+// level is chatty (a line per connection): franz-go logs at info only when
+// weft logs at debug, at debug only when weft logs at trace. Lines keep
+// franz-go's level.
 type Logger struct {
-	l     zerolog.Logger
-	muted atomic.Bool
+	l      zerolog.Logger
+	plugin *kzerolog.Logger
+	muted  atomic.Bool
 }
 
-// NewLogger returns a kgo.Logger writing to l.
+// NewLogger returns a kgo.Logger writing to l, each line with lib=franz-go.
 func NewLogger(l zerolog.Logger) *Logger {
-	return &Logger{l: l.With().Str("lib", "franz-go").Logger()}
+	z := &Logger{l: l.With().Str("lib", "franz-go").Logger()}
+	z.plugin = kzerolog.New(&z.l)
+	return z
 }
 
 // Mute silences (true) or restores (false) the logger.
 func (z *Logger) Mute(on bool) { z.muted.Store(on) }
 
-// Level implements kgo.Logger. franz-go's info level is chatty (a line per
-// connection), so weft's info maps to franz-go's warn.
+// Level implements kgo.Logger: the most detailed level franz-go logs at.
 func (z *Logger) Level() kgo.LogLevel {
 	if z.muted.Load() {
 		return kgo.LogLevelNone
@@ -44,29 +49,10 @@ func (z *Logger) Level() kgo.LogLevel {
 	}
 }
 
-// Log implements kgo.Logger.
+// Log implements kgo.Logger through the plugin, unless muted.
 func (z *Logger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	if z.muted.Load() {
 		return
 	}
-	var ev *zerolog.Event
-	switch level {
-	case kgo.LogLevelError:
-		ev = z.l.Error()
-	case kgo.LogLevelWarn:
-		ev = z.l.Warn()
-	case kgo.LogLevelInfo:
-		ev = z.l.Debug()
-	default:
-		ev = z.l.Trace()
-	}
-	for i := 0; i+1 < len(keyvals); i += 2 {
-		k, _ := keyvals[i].(string)
-		if err, ok := keyvals[i+1].(error); ok {
-			ev = ev.AnErr(k, err)
-			continue
-		}
-		ev = ev.Interface(k, keyvals[i+1])
-	}
-	ev.Msg(msg)
+	z.plugin.Log(level, msg, keyvals...)
 }

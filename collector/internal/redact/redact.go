@@ -4,9 +4,7 @@ package redact
 
 import (
 	"bytes"
-	"maps"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -35,7 +33,8 @@ func Default() Rules { return Rules{Keys: DefaultKeys, Cards: true, Emails: true
 // Masked is what a masked value is replaced with when nothing of it is kept.
 const Masked = "***"
 
-// Redactor applies Rules to decoded JSON values.
+// Redactor applies Rules to the strings, object keys and numbers of a JSON
+// value as the decoder writes it (collector/payload.go), and to headers.
 type Redactor struct {
 	keys map[string]bool
 	// shapes[c] has bit min(n, 63) set when a key of keys of length n
@@ -148,53 +147,6 @@ func (r *Redactor) Keys(keys []string) []string {
 	return out
 }
 
-// Value masks v in place where it can (maps and slices) and returns the
-// masked value. It reports whether anything was changed. Object keys are
-// masked as Keys masks them.
-func (r *Redactor) Value(v any) (any, bool) {
-	switch t := v.(type) {
-	case map[string]any:
-		changed := r.maskKeys(t)
-		for k, child := range t {
-			if r.SensitiveKey(k) {
-				if child != nil {
-					t[k] = maskWhole(child)
-					changed = true
-				}
-				continue
-			}
-			nv, c := r.Value(child)
-			if c {
-				t[k] = nv
-				changed = true
-			}
-		}
-		return t, changed
-	case []any:
-		changed := false
-		for i, child := range t {
-			nv, c := r.Value(child)
-			if c {
-				t[i] = nv
-				changed = true
-			}
-		}
-		return t, changed
-	case string:
-		s := r.String(t)
-		return s, s != t
-	default:
-		// json.Number and others: a card number may come as a number.
-		if n, ok := v.(interface{ String() string }); ok && r.cards {
-			s := n.String()
-			if m := maskCards(s); m != s {
-				return m, true
-			}
-		}
-		return v, false
-	}
-}
-
 // Unchanged reports whether String leaves s as it is, without converting
 // s to a string: no run of digits a card number could hide in, no '@'. It
 // runs on every string of every payload, which mostly need no masking.
@@ -202,9 +154,9 @@ func (r *Redactor) Unchanged(s []byte) bool {
 	return !(r.cards && hasDigitRun(s, 13)) && !(r.emails && bytes.IndexByte(s, '@') >= 0)
 }
 
-// Number masks card numbers in the literal text of a JSON number, as Value
-// masks a json.Number: it returns the masked text (to be stored as a
-// string) and true, or "" and false when n is kept as it is.
+// Number masks card numbers in the literal text of a JSON number: it
+// returns the masked text (to be stored as a string) and true, or "" and
+// false when n is kept as it is.
 func (r *Redactor) Number(n []byte) (string, bool) {
 	if !r.cards || !hasDigitRun(n, 13) {
 		return "", false
@@ -216,10 +168,10 @@ func (r *Redactor) Number(n []byte) (string, bool) {
 	return "", false
 }
 
-// AppendWhole appends what a string under a sensitive key becomes, as Value
-// masks it: its last four digits when it holds at least twelve, else
-// Masked. (Any other value under a sensitive key becomes Masked, null stays
-// null.) The result is ASCII: * and digits.
+// AppendWhole appends what a string under a sensitive key becomes: its
+// last four digits when it holds at least twelve, else Masked. (Any other
+// value under a sensitive key becomes Masked, null stays null.) The result
+// is ASCII: * and digits.
 func AppendWhole(dst, s []byte) []byte {
 	digits := 0
 	for _, c := range s {
@@ -253,41 +205,6 @@ func (r *Redactor) String(s string) string {
 		s = emailPattern.ReplaceAllStringFunc(s, maskEmail)
 	}
 	return s
-}
-
-// maskKeys renames the keys of m that Keys masks, in place, reporting
-// whether any was. The caller then masks the values under the new names.
-func (r *Redactor) maskKeys(m map[string]any) bool {
-	needs := false
-	for k := range m {
-		if r.String(k) != k {
-			needs = true
-			break
-		}
-	}
-	if !needs {
-		return false
-	}
-	keys := slices.Sorted(maps.Keys(m))
-	vals := make([]any, len(keys))
-	for i, k := range keys {
-		vals[i] = m[k]
-		delete(m, k)
-	}
-	for i, name := range r.Keys(keys) {
-		m[name] = vals[i]
-	}
-	return true
-}
-
-func maskWhole(v any) any {
-	if s, ok := v.(string); ok {
-		digits := onlyDigits(s)
-		if len(digits) >= 12 {
-			return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
-		}
-	}
-	return Masked
 }
 
 var (
