@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -181,11 +183,8 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 		return event.Event{}, err
 	}
 	v.traceContext(&e)
+	d.maskFields(&e)
 
-	sum := sha256.Sum256(r.Value)
-	var hexSum [2 * sha256.Size]byte
-	hex.Encode(hexSum[:], sum[:])
-	e.PayloadHash = string(hexSum[:]) // one allocation, where EncodeToString makes two
 	w := payloadWriter{red: d.red, doc: &st.doc, out: st.out[:0], members: st.members[:0]}
 	if v.dataText {
 		w.text(r.Value)
@@ -195,32 +194,101 @@ func (d *Decoder) Decode(r *kgo.Record) (event.Event, error) {
 	st.out, st.members = w.out, w.members
 	e.Payload = make([]byte, len(w.out))
 	copy(e.Payload, w.out) // make and copy: the compiler allocates without zeroing
-	e.Headers = make(map[string]string, len(v.hdrKeys))
-	for i, k := range v.hdrKeys {
-		val := v.hdrVals[i]
+	// The hash of what is stored, never of the original: a hash of the
+	// original would let anyone holding the masked copy test guesses of
+	// what was masked (a card's middle digits are about 10^6 guesses).
+	sum := sha256.Sum256(e.Payload)
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	e.PayloadHash = string(hexSum[:]) // one allocation, where EncodeToString makes two
+	e.Headers = d.maskHeaders(v.hdrKeys, v.hdrVals)
+	return e, nil
+}
+
+// maskFields masks the event's string fields that come from the record as
+// written — its key and the identifiers read from it — as free text is
+// masked: an e-mail address or card number used as a record key or an id
+// is not stored in clear. (Orders keyed by personal data then share one
+// masked id; map the order id from another field, docs/event-contract.md.)
+func (d *Decoder) maskFields(e *event.Event) {
+	for _, f := range []*string{&e.EventID, &e.Type, &e.Service, &e.OrderID, &e.CausationID, &e.CorrelationID,
+		&e.IdempotencyKey, &e.TraceState} {
+		if *f != "" && !d.red.UnchangedString(*f) {
+			*f = d.red.String(*f)
+		}
+	}
+	if e.Key != "" {
+		e.Key = d.red.Opaque(e.Key)
+	}
+}
+
+// maskHeaders returns the headers as stored: a name that holds personal
+// data is masked (kept distinct, as object keys are), the value of a
+// sensitive name is Masked, and every other value masked as opaque text.
+// keys and vals are in record order; the last value of a name wins.
+func (d *Decoder) maskHeaders(keys, vals []string) map[string]string {
+	out := make(map[string]string, len(keys))
+	if len(keys) == 0 {
+		return out
+	}
+	names := keys
+	for _, k := range keys {
+		if !d.red.UnchangedString(k) {
+			names = d.headerNames(keys)
+			break
+		}
+	}
+	for i, k := range keys {
+		val := vals[i]
 		if d.red.SensitiveKey(k) {
 			val = redact.Masked
+		} else {
+			val = d.red.Opaque(val)
 		}
-		e.Headers[k] = d.red.String(val)
+		out[names[i]] = val
 	}
-	return e, nil
+	return out
+}
+
+// headerNames masks header names as Redactor.Keys masks object keys: the
+// same name keeps one stored name, distinct names stay distinct.
+func (d *Decoder) headerNames(keys []string) []string {
+	distinct := slices.Sorted(maps.Keys(func() map[string]bool {
+		m := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			m[k] = true
+		}
+		return m
+	}()))
+	masked := d.red.Keys(distinct)
+	as := make(map[string]string, len(distinct))
+	for i, k := range distinct {
+		as[k] = masked[i]
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = as[k]
+	}
+	return out
 }
 
 // Quarantine builds the quarantined copy of r, masked like any stored data.
 func (d *Decoder) Quarantine(r *kgo.Record, reason string) event.Quarantined {
 	q := event.Quarantined{
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
-		Value: []byte(d.red.String(string(r.Value))), Size: len(r.Value), RecordTime: r.Timestamp.UTC(), Reason: reason,
-		Headers: make(map[string]string, len(r.Headers)),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: []byte(d.red.Opaque(string(r.Key))),
+		Value: []byte(d.red.Opaque(string(r.Value))), Size: len(r.Value), RecordTime: r.Timestamp.UTC(),
+		Reason: d.red.Opaque(reason),
 	}
 	if !utf8.Valid(q.Value) {
 		// Keep the bytes recoverable: ClickHouse strings are bytes, but a
 		// reader's terminal is not. Masked first, like any other value.
 		q.Value = []byte("base64:" + base64Std(q.Value))
 	}
-	for _, h := range r.Headers {
-		q.Headers[h.Key] = d.red.String(string(h.Value))
+	keys, vals := make([]string, len(r.Headers)), make([]string, len(r.Headers))
+	for i, h := range r.Headers {
+		keys[i], vals[i] = h.Key, string(h.Value)
 	}
+	q.Headers = d.maskHeaders(keys, vals)
 	return q
 }
 

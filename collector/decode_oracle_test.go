@@ -15,7 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,18 +130,28 @@ func oracleDecode(d diffDecoder, r *kgo.Record) (event.Event, error) {
 	}
 	v.traceContext(&e)
 
-	sum := sha256.Sum256(r.Value)
-	e.PayloadHash = hex.EncodeToString(sum[:])
+	for _, f := range []*string{&e.EventID, &e.Type, &e.Service, &e.OrderID, &e.CausationID, &e.CorrelationID,
+		&e.IdempotencyKey, &e.TraceState} {
+		*f = d.red.String(*f)
+	}
+	e.Key = d.red.Opaque(e.Key)
 	red, _ := d.mask.Value(payload)
 	if e.Payload, err = oracleEncodeJSON(red); err != nil {
 		return event.Event{}, reject("payload cannot be re-encoded: %v", err)
 	}
+	sum := sha256.Sum256(e.Payload)
+	e.PayloadHash = hex.EncodeToString(sum[:])
+	names := slices.Sorted(maps.Keys(v.headers))
+	stored := d.red.Keys(names)
 	e.Headers = make(map[string]string, len(v.headers))
-	for k, val := range v.headers {
+	for i, k := range names {
+		val := v.headers[k]
 		if d.red.SensitiveKey(k) {
 			val = redact.Masked
+		} else {
+			val = d.red.Opaque(val)
 		}
-		e.Headers[k] = d.red.String(val)
+		e.Headers[stored[i]] = val
 	}
 	return e, nil
 }

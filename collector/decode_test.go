@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -295,7 +297,7 @@ func TestDecodeMasksKeys(t *testing.T) {
 // not UTF-8 and is kept as base64.
 func TestQuarantineMasksInvalidUTF8(t *testing.T) {
 	d := mustDecoder(t, Default())
-	r := rec("orders", "o-1", "{\"card\":\"4111111111111111\",\"x\":\"\xff\xfe\"")
+	r := rec("orders", "o-1", "{\"note\":\"4111111111111111\",\"x\":\"\xff\xfe\"")
 	_, err := d.Decode(r)
 	require.Error(t, err)
 	q := d.Quarantine(r, err.Error())
@@ -305,4 +307,46 @@ func TestQuarantineMasksInvalidUTF8(t *testing.T) {
 	assert.NotContains(t, string(raw), "4111111111111111")
 	assert.Contains(t, string(raw), "************1111")
 	assert.Contains(t, string(raw), "\xff\xfe", "the other bytes are kept")
+}
+
+// TestQuarantineAppliesEveryRule: a record that fails to decode is masked
+// by every rule, the key-based ones included — a CVV under its key, a card
+// under "card", an e-mail as the record key or a header name — before it is
+// kept in quarantine.
+func TestQuarantineAppliesEveryRule(t *testing.T) {
+	d := mustDecoder(t, Default())
+	r := rec("orders", "jane.doe@example.com", `{"order_id":"o-1","cvv":"737","card":{"number":"4000 0566 5566 5556"},"pin":`)
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: "x-customer-jane.doe@example.com", Value: []byte("vip")},
+		kgo.RecordHeader{Key: "cvv", Value: []byte("737")}, kgo.RecordHeader{Key: "x-debug", Value: []byte(`{"security_code":"4242"}`)})
+	_, err := d.Decode(r)
+	require.Error(t, err)
+	q := d.Quarantine(r, err.Error())
+	stored := string(q.Key) + string(q.Value) + q.Reason
+	for k, v := range q.Headers {
+		stored += k + "=" + v
+	}
+	for _, secret := range []string{"737", "4242", "jane.doe", "4000 0566", "5556"} {
+		assert.NotContains(t, stored, secret)
+	}
+	assert.Equal(t, "***@example.com", string(q.Key))
+	assert.Equal(t, "vip", q.Headers["***@example.com"], "a header named by an e-mail keeps its value under the masked name")
+	assert.Equal(t, `{"order_id":"o-1","cvv":"***","card":***,"pin":`, string(q.Value))
+}
+
+// TestDecodeMasksKeyIDsAndHeaderNames: a decoded record's key, the ids read
+// from it and its header names are masked like values.
+func TestDecodeMasksKeyIDsAndHeaderNames(t *testing.T) {
+	d := mustDecoder(t, Default())
+	r := rec("orders", "jane.doe@example.com", `{"event_type":"OrderPlaced","event_id":"e-4111111111111111"}`)
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: "x-jane.doe@example.com", Value: []byte("1")},
+		kgo.RecordHeader{Key: "x-john.roe@example.com", Value: []byte("2")},
+		kgo.RecordHeader{Key: "x-note", Value: []byte(`cvv=737`)})
+	e, err := d.Decode(r)
+	require.NoError(t, err)
+	assert.Equal(t, "***@example.com", e.Key)
+	assert.Equal(t, "***@example.com", e.OrderID, "the order id read from the key")
+	assert.Equal(t, "e-************1111", e.EventID)
+	assert.Equal(t, map[string]string{"***@example.com": "1", "***@example.com#2": "2", "x-note": "cvv=***"}, e.Headers)
+	want := sha256.Sum256(e.Payload)
+	assert.Equal(t, hex.EncodeToString(want[:]), e.PayloadHash, "the hash is of what is stored, never of the original")
 }

@@ -154,6 +154,11 @@ func (r *Redactor) Unchanged(s []byte) bool {
 	return !(r.cards && hasDigitRun(s, 13)) && !(r.emails && bytes.IndexByte(s, '@') >= 0)
 }
 
+// UnchangedString is Unchanged for a string.
+func (r *Redactor) UnchangedString(s string) bool {
+	return !(r.cards && hasDigitRun(s, 13)) && !(r.emails && strings.IndexByte(s, '@') >= 0)
+}
+
 // Number masks card numbers in the literal text of a JSON number: it
 // returns the masked text (to be stored as a string) and true, or "" and
 // false when n is kept as it is.
