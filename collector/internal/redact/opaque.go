@@ -1,5 +1,7 @@
 package redact
 
+import "strings"
+
 // Opaque masks text that is not a JSON document weft could decode — a
 // quarantined record's value, a record key, a header value: broken JSON,
 // form data, a log line. Every rule applies: the value after a sensitive
@@ -11,7 +13,7 @@ package redact
 // quoted one runs to its closing quote or the end of the text, and an
 // object or array runs to its matching bracket or the end of the text.
 func (r *Redactor) Opaque(s string) string {
-	if len(r.keys) > 0 {
+	if len(r.keys) > 0 && strings.ContainsAny(s, ":=") { // no separator, no keyed value
 		s = r.maskKeyed(s)
 	}
 	return r.String(s)
