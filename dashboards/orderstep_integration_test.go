@@ -40,12 +40,8 @@ import (
 // terminal step reached last in event time, the dashboards the one furthest
 // in the list (the stuck query lists neither).
 func TestOrderStepRulesAgree(t *testing.T) {
-	cfg := testenv.ClickHouse(t)
+	store, cfg := testStore(t)
 	ctx := context.Background()
-	store, err := chstore.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	require.NoError(t, store.Migrate(ctx))
 	ws := consistency.Builtin()
 	t0 := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Millisecond)
 
@@ -181,4 +177,18 @@ func TestOrderStepRulesAgree(t *testing.T) {
 	assert.Contains(t, waiting, "both-same-instant")
 	assert.NotContains(t, goSteps, "unknown")
 
+}
+
+// testStore is testenv.Store, with the config that names the test's
+// database.
+func testStore(t *testing.T) (*chstore.Store, chstore.Config) {
+	t.Helper()
+	cfg := testenv.ClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := chstore.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	require.NoError(t, store.Migrate(ctx))
+	return store, cfg
 }

@@ -115,9 +115,6 @@ func (l login) open(ctx context.Context) (driver.Conn, error) {
 // Conn is the underlying connection, for the packages that own their queries.
 func (s *Store) Conn() driver.Conn { return s.conn }
 
-// Database is the name of weft's database.
-func (s *Store) Database() string { return s.db }
-
 // Ping checks that ClickHouse answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
 
