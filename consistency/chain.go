@@ -2,9 +2,10 @@ package consistency
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
+
+	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // ChainEvent is one event of an order's causal chain.
@@ -48,34 +49,18 @@ func (e *Engine) Chain(ctx context.Context, orderID string) ([]ChainEvent, error
 
 // chains reads the chains of several orders in one query.
 func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]ChainEvent, error) {
-	rows, err := e.store.Conn().Query(ctx, `
-SELECT order_id, topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
-       causation_id, trace_id, span_id, parent_span_id, version_vector, idempotency_key, payload_hash
-FROM `+e.store.Table("events")+`
-WHERE order_id IN ?
-ORDER BY order_id, event_time, topic, partition, offset
-LIMIT 1 BY topic, partition, offset`, orderIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read events of %d orders: %w", len(orderIDs), err)
-	}
-	defer rows.Close()
 	out := map[string][]ChainEvent{}
-	for rows.Next() {
-		var (
-			id string
-			c  ChainEvent
-		)
-		if err := rows.Scan(&id, &c.Topic, &c.Partition, &c.Offset, &c.EventID, &c.Type, &c.Service, &c.EventTime,
-			&c.IngestedAt, &c.CausationID, &c.TraceID, &c.SpanID, &c.ParentSpanID, &c.VersionVector, &c.IdempotencyKey, &c.PayloadHash); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
-		}
-		out[id] = append(out[id], c)
-	}
-	if err := rows.Err(); err != nil {
+	err := e.store.OrderEvents(ctx, orderIDs, func(r chstore.EventRow) {
+		out[r.OrderID] = append(out[r.OrderID], ChainEvent{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+			EventID: r.EventID, Type: r.Type, Service: r.Service, EventTime: r.EventTime, IngestedAt: r.IngestedAt,
+			CausationID: r.CausationID, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
+			VersionVector: r.VersionVector, IdempotencyKey: r.IdempotencyKey, PayloadHash: r.PayloadHash})
+	})
+	if err != nil {
 		return nil, err
 	}
 	for id, evs := range out {
-		out[id] = stitchRanked(e.ranks, causalOrder(evs))
+		out[id] = stitch(e.ranks, causalOrder(evs))
 	}
 	return out, nil
 }
@@ -178,25 +163,4 @@ func countEvents(chains map[string][]ChainEvent) int {
 		n += len(evs)
 	}
 	return n
-}
-
-// CheckOrders runs CheckOrder over the given orders at stream time now.
-func (e *Engine) CheckOrders(ctx context.Context, orderIDs []string, now time.Time, win Windows) (map[string][]Raised, error) {
-	out := map[string][]Raised{}
-	sizer := newChainSizer()
-	for rest := orderIDs; len(rest) > 0; {
-		var ids []string
-		ids, rest = sizer.take(rest)
-		chains, err := e.chains(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		sizer.saw(len(ids), countEvents(chains))
-		for id, evs := range chains {
-			if rs := CheckOrder(e.workflows, evs, now, win); len(rs) > 0 {
-				out[id] = rs
-			}
-		}
-	}
-	return out, nil
 }

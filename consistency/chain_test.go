@@ -73,7 +73,7 @@ func TestStitch(t *testing.T) {
 		{EventID: "started", Type: "FulfillmentStarted", EventTime: at(3)},                       // nothing: inferred
 		{EventID: "orphan", Type: "ReadyForPickup", EventTime: at(4), CausationID: "gone"},       // missing cause: root
 	}
-	out := stitch(Builtin(), causalOrder(evs))
+	out := stitch(stepRanks(Builtin()), causalOrder(evs))
 	got := map[string][3]any{}
 	var order []string
 	for _, e := range out {

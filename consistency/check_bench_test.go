@@ -28,7 +28,7 @@ func BenchmarkCheckOrders(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := ids[i%len(ids)]
-		evs := stitchRanked(ranks, causalOrder(append(buf[:0], chains[id]...)))
+		evs := stitch(ranks, causalOrder(append(buf[:0], chains[id]...)))
 		_ = progressOf(ws, id, evs)
 		_ = CheckOrder(ws, evs, now, win)
 	}

@@ -257,11 +257,9 @@ func workflowsDigest(ws []Workflow) string {
 
 // loadState reads the stored detector state; ok is false when there is none.
 func (e *Engine) loadState(ctx context.Context) (detectorState, bool, error) {
-	var raw string
-	err := e.store.Conn().QueryRow(ctx, "SELECT argMax(state, updated_at) FROM "+e.store.Table("detector_state")+
-		" WHERE name = ?", detectorStateName).Scan(&raw)
+	raw, err := e.store.DetectorState(ctx, detectorStateName)
 	if err != nil {
-		return detectorState{}, false, fmt.Errorf("read detector state: %w", err)
+		return detectorState{}, false, err
 	}
 	if raw == "" {
 		return detectorState{}, false, nil
@@ -278,11 +276,7 @@ func (e *Engine) saveState(ctx context.Context, s detectorState) error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.Conn().Exec(ctx, "INSERT INTO "+e.store.Table("detector_state")+" (name, state, updated_at) VALUES (?, ?, "+msParam+")",
-		detectorStateName, string(b), s.PassAt.UnixMilli()); err != nil {
-		return fmt.Errorf("store detector state: %w", err)
-	}
-	return nil
+	return e.store.SaveDetectorState(ctx, detectorStateName, string(b), s.PassAt)
 }
 
 // Pass looks at one page of changed orders and one page of due orders
@@ -493,24 +487,15 @@ func (d *Detector) state(ctx context.Context) (detectorState, error) {
 
 // refreshGauge sets weft_consistency_open_findings from the stored findings.
 func (d *Detector) refreshGauge(ctx context.Context) error {
-	rows, err := d.engine.store.Conn().Query(ctx, "SELECT kind, workflow, count() FROM "+d.engine.store.Table("findings")+
-		" FINAL WHERE status != 'resolved' GROUP BY kind, workflow")
+	counts, err := d.engine.store.ActiveFindingCounts(ctx)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	d.open.Reset()
-	for rows.Next() {
-		var (
-			kind, wf string
-			n        uint64
-		)
-		if err := rows.Scan(&kind, &wf, &n); err != nil {
-			return err
-		}
-		d.open.WithLabelValues(kind, wf).Set(float64(n))
+	for _, c := range counts {
+		d.open.WithLabelValues(c.Kind, c.Workflow).Set(float64(c.N))
 	}
-	return rows.Err()
+	return nil
 }
 
 // chainBatch is one batch of chains read ahead.

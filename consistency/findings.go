@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // KindStuck: a non-terminal order made no progress within its step's SLA.
-const KindStuck = "stuck"
+const KindStuck = chstore.KindStuck
 
 // Kinds lists every finding kind, in the order docs/consistency.md
 // ("Finding kinds") gives them.
@@ -23,7 +25,7 @@ var Kinds = []string{KindStuck, KindGap, KindCausalityViolation, KindOrphan, Kin
 const (
 	StatusOpen         = "open"
 	StatusAcknowledged = "acknowledged"
-	StatusResolved     = "resolved"
+	StatusResolved     = chstore.StatusResolved
 )
 
 // Finding is a stored problem with one order, with the evidence for it.
@@ -65,91 +67,70 @@ type FindingFilter struct {
 	Limit  int
 }
 
-const findingColumns = `finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence,
-       first_seen, last_seen, resolved_at, ack_by, ack_at, ack_reason`
-
 // Findings lists stored findings, newest first.
 func (e *Engine) Findings(ctx context.Context, f FindingFilter) ([]Finding, error) {
-	var where []string
-	var args []any
-	if f.ID != "" {
-		where, args = append(where, "finding_id = ?"), append(args, f.ID)
+	q := chstore.FindingQuery{ID: f.ID, Kind: f.Kind, OrderID: f.OrderID, Limit: f.Limit}
+	if f.Status == "active" {
+		q.Active = true
+	} else {
+		q.Status = f.Status
 	}
-	if f.Kind != "" {
-		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	rows, err := e.store.Findings(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	if f.OrderID != "" {
-		where, args = append(where, "order_id = ?"), append(args, f.OrderID)
+	out := make([]Finding, len(rows))
+	for i, r := range rows {
+		out[i] = findingOf(r)
 	}
-	switch f.Status {
-	case "":
-	case "active":
-		where = append(where, "status != 'resolved'")
-	default:
-		where, args = append(where, "status = ?"), append(args, f.Status)
-	}
-	q := "SELECT " + findingColumns + " FROM " + e.store.Table("findings") + " FINAL"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY last_seen DESC, finding_id"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	return e.queryFindings(ctx, q, args...)
+	return out, nil
 }
 
 // activeFindingsOf returns the open or acknowledged findings of the given orders by id.
 func (e *Engine) activeFindingsOf(ctx context.Context, orderIDs []string) (map[string]Finding, error) {
 	out := map[string]Finding{}
 	for start := 0; start < len(orderIDs); start += checkBatch {
-		fs, err := e.queryFindings(ctx, "SELECT "+findingColumns+" FROM "+e.store.Table("findings")+
-			" FINAL WHERE order_id IN ? AND status != 'resolved'", orderIDs[start:min(start+checkBatch, len(orderIDs))])
+		rows, err := e.store.ActiveFindingsOf(ctx, orderIDs[start:min(start+checkBatch, len(orderIDs))])
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range fs {
-			out[f.ID] = f
+		for _, r := range rows {
+			out[r.ID] = findingOf(r)
 		}
 	}
 	return out, nil
 }
 
-func (e *Engine) queryFindings(ctx context.Context, q string, args ...any) ([]Finding, error) {
-	rows, err := e.store.Conn().Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read findings: %w", err)
+// findingOf is the finding a stored row holds; the epoch stands for a time
+// never set.
+func findingOf(r chstore.FindingRow) Finding {
+	f := Finding{ID: r.ID, Kind: r.Kind, OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, Subject: r.Subject,
+		Since: r.Since, Status: r.Status, Summary: r.Summary, Evidence: json.RawMessage(r.Evidence),
+		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen, AckBy: r.AckBy, AckReason: r.AckReason}
+	if f.Since.Unix() <= 0 {
+		f.Since = time.Time{}
 	}
-	defer rows.Close()
-	var out []Finding
-	for rows.Next() {
-		var (
-			fd              Finding
-			ev              string
-			resolved, ackAt time.Time
-		)
-		if err := rows.Scan(&fd.ID, &fd.Kind, &fd.OrderID, &fd.Workflow, &fd.Step, &fd.Subject, &fd.Since, &fd.Status, &fd.Summary, &ev,
-			&fd.FirstSeen, &fd.LastSeen, &resolved, &fd.AckBy, &ackAt, &fd.AckReason); err != nil {
-			return nil, fmt.Errorf("scan finding: %w", err)
-		}
-		fd.Evidence = json.RawMessage(ev)
-		if fd.Since.Unix() <= 0 {
-			fd.Since = time.Time{}
-		}
-		if resolved.Unix() > 0 {
-			fd.ResolvedAt = &resolved
-		}
-		if ackAt.Unix() > 0 {
-			fd.AckAt = &ackAt
-		}
-		out = append(out, fd)
+	if r.ResolvedAt.Unix() > 0 {
+		f.ResolvedAt = &r.ResolvedAt
 	}
-	return out, rows.Err()
+	if r.AckAt.Unix() > 0 {
+		f.AckAt = &r.AckAt
+	}
+	return f
 }
 
-// OpenFindings returns the findings that are open or acknowledged, optionally of one kind.
-func (e *Engine) OpenFindings(ctx context.Context, kind string) ([]Finding, error) {
-	return e.Findings(ctx, FindingFilter{Kind: kind, Status: "active"})
+// rowOf is the row that stores f.
+func rowOf(f Finding) chstore.FindingRow {
+	r := chstore.FindingRow{ID: f.ID, Kind: f.Kind, OrderID: f.OrderID, Workflow: f.Workflow, Step: f.Step, Subject: f.Subject,
+		Since: f.Since, Status: f.Status, Summary: f.Summary, Evidence: string(f.Evidence),
+		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen, AckBy: f.AckBy, AckReason: f.AckReason}
+	if f.ResolvedAt != nil {
+		r.ResolvedAt = *f.ResolvedAt
+	}
+	if f.AckAt != nil {
+		r.AckAt = *f.AckAt
+	}
+	return r
 }
 
 // ErrNoFinding is returned when a finding id is unknown.
@@ -183,47 +164,11 @@ func (e *Engine) Acknowledge(ctx context.Context, id, by, reason string) (Findin
 	return Finding{}, fmt.Errorf("acknowledge %s: %w", id, ErrNoFinding)
 }
 
-// findingsBatch bounds one insert of findings: clickhouse-go holds a whole
-// batch encoded and compressed, ~3 KB a finding with its evidence.
-const findingsBatch = 2500
-
-// writeFindings stores a new version of each finding, in bounded batches.
+// writeFindings stores a new version of each finding.
 func (e *Engine) writeFindings(ctx context.Context, fs []Finding, at time.Time) error {
-	for len(fs) > findingsBatch {
-		if err := e.writeFindingsBatch(ctx, fs[:findingsBatch], at); err != nil {
-			return err
-		}
-		fs = fs[findingsBatch:]
+	rows := make([]chstore.FindingRow, len(fs))
+	for i, f := range fs {
+		rows[i] = rowOf(f)
 	}
-	return e.writeFindingsBatch(ctx, fs, at)
-}
-
-func (e *Engine) writeFindingsBatch(ctx context.Context, fs []Finding, at time.Time) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	b, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("findings")+
-		` (finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence, first_seen, last_seen,
-		   resolved_at, ack_by, ack_at, ack_reason, updated_at)`)
-	if err != nil {
-		return fmt.Errorf("prepare findings batch: %w", err)
-	}
-	defer b.Abort() //nolint:errcheck // no-op after Send
-	for _, f := range fs {
-		var resolved, ackAt time.Time
-		if f.ResolvedAt != nil {
-			resolved = *f.ResolvedAt
-		}
-		if f.AckAt != nil {
-			ackAt = *f.AckAt
-		}
-		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Subject, f.Since, f.Status, f.Summary, string(f.Evidence),
-			f.FirstSeen, f.LastSeen, resolved, f.AckBy, ackAt, f.AckReason, at); err != nil {
-			return fmt.Errorf("append finding: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert %d findings: %w", len(fs), err)
-	}
-	return nil
+	return e.store.InsertFindings(ctx, rows, at)
 }

@@ -2,8 +2,9 @@ package consistency
 
 import (
 	"context"
-	"fmt"
 	"time"
+
+	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // Progress is where one order stands, as the detector stores it in
@@ -71,50 +72,24 @@ func (e *Engine) writeProgress(ctx context.Context, ps []Progress, now, at time.
 	if len(ps) == 0 {
 		return nil
 	}
-	b, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("order_progress")+
-		` (order_id, workflow, step, terminal, entered_at, deadline, recheck, last_event_type, last_event_time, events, updated_at)`)
-	if err != nil {
-		return fmt.Errorf("prepare progress batch: %w", err)
-	}
-	defer b.Abort() //nolint:errcheck // no-op after Send
-	var ahead []deadlineKey
-	for _, p := range ps {
-		if err := b.Append(p.OrderID, p.Workflow, p.Step, p.Terminal, p.EnteredAt, p.Deadline, p.Recheck, p.LastEventType,
-			p.LastEventTime, uint32(p.Events), at); err != nil {
-			return fmt.Errorf("append progress: %w", err)
-		}
+	rows := make([]chstore.ProgressRow, len(ps))
+	var ahead []chstore.Deadline
+	for i, p := range ps {
+		rows[i] = chstore.ProgressRow{OrderID: p.OrderID, Workflow: p.Workflow, Step: p.Step, Terminal: p.Terminal,
+			EnteredAt: p.EnteredAt, Deadline: p.Deadline, Recheck: p.Recheck, LastEventType: p.LastEventType,
+			LastEventTime: p.LastEventTime, Events: uint32(p.Events)}
 		if !p.Terminal && p.Workflow != "" && p.Deadline.After(now) {
-			ahead = append(ahead, deadlineKey{p.Deadline, p.OrderID})
+			ahead = append(ahead, chstore.Deadline{At: p.Deadline, OrderID: p.OrderID})
 		}
 		if p.Recheck.After(now) {
-			ahead = append(ahead, deadlineKey{p.Recheck, p.OrderID})
+			ahead = append(ahead, chstore.Deadline{At: p.Recheck, OrderID: p.OrderID})
 		}
 	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert progress of %d orders: %w", len(ps), err)
+	if err := e.store.InsertProgress(ctx, rows, at); err != nil {
+		return err
 	}
-	if len(ahead) == 0 {
-		return nil
-	}
-	d, err := e.store.Conn().PrepareBatch(ctx, "INSERT INTO "+e.store.Table("order_deadlines")+" (deadline, order_id)")
-	if err != nil {
-		return fmt.Errorf("prepare deadlines batch: %w", err)
-	}
-	defer d.Abort() //nolint:errcheck // no-op after Send
-	for _, k := range ahead {
-		if err := d.Append(k.Deadline, k.OrderID); err != nil {
-			return fmt.Errorf("append deadline: %w", err)
-		}
-	}
-	if err := d.Send(); err != nil {
-		return fmt.Errorf("insert %d deadlines: %w", len(ahead), err)
-	}
-	return nil
+	return e.store.InsertDeadlines(ctx, ahead)
 }
-
-// msParam is a DateTime64(3) query parameter given as Unix milliseconds:
-// clickhouse-go binds a time.Time to whole seconds.
-const msParam = "fromUnixTimestamp64Milli(?, 'UTC')"
 
 // deadlineKey is a position in order_deadlines.
 type deadlineKey struct {
@@ -126,29 +101,15 @@ type deadlineKey struct {
 // after the key after, when set) and at most to, in deadline order, with the
 // key of the last one.
 func (e *Engine) dueOrders(ctx context.Context, from, to time.Time, after deadlineKey, limit int) ([]deadlineKey, error) {
-	if from.IsZero() {
-		from = time.Unix(0, 0)
-	}
-	if after.Deadline.IsZero() {
-		after.Deadline = time.Unix(0, 0)
-	}
-	rows, err := e.store.Conn().Query(ctx, `SELECT DISTINCT deadline, order_id FROM `+e.store.Table("order_deadlines")+`
-WHERE deadline > `+msParam+` AND deadline <= `+msParam+` AND (deadline, order_id) > (`+msParam+`, ?)
-ORDER BY deadline, order_id
-LIMIT ?`, from.UnixMilli(), to.UnixMilli(), after.Deadline.UnixMilli(), after.OrderID, limit)
+	ds, err := e.store.DueDeadlines(ctx, from, to, chstore.Deadline{At: after.Deadline, OrderID: after.OrderID}, limit)
 	if err != nil {
-		return nil, fmt.Errorf("due orders: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []deadlineKey
-	for rows.Next() {
-		var k deadlineKey
-		if err := rows.Scan(&k.Deadline, &k.OrderID); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
+	out := make([]deadlineKey, len(ds))
+	for i, d := range ds {
+		out[i] = deadlineKey{Deadline: d.At, OrderID: d.OrderID}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // progressOfOrders reads the latest stored progress of the given orders.
@@ -157,53 +118,20 @@ func (e *Engine) progressOfOrders(ctx context.Context, ids []string) (map[string
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := e.store.Conn().Query(ctx, `SELECT order_id, workflow, step, terminal, entered_at, deadline, recheck,
-       last_event_type, last_event_time, events
-FROM `+e.store.Table("order_progress")+` FINAL
-WHERE order_id IN ?`, ids)
+	rows, err := e.store.ProgressOf(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read progress of %d orders: %w", len(ids), err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			p Progress
-			n uint32
-		)
-		if err := rows.Scan(&p.OrderID, &p.Workflow, &p.Step, &p.Terminal, &p.EnteredAt, &p.Deadline, &p.Recheck,
-			&p.LastEventType, &p.LastEventTime, &n); err != nil {
-			return nil, fmt.Errorf("scan progress: %w", err)
-		}
-		p.Events = int(n)
-		out[p.OrderID] = p
+	for _, r := range rows {
+		out[r.OrderID] = Progress{OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, Terminal: r.Terminal,
+			EnteredAt: r.EnteredAt, Deadline: r.Deadline, Recheck: r.Recheck, LastEventType: r.LastEventType,
+			LastEventTime: r.LastEventTime, Events: int(r.Events)}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // changedPage returns up to limit order ids, in order, after the id after,
 // with an event ingested in [from, to).
 func (e *Engine) changedPage(ctx context.Context, from, to time.Time, after string, limit int) ([]string, error) {
-	if from.IsZero() { // the whole history
-		from = time.Unix(0, 0)
-	}
-	where := "ingested_at >= " + msParam + " AND ingested_at < " + msParam
-	args := []any{from.UnixMilli(), to.UnixMilli()}
-	args = append(args, after, limit)
-	rows, err := e.store.Conn().Query(ctx, `SELECT DISTINCT order_id FROM `+e.store.Table("events")+`
-WHERE `+where+` AND order_id > ?
-ORDER BY order_id
-LIMIT ?`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("changed orders: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return e.store.ChangedOrders(ctx, from, to, after, limit)
 }

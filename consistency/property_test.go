@@ -84,7 +84,7 @@ func TestPropertyFaultsRaiseExactlyTheirFinding(t *testing.T) {
 				require.Len(t, want, len(orders), "every order is in the manifest")
 				var wrong []string
 				for id, evs := range orders {
-					got := CheckOrder(ws, stitch(ws, causalOrder(evs)), now, win)
+					got := CheckOrder(ws, stitch(stepRanks(ws), causalOrder(evs)), now, win)
 					var kinds []string
 					for _, r := range got {
 						kinds = append(kinds, r.Kind)

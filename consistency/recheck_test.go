@@ -90,7 +90,7 @@ func TestRecheckWhenWindowsRunOut(t *testing.T) {
 	assert.Equal(t, 1, res.Due)
 	assert.Zero(t, res.Checked+res.Rechecked)
 	assert.Equal(t, 1, res.Opened)
-	stuck, err := e.OpenFindings(ctx, KindStuck)
+	stuck, err := e.Findings(ctx, FindingFilter{Kind: KindStuck, Status: "active"})
 	require.NoError(t, err)
 	require.Len(t, stuck, 1)
 	assert.Equal(t, "whole", stuck[0].OrderID)

@@ -19,9 +19,11 @@ type WorkflowState struct {
 }
 
 // OrderStates places an order in each workflow it belongs to, the same way
-// the stuck query does: the furthest step any of its events entered, or a
-// terminal step once one was reached. Workflows are ordered with the one
-// entered last first: where the order waits now.
+// the stuck query (chstore.StuckOrders) and the dashboards' state SQL do:
+// the furthest step any of its events entered, or a terminal step once one
+// was reached. Workflows are ordered with the one entered last first: where
+// the order waits now. dashboards' TestOrderStepRulesAgree proves the three
+// agree; change them together.
 func OrderStates(ws []Workflow, evs []ChainEvent) []WorkflowState {
 	latest := map[string]time.Time{}
 	for _, e := range evs {

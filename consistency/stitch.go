@@ -15,17 +15,11 @@ const (
 )
 
 // stitch hangs every event under a parent — its named cause, else its trace
-// parent, else the event of the nearest earlier step of its workflow — and
-// returns the events as a tree walked depth first, children in time order,
-// with Parent, Via and Depth set. Edges that would close a cycle are
-// dropped, so the walk always ends.
-func stitch(ws []Workflow, evs []ChainEvent) []ChainEvent {
-	return stitchRanked(stepRanks(ws), evs)
-}
-
-// stitchRanked is stitch with the workflows' step ranks (stepRanks)
-// computed once, for callers that stitch many orders.
-func stitchRanked(rank map[string]int, evs []ChainEvent) []ChainEvent {
+// parent, else the event of the nearest earlier step of its workflow, by the
+// workflows' step ranks (stepRanks) — and returns the events as a tree walked
+// depth first, children in time order, with Parent, Via and Depth set. Edges
+// that would close a cycle are dropped, so the walk always ends.
+func stitch(rank map[string]int, evs []ChainEvent) []ChainEvent {
 	n := len(evs)
 	if n == 0 {
 		return evs

@@ -3,9 +3,6 @@ package consistency
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/weft-sh/weft/internal/chstore"
@@ -65,13 +62,15 @@ type Engine struct {
 	store     *chstore.Store
 	workflows []Workflow
 	byName    map[string]Workflow
-	ranks     map[string]int // stepRanks(workflows)
+	ranks     map[string]int         // stepRanks(workflows)
+	rules     []chstore.WorkflowRule // workflowRules(workflows)
 	wall      func() time.Time
 }
 
 // NewEngine builds an engine over the given workflows. It does no I/O.
 func NewEngine(store *chstore.Store, workflows []Workflow) *Engine {
-	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, ranks: stepRanks(workflows), wall: time.Now}
+	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, ranks: stepRanks(workflows),
+		rules: workflowRules(workflows), wall: time.Now}
 	for _, w := range workflows {
 		e.byName[w.Name] = w
 	}
@@ -96,15 +95,13 @@ func (e *Engine) Clock(ctx context.Context) (Clock, error) {
 // (a minute of overlap covers inserts in flight when it was read).
 func (e *Engine) clockFrom(ctx context.Context, prev Clock) (Clock, error) {
 	c := prev
-	var maxEvent, maxIngest time.Time
-	q := "SELECT max(event_time), max(ingested_at) FROM " + e.store.Table("events")
-	var args []any
+	var since time.Time // the whole history
 	if prev.MaxIngestTime.Unix() > 0 {
-		q += " WHERE ingested_at >= " + msParam
-		args = append(args, prev.MaxIngestTime.Add(-time.Minute).UnixMilli())
+		since = prev.MaxIngestTime.Add(-time.Minute)
 	}
-	if err := e.store.Conn().QueryRow(ctx, q, args...).Scan(&maxEvent, &maxIngest); err != nil {
-		return Clock{}, fmt.Errorf("read watermark: %w", err)
+	maxEvent, maxIngest, err := e.store.Watermark(ctx, since)
+	if err != nil {
+		return Clock{}, err
 	}
 	if maxEvent.After(c.MaxEventTime) {
 		c.MaxEventTime = maxEvent.UTC()
@@ -168,69 +165,39 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) (StuckResult,
 
 // stuckFindings reads the open and acknowledged stuck findings.
 func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (StuckResult, error) {
-	where := []string{"1"}
-	var args []any
-	if f.Workflow != "" {
-		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
-	}
-	if f.Step != "" {
-		where, args = append(where, "step = ?"), append(args, f.Step)
-	}
+	q := chstore.StuckFindingQuery{Workflow: f.Workflow, Step: f.Step, Limit: f.Limit}
 	if f.Service != "" {
-		var owned []string
 		for _, w := range e.workflows {
 			for _, st := range w.Steps {
 				if st.Owner == f.Service {
-					owned = append(owned, fmt.Sprintf("(%s, %s)", quote(w.Name), quote(st.Name)))
+					q.Steps = append(q.Steps, chstore.StepRef{Workflow: w.Name, Step: st.Name})
 				}
 			}
 		}
-		if len(owned) == 0 {
+		if len(q.Steps) == 0 {
 			return StuckResult{Orders: []StuckOrder{}, Source: "detector"}, nil
 		}
-		where = append(where, "(workflow, step) IN ("+strings.Join(owned, ", ")+")")
 	}
 	if f.OlderThan > 0 {
-		where, args = append(where, "since <= "+msParam), append(args, clock.Now.Add(-f.OlderThan).UnixMilli())
+		q.SinceBy = clock.Now.Add(-f.OlderThan)
 	}
-	limit := ""
-	if f.Limit > 0 {
-		limit = fmt.Sprintf("LIMIT %d", f.Limit)
-	}
-	rows, err := e.store.Conn().Query(ctx, `
-SELECT order_id, workflow, step, since, count() OVER () AS total
-FROM `+e.store.Table("findings")+` FINAL
-WHERE kind = 'stuck' AND status != 'resolved' AND `+strings.Join(where, " AND ")+`
-ORDER BY since, order_id
-`+limit, args...)
+	rows, total, err := e.store.StuckFindings(ctx, q)
 	if err != nil {
-		return StuckResult{}, fmt.Errorf("stuck findings: %w", err)
+		return StuckResult{}, err
 	}
-	defer rows.Close()
-	res := StuckResult{Orders: []StuckOrder{}, Source: "detector"}
-	var ids []string
-	for rows.Next() {
-		var (
-			s     StuckOrder
-			total uint64
-		)
-		if err := rows.Scan(&s.OrderID, &s.Workflow, &s.Step, &s.EnteredAt, &total); err != nil {
-			return StuckResult{}, fmt.Errorf("scan stuck finding: %w", err)
-		}
-		res.Total = int(total)
+	res := StuckResult{Orders: []StuckOrder{}, Total: total, Source: "detector"}
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		s := StuckOrder{OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, EnteredAt: r.Since.UTC()}
 		if w, ok := e.byName[s.Workflow]; ok {
 			if st, ok := w.Step(s.Step); ok {
 				s.SLA, s.Owner, s.Expects = st.SLA, st.Owner, st.Expects
 			}
 		}
-		s.EnteredAt = s.EnteredAt.UTC()
 		s.InStep = clock.Now.Sub(s.EnteredAt)
 		s.InStepSeconds, s.SLASeconds = s.InStep.Seconds(), s.SLA.Seconds()
 		res.Orders = append(res.Orders, s)
 		ids = append(ids, s.OrderID)
-	}
-	if err := rows.Err(); err != nil {
-		return StuckResult{}, err
 	}
 	last, err := e.stuckLastEvents(ctx, ids)
 	if err != nil {
@@ -247,31 +214,20 @@ ORDER BY since, order_id
 // stuckLastEvents returns the last event of each of the given stuck
 // orders, from the evidence of its stuck finding: written when the finding
 // was opened or last refreshed, and the order has not changed since (a
-// change refreshes or resolves the finding). The findings are keyed by
-// kind and order, so this reads a few granules; order_progress, keyed by
-// order alone, would cost a granule per order in every part.
+// change refreshes or resolves the finding).
 func (e *Engine) stuckLastEvents(ctx context.Context, ids []string) (map[string]StuckOrder, error) {
-	out := make(map[string]StuckOrder, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	rows, err := e.store.Conn().Query(ctx, `SELECT order_id, evidence FROM `+e.store.Table("findings")+` FINAL
-WHERE kind = 'stuck' AND order_id IN ? AND status != 'resolved'`, ids)
+	evidence, err := e.store.StuckEvidence(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("last events of stuck orders: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, ev string
-		if err := rows.Scan(&id, &ev); err != nil {
-			return nil, fmt.Errorf("scan stuck evidence: %w", err)
-		}
+	out := make(map[string]StuckOrder, len(evidence))
+	for id, ev := range evidence {
 		var s StuckOrder
 		if json.Unmarshal([]byte(ev), &s) == nil && s.LastEventType != "" {
 			out[id] = s
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // StuckLive evaluates every order now from the order_state view: exact
@@ -281,41 +237,29 @@ func (e *Engine) StuckLive(ctx context.Context, clock Clock, f Filter) ([]StuckO
 	if len(e.workflows) == 0 {
 		return nil, nil
 	}
-	q := stuckSQL(e.store.Table("order_state"), e.workflows, clock.Now, f)
-	rows, err := e.store.Conn().Query(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("stuck orders query: %w", err)
+	q := chstore.StuckQuery{Now: clock.Now, OlderThan: f.OlderThan}
+	if f.Workflow == "" && f.Step == "" && f.Service == "" {
+		q.Limit = f.Limit // else the filters below come first
 	}
-	defer rows.Close()
+	rows, err := e.store.StuckOrders(ctx, e.rules, q)
+	if err != nil {
+		return nil, err
+	}
 	var out []StuckOrder
-	for rows.Next() {
-		var (
-			s                 StuckOrder
-			stepIdx           uint32
-			enteredMs, lastMs int64
-			inStepMs, slaMs   int64
-		)
-		if err := rows.Scan(&s.OrderID, &s.Workflow, &stepIdx, &enteredMs, &s.LastEventType, &lastMs, &inStepMs, &slaMs); err != nil {
-			return nil, fmt.Errorf("scan stuck order: %w", err)
-		}
-		w := e.byName[s.Workflow]
-		if int(stepIdx) < 1 || int(stepIdx) > len(w.Steps) {
+	for _, r := range rows {
+		w := e.byName[r.Workflow]
+		if int(r.Rank) < 1 || int(r.Rank) > len(w.Steps) {
 			continue
 		}
-		st := w.Steps[stepIdx-1]
-		s.Step, s.Owner, s.Expects = st.Name, st.Owner, st.Expects
-		s.EnteredAt = time.UnixMilli(enteredMs).UTC()
-		s.LastEventTime = time.UnixMilli(lastMs).UTC()
-		s.InStep = time.Duration(inStepMs) * time.Millisecond
-		s.SLA = time.Duration(slaMs) * time.Millisecond
+		st := w.Steps[r.Rank-1]
+		s := StuckOrder{OrderID: r.OrderID, Workflow: r.Workflow, Step: st.Name, EnteredAt: r.EnteredAt,
+			InStep: r.InStep, SLA: r.SLA, LastEventType: r.LastEventType, LastEventTime: r.LastEventTime,
+			Owner: st.Owner, Expects: st.Expects}
 		s.InStepSeconds, s.SLASeconds = s.InStep.Seconds(), s.SLA.Seconds()
 		if f.Workflow != "" && s.Workflow != f.Workflow || f.Step != "" && s.Step != f.Step || f.Service != "" && s.Owner != f.Service {
 			continue
 		}
 		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
@@ -323,96 +267,16 @@ func (e *Engine) StuckLive(ctx context.Context, clock Clock, f Filter) ([]StuckO
 	return out, nil
 }
 
-// stuckSQL generates the stuck-orders query from the workflows. Per order it
-// reads the per-type last event times kept by the order_state view (merged
-// with FINAL, several times cheaper than a GROUP BY of map-valued states), maps
-// event types to step indexes with transform(), picks the workflow instance
-// entered last, and keeps it if it is unfinished and past its SLA, all in
-// ClickHouse.
-func stuckSQL(orderState string, workflows []Workflow, now time.Time, f Filter) string {
-	var parts []string
-	for _, w := range workflows {
-		var types, idxs, terminal, stepIdx, slas []string
-		for i, st := range w.Steps {
-			stepIdx = append(stepIdx, fmt.Sprint(i+1))
-			slas = append(slas, fmt.Sprint(st.SLA.Milliseconds()))
-			for _, t := range st.On {
-				types = append(types, quote(t))
-				idxs = append(idxs, fmt.Sprint(i+1))
-				if st.Terminal {
-					terminal = append(terminal, quote(t))
-				}
-			}
+// workflowRules are the workflows as the stuck-orders query places orders
+// in them (chstore.StuckOrders), the same way OrderStates does.
+func workflowRules(ws []Workflow) []chstore.WorkflowRule {
+	out := make([]chstore.WorkflowRule, len(ws))
+	for i, w := range ws {
+		r := chstore.WorkflowRule{Name: w.Name, IdentifiedBy: w.IdentifiedBy}
+		for _, st := range w.Steps {
+			r.Steps = append(r.Steps, chstore.StepRule{On: st.On, Terminal: st.Terminal, SLA: st.SLA})
 		}
-		var ident []string
-		for _, t := range w.IdentifiedBy {
-			ident = append(ident, quote(t))
-		}
-		sort.Strings(ident)
-		parts = append(parts, fmt.Sprintf(`
-    SELECT
-        order_id,
-        %s AS workflow,
-        arrayMap(k -> toUInt32(transform(k, [%s], [%s], 0)), mapKeys(tl)) AS idx,
-        arrayMax(idx) AS step_idx,
-        hasAny(mapKeys(tl), [%s]) AS term,
-        if(term,
-           arrayMax(arrayMap((k, v) -> if(has([%[4]s], k), v, 0), mapKeys(tl), mapValues(tl))),
-           arrayMax(arrayMap((i, v) -> if(i = step_idx, v, 0), idx, mapValues(tl)))) AS entered_ms,
-        transform(step_idx, [%s], [%s], 0) AS sla_ms,
-        last_type, last_ms
-    FROM orders
-    WHERE hasAny(mapKeys(tl), [%s])`,
-			quote(w.Name), strings.Join(types, ", "), strings.Join(idxs, ", "),
-			strings.Join(append(terminal, "''"), ", "),
-			strings.Join(stepIdx, ", "), strings.Join(slas, ", "),
-			strings.Join(ident, ", ")))
+		out[i] = r
 	}
-	if len(parts) == 0 {
-		parts = append(parts, `SELECT '' AS order_id, '' AS workflow, [toUInt32(0)] AS idx, toUInt32(0) AS step_idx,
-        false AS term, toInt64(0) AS entered_ms, toInt64(0) AS sla_ms, '' AS last_type, toInt64(0) AS last_ms WHERE 0`)
-	}
-	nowMs := now.UnixMilli()
-	older := f.OlderThan.Milliseconds()
-	limit := ""
-	if f.Limit > 0 && f.Workflow == "" && f.Step == "" && f.Service == "" {
-		limit = fmt.Sprintf("LIMIT %d", f.Limit)
-	}
-	return fmt.Sprintf(`
-WITH orders AS
-(
-    SELECT
-        order_id,
-        type_last AS tl,
-        mapKeys(tl)[indexOf(mapValues(tl), arrayMax(mapValues(tl)))] AS last_type,
-        arrayMax(mapValues(tl)) AS last_ms
-    FROM %s FINAL
-)
-SELECT order_id, wf, step, entered, last_event_type, last_event_ms, in_step_ms, sla
-FROM
-(
-SELECT
-    order_id,
-    argMax((workflow, step_idx, toInt64(entered_ms), toInt64(sla_ms), term), (entered_ms, NOT term)) AS pick,
-    pick.1                                AS wf,
-    pick.2                                AS step,
-    pick.3                                AS entered,
-    any(last_type)                        AS last_event_type,
-    any(last_ms)                          AS last_event_ms,
-    toInt64(%d) - entered                 AS in_step_ms,
-    pick.4                                AS sla
-FROM
-(%s
-)
-GROUP BY order_id
-HAVING NOT pick.5 AND in_step_ms > sla AND in_step_ms >= %d
-)
-ORDER BY in_step_ms DESC, order_id
-%s`, orderState, nowMs, strings.Join(parts, "\n    UNION ALL"), older, limit)
-}
-
-// quote renders s as a ClickHouse string literal.
-func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(s) + "'"
+	return out
 }

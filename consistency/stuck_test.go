@@ -143,7 +143,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Checked)
 	assert.Equal(t, 1, res.Resolved)
-	open, err := e.OpenFindings(ctx, KindStuck)
+	open, err := e.Findings(ctx, FindingFilter{Kind: KindStuck, Status: "active"})
 	require.NoError(t, err)
 	assert.Len(t, open, 4)
 
@@ -159,7 +159,7 @@ func TestStuckAgainstClickHouse(t *testing.T) {
 	assert.Equal(t, 3, res.Due)
 	assert.Equal(t, 3, res.Rechecked)
 	assert.Equal(t, 2, res.Opened)
-	open, err = e.OpenFindings(ctx, KindStuck)
+	open, err = e.Findings(ctx, FindingFilter{Kind: KindStuck, Status: "active"})
 	require.NoError(t, err)
 	var ids []string
 	for _, f := range open {

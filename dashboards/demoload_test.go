@@ -36,7 +36,7 @@ type loaded struct {
 func loadDemo(t *testing.T) *loaded {
 	t.Helper()
 	brokers := testenv.Kafka(t)
-	store := testenv.Store(t)
+	store, scfg := testStore(t)
 	name := testenv.Name(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -67,7 +67,7 @@ func loadDemo(t *testing.T) *loaded {
 	go func() { defer close(done); _ = tap.Run(runCtx) }()
 	db := clickhouse.OpenDB(&clickhouse.Options{
 		Addr: testenv.ClickHouseAddr(t),
-		Auth: clickhouse.Auth{Database: store.Database(), Username: "default"},
+		Auth: clickhouse.Auth{Database: scfg.Database, Username: "default"},
 	})
 	t.Cleanup(func() { _ = db.Close() })
 	require.NoError(t, db.PingContext(ctx))
@@ -104,7 +104,7 @@ func loadDemo(t *testing.T) *loaded {
 	require.NotZero(t, res.Opened, "stuck findings raised")
 
 	opts := DefaultOptions()
-	opts.Database = store.Database()
+	opts.Database = scfg.Database
 	opts.DLQPattern = dlq
 	return &loaded{
 		opts: opts, manifest: manifest, db: db, reg: reg,

@@ -39,7 +39,7 @@ func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Col
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		if err := store.Conn().Ping(ctx); err != nil {
+		if err := store.Ping(ctx); err != nil {
 			http.Error(w, "not ready: clickhouse: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -133,7 +133,7 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	// 5. The detector stored one open finding per stuck order.
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
 	require.Eventually(t, func() bool {
-		open, err := engine.OpenFindings(ctx, consistency.KindStuck)
+		open, err := engine.Findings(ctx, consistency.FindingFilter{Kind: consistency.KindStuck, Status: "active"})
 		return err == nil && len(open) == len(injected)
 	}, 30*time.Second, 250*time.Millisecond, "open stuck findings")
 

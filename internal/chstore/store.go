@@ -1,5 +1,8 @@
-// Package chstore owns weft's ClickHouse connection, its schema migrations and
-// the batch inserts of events and quarantined records.
+// Package chstore owns weft's ClickHouse connection, its schema migrations,
+// the batch inserts of events and quarantined records, and the statements of
+// the consistency engine (one file per table or area: findings, progress,
+// detector state, the stuck-orders query, reads of events), as typed methods
+// with bound parameters.
 package chstore
 
 import (
@@ -112,11 +115,15 @@ func (l login) open(ctx context.Context) (driver.Conn, error) {
 // Conn is the underlying connection, for the packages that own their queries.
 func (s *Store) Conn() driver.Conn { return s.conn }
 
-// Database is the name of weft's database.
-func (s *Store) Database() string { return s.db }
+// Ping checks that ClickHouse answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
 
 // Table returns the qualified name of one of weft's tables.
 func (s *Store) Table(name string) string { return s.db + "." + name }
+
+// msParam is a DateTime64(3) query parameter given as Unix milliseconds:
+// clickhouse-go binds a time.Time to whole seconds.
+const msParam = "fromUnixTimestamp64Milli(?, 'UTC')"
 
 // Close closes the connection.
 func (s *Store) Close() error { return errors.Join(s.events.close(), s.conn.Close()) }
