@@ -115,7 +115,7 @@ func TestKcatInterop(t *testing.T) {
 		Causation, Correlation, TraceID, SpanID, Idem, Format, Payload string
 		VV                                                             map[string]uint64
 	}
-	rows, err := store.Conn().Query(context.Background(), `SELECT partition, offset, record_key, event_id, event_type, service, order_id,
+	rows, err := testenv.Conn(t).Query(context.Background(), `SELECT partition, offset, record_key, event_id, event_type, service, order_id,
 		event_time, causation_id, correlation_id, trace_id, span_id, idempotency_key, format, payload, version_vector
 		FROM `+store.Table("events")+` FINAL ORDER BY offset`)
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestBadInputIsQuarantined(t *testing.T) {
 	assert.Equal(t, float64(len(bad)), testutil.ToFloat64(tp.c.metrics.quarantined.WithLabelValues(topic)))
 	require.NoError(t, tp.c.Ready(), "the tap keeps running")
 
-	rows, err := store.Conn().Query(ctx, "SELECT offset, reason, value_size, value FROM "+store.Table("quarantine")+" FINAL ORDER BY offset")
+	rows, err := testenv.Conn(t).Query(ctx, "SELECT offset, reason, value_size, value FROM "+store.Table("quarantine")+" FINAL ORDER BY offset")
 	require.NoError(t, err)
 	i := 0
 	for rows.Next() {
@@ -228,6 +228,6 @@ func TestBadInputIsQuarantined(t *testing.T) {
 	}
 	assert.Equal(t, len(bad), i)
 	var n uint64
-	require.NoError(t, store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Table("events")+" FINAL").Scan(&n))
+	require.NoError(t, testenv.Conn(t).QueryRow(ctx, "SELECT count() FROM "+store.Table("events")+" FINAL").Scan(&n))
 	assert.Equal(t, uint64(2), n)
 }

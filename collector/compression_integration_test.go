@@ -142,7 +142,7 @@ func TestCompressionCodecs(t *testing.T) {
 	secWaitStored(t, c, int64(n*len(lanes)))
 	assert.Equal(t, Stats{Consumed: int64(n * len(lanes)), Stored: int64(n * len(lanes))}, c.Stats())
 
-	rows, err := store.Conn().Query(ctx, "SELECT partition, offset, record_key, event_id, payload FROM "+
+	rows, err := testenv.Conn(t).Query(ctx, "SELECT partition, offset, record_key, event_id, payload FROM "+
 		store.Table("events")+" FINAL ORDER BY partition, offset")
 	require.NoError(t, err)
 	defer rows.Close()

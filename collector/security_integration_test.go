@@ -83,7 +83,7 @@ func secCreateTopics(t *testing.T, adm *kadm.Client, partitions int32, topics ..
 // secStoredEventIDs returns the event ids stored per topic.
 func secStoredEventIDs(t *testing.T, store *chstore.Store) map[string][]string {
 	t.Helper()
-	rows, err := store.Conn().Query(context.Background(),
+	rows, err := testenv.Conn(t).Query(context.Background(),
 		"SELECT topic, event_id FROM "+store.Table("events")+" FINAL ORDER BY topic, partition, offset")
 	require.NoError(t, err)
 	defer rows.Close()

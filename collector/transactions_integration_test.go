@@ -47,7 +47,7 @@ func TestTransactionsReadCommitted(t *testing.T) {
 	time.Sleep(time.Second)
 	assert.Equal(t, Stats{Consumed: 3, Stored: 3}, tp.c.Stats())
 
-	rows, err := store.Conn().Query(ctx, "SELECT event_id, offset FROM "+store.Table("events")+" FINAL ORDER BY offset")
+	rows, err := testenv.Conn(t).Query(ctx, "SELECT event_id, offset FROM "+store.Table("events")+" FINAL ORDER BY offset")
 	require.NoError(t, err)
 	var ids []string
 	var offsets []int64

@@ -223,7 +223,7 @@ func TestLagMonitorRun(t *testing.T) {
 	go func() { done <- m.Run(runCtx) }()
 	require.Eventually(t, func() bool {
 		var n uint64
-		err := store.Conn().QueryRow(ctx, "SELECT uniqExact(ts) FROM "+store.Table("queue_health")+" WHERE topic = ?", topic).Scan(&n)
+		err := testenv.Conn(t).QueryRow(ctx, "SELECT uniqExact(ts) FROM "+store.Table("queue_health")+" WHERE topic = ?", topic).Scan(&n)
 		return err == nil && n >= 2
 	}, 30*time.Second, 100*time.Millisecond, "two samples stored")
 	stop()
@@ -240,7 +240,7 @@ func checkStoredLag(ctx context.Context, t *testing.T, store *chstore.Store, gro
 		LagSeconds, CommitAge, Rate float64
 		State                       string
 	}
-	rows, err := store.Conn().Query(ctx, `SELECT partition, committed_offset, lag_messages, lag_seconds, commit_age_seconds, produce_rate, group_state
+	rows, err := testenv.Conn(t).Query(ctx, `SELECT partition, committed_offset, lag_messages, lag_seconds, commit_age_seconds, produce_rate, group_state
 		FROM `+store.Table("queue_health")+` WHERE group_id = ? AND topic = ? ORDER BY ts, partition`, group, topic)
 	require.NoError(t, err)
 	var got []row
@@ -262,7 +262,7 @@ func checkStoredLag(ctx context.Context, t *testing.T, store *chstore.Store, gro
 	var depth int64
 	var age float64
 	var isDLQ bool
-	require.NoError(t, store.Conn().QueryRow(ctx, `SELECT lag_messages, lag_seconds, is_dlq FROM `+store.Table("queue_health")+
+	require.NoError(t, testenv.Conn(t).QueryRow(ctx, `SELECT lag_messages, lag_seconds, is_dlq FROM `+store.Table("queue_health")+
 		` WHERE group_id = '' AND topic = ? ORDER BY ts DESC LIMIT 1`, dlq).Scan(&depth, &age, &isDLQ))
 	assert.Equal(t, int64(3), depth)
 	assert.GreaterOrEqual(t, age, time.Hour.Seconds(), "the oldest DLQ record is an hour old at produce time")

@@ -83,11 +83,11 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	want := uint64(manifest.Records())
 	require.Eventually(t, func() bool {
 		var n uint64
-		_ = store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Table("events")+" FINAL").Scan(&n)
+		_ = testenv.Conn(t).QueryRow(ctx, "SELECT count() FROM "+store.Table("events")+" FINAL").Scan(&n)
 		return n == want
 	}, 90*time.Second, 250*time.Millisecond, "events stored, want %d", want)
 	var quarantined uint64
-	require.NoError(t, store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Table("quarantine")).Scan(&quarantined))
+	require.NoError(t, testenv.Conn(t).QueryRow(ctx, "SELECT count() FROM "+store.Table("quarantine")).Scan(&quarantined))
 	assert.Zero(t, quarantined, "demo records are all decodable")
 
 	// 4. weft stuck -o json reports exactly the injected stuck orders: from

@@ -190,7 +190,10 @@ func stored(t *testing.T, chCfg chstore.Config, topic string) (map[coord]string,
 	s, err := chstore.Open(ctx, chCfg)
 	require.NoError(t, err)
 	defer s.Close()
-	rows, err := s.Conn().Query(ctx, "SELECT partition, offset, payload_hash FROM "+s.Table("events")+" FINAL WHERE topic = ?", topic)
+	conn, err := chstore.Dial(ctx, chCfg)
+	require.NoError(t, err)
+	defer conn.Close()
+	rows, err := conn.Query(ctx, "SELECT partition, offset, payload_hash FROM "+s.Table("events")+" FINAL WHERE topic = ?", topic)
 	require.NoError(t, err)
 	out := map[coord]string{}
 	for rows.Next() {
@@ -202,7 +205,7 @@ func stored(t *testing.T, chCfg chstore.Config, topic string) (map[coord]string,
 	}
 	require.NoError(t, rows.Err())
 	var raw uint64
-	require.NoError(t, s.Conn().QueryRow(ctx, "SELECT count() FROM "+s.Table("events")+" WHERE topic = ?", topic).Scan(&raw))
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+s.Table("events")+" WHERE topic = ?", topic).Scan(&raw))
 	return out, raw
 }
 

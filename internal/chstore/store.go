@@ -112,9 +112,6 @@ func (l login) open(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// Conn is the underlying connection, for the packages that own their queries.
-func (s *Store) Conn() driver.Conn { return s.conn }
-
 // Ping checks that ClickHouse answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
 

@@ -32,7 +32,7 @@ func events(n int, base int64) []event.Event {
 func scalar(t *testing.T, store *chstore.Store, q string) uint64 {
 	t.Helper()
 	var v uint64
-	require.NoError(t, store.Conn().QueryRow(context.Background(), q).Scan(&v))
+	require.NoError(t, testenv.Conn(t).QueryRow(context.Background(), q).Scan(&v))
 	return v
 }
 
@@ -95,7 +95,7 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 	}
 	read := func(id string) row {
 		var r row
-		require.NoError(t, store.Conn().QueryRow(ctx, `SELECT topic, record_key, event_id, event_type, service, order_id,
+		require.NoError(t, testenv.Conn(t).QueryRow(ctx, `SELECT topic, record_key, event_id, event_type, service, order_id,
 			causation_id, correlation_id, trace_id, span_id, parent_span_id, trace_state, idempotency_key, format,
 			payload, trimRight(payload_hash, '\0'), partition, offset, record_time, event_time, ingested_at, version_vector, headers
 			FROM `+store.Table("events")+` WHERE event_id = ?`, id).Scan(
@@ -118,11 +118,11 @@ func TestInsertEventsRoundTrip(t *testing.T) {
 
 	// A failing insert (the table is gone) closes the insert connection;
 	// once the table is back the next insert dials again.
-	require.NoError(t, store.Conn().Exec(ctx, "RENAME TABLE "+store.Table("events")+" TO "+store.Table("events_away")))
+	require.NoError(t, testenv.Conn(t).Exec(ctx, "RENAME TABLE "+store.Table("events")+" TO "+store.Table("events_away")))
 	err := store.InsertEvents(ctx, []event.Event{bare}, at, "rt-3")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "events")
-	require.NoError(t, store.Conn().Exec(ctx, "RENAME TABLE "+store.Table("events_away")+" TO "+store.Table("events")))
+	require.NoError(t, testenv.Conn(t).Exec(ctx, "RENAME TABLE "+store.Table("events_away")+" TO "+store.Table("events")))
 	next := bare
 	next.EventID, next.Offset = "ev-3", 1
 	require.NoError(t, store.InsertEvents(ctx, []event.Event{next}, at, "rt-4"))

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/weft-sh/weft/internal/chstore"
 )
 
@@ -108,4 +110,22 @@ func Name(t testing.TB) string {
 		base = base[:40]
 	}
 	return base + "_" + hex.EncodeToString(b)
+}
+
+// Conn opens a connection of the test's own to the real test ClickHouse,
+// closed when the test ends, to check what weft stored independently of
+// the store's methods. Statements name their tables in full
+// (Store.Table).
+func Conn(t testing.TB) driver.Conn {
+	t.Helper()
+	c := chstore.Default()
+	c.Addr = ClickHouseAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := chstore.Dial(ctx, c)
+	if err != nil {
+		t.Fatalf("clickhouse: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
