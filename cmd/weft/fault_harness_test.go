@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/internal/chstore"
 )
 
@@ -37,14 +36,29 @@ type coord struct {
 // ledger records what the producer got acknowledged.
 type ledger struct {
 	mu   sync.Mutex
-	recs map[coord]string // → sha256 of the value
+	recs map[coord]string // → the payload hash weft stores for the record
 	done chan struct{}    // closed when every produced record is acknowledged
 }
 
+// ledgerDecoder decodes produced records as the tap does: the payload hash
+// it gives a record is the one weft must store for it (a hash of the
+// masked payload, never of the original).
+var ledgerDecoder = func() *collector.Decoder {
+	d, err := collector.NewDecoder(collector.Default())
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
+
 func (l *ledger) add(r *kgo.Record) {
-	sum := sha256.Sum256(r.Value)
+	e, err := ledgerDecoder.Decode(r)
+	hash := "undecodable: " + fmt.Sprint(err)
+	if err == nil {
+		hash = e.PayloadHash
+	}
 	l.mu.Lock()
-	l.recs[coord{r.Topic, r.Partition, r.Offset}] = hex.EncodeToString(sum[:])
+	l.recs[coord{r.Topic, r.Partition, r.Offset}] = hash
 	l.mu.Unlock()
 }
 
