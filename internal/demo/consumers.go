@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -116,6 +117,9 @@ func seedCommits(ctx context.Context, adm *kadm.Client, g ConsumerGroup) error {
 	committed, err := adm.FetchOffsets(ctx, g.Group)
 	if err == nil {
 		err = committed.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) { // kfake's answer for a group it never saw
+		committed, err = nil, nil
 	}
 	if err != nil {
 		return fmt.Errorf("demo consumers: offsets of group %s: %w", g.Group, err)
