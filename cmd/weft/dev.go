@@ -188,19 +188,14 @@ func runDevDemo(ctx context.Context, dcfg demo.Config, cfg Config, log zerolog.L
 	}
 	// From now on the shop's services consume the live traffic in their own
 	// groups (demo.Consumers), so queue health shows application lag.
-	cons, err := demo.NewConsumers(dcfg, opts, log)
-	if err != nil {
-		return err
+	if dcfg.Consumers.Enabled {
+		stop, err := startDemoConsumers(ctx, dcfg, opts, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		m.Consumers = dcfg.ConsumerGroups()
 	}
-	if err := cons.Start(ctx); err != nil {
-		return err
-	}
-	defer cons.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // it only closes its clients
-	consCtx, stopCons := context.WithCancel(ctx)
-	consDone := make(chan error, 1)
-	go func() { consDone <- cons.Run(consCtx) }()
-	defer func() { stopCons(); <-consDone }()
-	m.Consumers = cons.Groups()
 	histDone <- m
 	if dcfg.Live.Rate <= 0 {
 		<-ctx.Done()
