@@ -79,7 +79,8 @@ type ConsumerGroup struct {
 	Behavior Behavior `json:"behavior"`
 	// Rate is the lagging service's records per second (0 for the others).
 	Rate float64 `json:"rate,omitempty"`
-	// StopAfter is how long the stopping service reads (0 for the others).
+	// StopAfter is how long the stopping service reads (0 for the others;
+	// nanoseconds in JSON, as every time.Duration of the demo).
 	StopAfter time.Duration `json:"stop_after,omitempty"`
 }
 
