@@ -132,11 +132,14 @@ func (pr *pendingRows) add(r healthRow, pos at) {
 	pr.pos = append(pr.pos, pos)
 }
 
-// want lists the records whose timestamps the sample needs.
+// want lists the records whose timestamps the sample needs, each once:
+// groups that stand at the same position share its record.
 func (pr *pendingRows) want() []at {
 	var w []at
+	seen := map[at]bool{}
 	for _, p := range pr.pos {
-		if p.offset >= 0 {
+		if p.offset >= 0 && !seen[p] {
+			seen[p] = true
 			w = append(w, p)
 		}
 	}

@@ -90,3 +90,21 @@ func TestLagRowsSeededCommitAge(t *testing.T) {
 	assert.Equal(t, 0.0, rows[3].CommitAge, "p1 moved while weft was down")
 	assert.Equal(t, -1.0, rows[2].LagSeconds, "timestamps not read")
 }
+
+// Two groups standing at the same position need its record once: the
+// sample counts the timestamps it read against distinct records.
+func TestLagRowsSharedPosition(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	p0 := tp{"orders", 0}
+	at0 := at{p0, 7}
+	pr := newHistory().rows(&offsets{at: t0, dlq: map[string]bool{"orders": false},
+		start: map[tp]int64{p0: 0}, end: map[tp]int64{p0: 10},
+		groups: map[string]*groupOffsets{
+			"billing":  {state: "Stable", committed: map[tp]int64{p0: 7}, topics: map[string]bool{"orders": true}},
+			"shipping": {state: "Stable", committed: map[tp]int64{p0: 7}, topics: map[string]bool{"orders": true}},
+		}})
+	assert.Equal(t, []at{at0}, pr.want())
+	rows := pr.fill(map[at]time.Time{at0: t0.Add(-time.Second)})
+	require.Len(t, rows, 3)
+	assert.Equal(t, []float64{1, 1}, []float64{rows[1].LagSeconds, rows[2].LagSeconds})
+}

@@ -52,12 +52,28 @@ Faults: --fault KIND=N (an integer is an exact count, a decimal a fraction
 of --orders), repeatable or comma-separated; kinds: stuck, lost, duplicate,
 out_of_order, race, payment_failed, orphan, causality_violation,
 conflicting_duplicate, missing_compensation, divergence. Unnamed kinds keep
-their defaults.`,
+their defaults.
+
+Consumers (--consumers, on by default): while live traffic flows, the
+shop's services consume their upstream topics in their own consumer groups
+(--group-prefix + service + "-svc": orders-svc, inventory-svc, payments-svc,
+fulfillment-svc, notifications-svc, pickup-svc) and commit what they read,
+so ` + "`weft lag`" + ` shows application lag. They start at the end of the topics
+(a group that committed before resumes). --lagging names the service that
+falls behind, reading --lagging-rate records per second (below --live-rate;
+when not given and --live-rate is lower, half of --live-rate); --stopping
+names the service that leaves its group for good after --stop-after. The
+manifest lists the groups and which one lags and which one stopped. They
+produce nothing, and do not run with --live-rate 0. --consumers=false
+creates no group.`,
 		Example: `  weft demo --brokers 127.0.0.1:9092 --orders 200 --seed 7 --manifest demo.json
   weft demo --live-rate 0 --fault stuck=11,race=0.05 --topic-prefix shop.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Now = time.Now().UTC().Truncate(time.Millisecond)
+			if !cmd.Flags().Changed("lagging-rate") && cfg.Live.Rate > 0 && cfg.Consumers.LaggingRate >= cfg.Live.Rate {
+				cfg.Consumers.LaggingRate = cfg.Live.Rate / 2 // slow live traffic: the lagging service reads slower still
+			}
 			if err := applyFaultFlags(&cfg.Faults, faults); err != nil {
 				return usageError{err}
 			}
@@ -92,6 +108,12 @@ their defaults.`,
 	f.StringVar(&cfg.Topics.Prefix, "topic-prefix", "", "prefix of every topic name")
 	f.StringVar(&cfg.Topics.Suffix, "topic-suffix", "", "suffix of every topic name")
 	f.Int32Var(&partitions, "partitions", 3, "partitions of topics created (payments.dlq gets 1)")
+	f.BoolVar(&cfg.Consumers.Enabled, "consumers", cfg.Consumers.Enabled, "run the shop's services as consumer groups while live traffic flows")
+	f.StringVar(&cfg.Consumers.GroupPrefix, "group-prefix", cfg.Consumers.GroupPrefix, "prefix of every consumer group name")
+	f.StringVar(&cfg.Consumers.Lagging, "lagging", cfg.Consumers.Lagging, "the service that falls behind (\"\": none)")
+	f.Float64Var(&cfg.Consumers.LaggingRate, "lagging-rate", cfg.Consumers.LaggingRate, "records per second the lagging service reads")
+	f.StringVar(&cfg.Consumers.Stopping, "stopping", cfg.Consumers.Stopping, "the service that stops consuming (\"\": none)")
+	f.DurationVar(&cfg.Consumers.StopAfter, "stop-after", cfg.Consumers.StopAfter, "how long the stopping service consumes before it leaves its group")
 	f.StringVar(&manifestPath, "manifest", "", "write the manifest JSON to this file (default: stdout, at the end)")
 	f.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	return cmd
@@ -159,12 +181,21 @@ func runDemo(ctx context.Context, cfg demo.Config, kc kafkaconn.Config, partitio
 		return err
 	}
 	fmt.Fprintln(summaryOut, "history: "+m.Summary())
+	live := cfg.Live.Rate > 0 && ctx.Err() == nil
+	if live && cfg.Consumers.Enabled {
+		stop, err := startDemoConsumers(ctx, cfg, opts, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		m.Consumers = cfg.ConsumerGroups()
+	}
 	if manifestPath != "" {
 		if err := writeManifest(manifestPath, m); err != nil {
 			return err
 		}
 	}
-	if cfg.Live.Rate > 0 && ctx.Err() == nil {
+	if live {
 		log.Info().Float64("rate", cfg.Live.Rate).Msg("live mode: producing until interrupted")
 		live, err := g.RunLive(ctx, func(f demo.Fault) {
 			log.Info().Str("kind", string(f.Kind)).Str("order", f.OrderID).Str("step", f.Step).
@@ -182,6 +213,26 @@ func runDemo(ctx context.Context, cfg demo.Config, kc kafkaconn.Config, partitio
 		return writeManifest(manifestPath, m)
 	}
 	return m.WriteJSON(stdout)
+}
+
+// startDemoConsumers starts the services' consumer groups (demo.Consumers)
+// and runs them until the returned stop is called.
+func startDemoConsumers(ctx context.Context, cfg demo.Config, opts []kgo.Opt, log zerolog.Logger) (stop func(), err error) {
+	cons, err := demo.NewConsumers(cfg, opts, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := cons.Start(ctx); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(rctx) }()
+	return func() {
+		cancel()
+		<-done
+		_ = cons.Shutdown(context.WithoutCancel(ctx)) // it only closes its clients
+	}, nil
 }
 
 // writeManifest replaces path with the manifest, atomically.

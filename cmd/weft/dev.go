@@ -31,6 +31,7 @@ type devOptions struct {
 	liveRate       float64
 	seed           int64
 	detectInterval time.Duration
+	consumers      bool
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -41,7 +42,14 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		Long: `dev starts an embedded ClickHouse (fetched on first use) and an embedded Kafka
 (franz-go kfake), produces demo commerce traffic with injected faults, runs
 weft on them, and prints the commands to look at stuck orders. Everything
-listens on 127.0.0.1. Data is kept in --data-dir; Ctrl-C stops it all.`,
+listens on 127.0.0.1. Data is kept in --data-dir; Ctrl-C stops it all.
+
+Once the history is produced, the shop's services consume the live traffic
+in their own consumer groups (inventory-svc, payments-svc, fulfillment-svc,
+notifications-svc, pickup-svc, orders-svc): fulfillment-svc falls behind,
+notifications-svc stops after a minute, the others keep up, so ` + "`weft lag`" + `
+and the queue-health dashboard show application lag. --consumers=false
+turns them off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -59,6 +67,7 @@ listens on 127.0.0.1. Data is kept in --data-dir; Ctrl-C stops it all.`,
 	f.Float64Var(&o.liveRate, "live-rate", 2, "new demo orders per second after the history (0: none)")
 	f.Int64Var(&o.seed, "seed", 0, "demo seed (0: from the clock)")
 	f.DurationVar(&o.detectInterval, "detect-interval", 5*time.Second, "detector interval")
+	f.BoolVar(&o.consumers, "consumers", true, "run the shop's services as consumer groups of the live traffic (one falls behind, one stops)")
 	return cmd
 }
 
@@ -113,6 +122,11 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		dcfg.Seed = dcfg.Now.UnixNano()
 	}
 	dcfg.Live.Rate = o.liveRate
+	dcfg.Consumers.Enabled = o.consumers
+	if o.liveRate > 0 && dcfg.Consumers.LaggingRate >= o.liveRate {
+		// Slow live traffic: the lagging service reads slower still.
+		dcfg.Consumers.LaggingRate = o.liveRate / 2
+	}
 	if err := dcfg.Validate(); err != nil {
 		return err
 	}
@@ -172,6 +186,16 @@ func runDevDemo(ctx context.Context, dcfg demo.Config, cfg Config, log zerolog.L
 	if err != nil {
 		return err
 	}
+	// From now on the shop's services consume the live traffic in their own
+	// groups (demo.Consumers), so queue health shows application lag.
+	if dcfg.Consumers.Enabled {
+		stop, err := startDemoConsumers(ctx, dcfg, opts, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		m.Consumers = dcfg.ConsumerGroups()
+	}
 	histDone <- m
 	if dcfg.Live.Rate <= 0 {
 		<-ctx.Done()
@@ -226,6 +250,7 @@ weft is running on embedded servers, with demo traffic (%s).
   Stuck orders:     %[2]s stuck -c %[3]s
   As JSON:          %[2]s stuck -c %[3]s -o json
   One order:        %[2]s order %[4]s -c %[3]s
+  Queue health:     %[2]s lag -c %[3]s
   HTTP API:         curl http://%[5]s/api/v1/stuck
   Metrics:          curl http://%[5]s/metrics
 
@@ -234,7 +259,31 @@ weft is running on embedded servers, with demo traffic (%s).
   Data:             %[9]s
 
 The detector runs every %[10]s; new stuck orders appear as their SLAs pass.
-Press Ctrl-C to stop everything.
+%[11]sPress Ctrl-C to stop everything.
 `, m.Summary(), self, rel, example, cfg.HTTP.Listen, kf.ListenAddrs()[0], ch.Addr(), ch.HTTPAddr(),
-		filepath.Dir(cfgPath), cfg.Consistency.Interval)
+		filepath.Dir(cfgPath), cfg.Consistency.Interval, consumersNote(m))
+}
+
+// consumersNote says, for the banner, how the services' consumer groups
+// consume (empty when they do not run).
+func consumersNote(m *demo.Manifest) string {
+	if len(m.Consumers) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("The shop's services consume the live traffic in their own consumer groups:\n")
+	for _, g := range m.GroupsWith(demo.BehaviorLagging) {
+		fmt.Fprintf(&b, "  %s falls behind (it reads %g records/s of %s)\n", g.Group, g.Rate, strings.Join(g.Topics, ", "))
+	}
+	for _, g := range m.GroupsWith(demo.BehaviorStopped) {
+		fmt.Fprintf(&b, "  %s stops after %s, for good\n", g.Group, g.StopAfter)
+	}
+	var keep []string
+	for _, g := range m.GroupsWith(demo.BehaviorKeepsUp) {
+		keep = append(keep, g.Group)
+	}
+	if len(keep) > 0 {
+		fmt.Fprintf(&b, "  %s keep up\n", strings.Join(keep, ", "))
+	}
+	return b.String()
 }

@@ -27,6 +27,9 @@ type Config struct {
 	Faults FaultMix `json:"faults" yaml:"faults"`
 	// Live configures live mode (after the history).
 	Live LiveConfig `json:"live" yaml:"live"`
+	// Consumers runs the shop's services as consumer groups of the traffic
+	// (see ConsumersConfig and NewConsumers).
+	Consumers ConsumersConfig `json:"consumers" yaml:"consumers"`
 }
 
 // TopicNames builds full topic names: Prefix + base name + Suffix.
@@ -175,7 +178,8 @@ type LiveConfig struct {
 }
 
 // DefaultConfig returns a 200-order, 3-hour history ending now, the
-// 60/30/10 encoding mix, the default fault mix and 2 live orders per second.
+// 60/30/10 encoding mix, the default fault mix, 2 live orders per second
+// and the default consumers (DefaultConsumers).
 //
 // Default fault mix (fractions of Orders; for 200 orders): stuck 0.11 (22,
 // two per stuck step), lost 0.03 (6), duplicate 0.04 (8), out_of_order 0.03
@@ -202,7 +206,8 @@ func DefaultConfig() Config {
 			MissingCompensation:  FaultShare{Fraction: 0.02},
 			Divergence:           FaultShare{Fraction: 0.02},
 		},
-		Live: LiveConfig{Rate: 2, StepDelayMin: 200 * time.Millisecond, StepDelayMax: 2 * time.Second},
+		Live:      LiveConfig{Rate: 2, StepDelayMin: 200 * time.Millisecond, StepDelayMax: 2 * time.Second},
+		Consumers: DefaultConsumers(),
 	}
 }
 
@@ -309,6 +314,7 @@ func (c Config) Validate() error {
 	if c.Live.MaxOrders < 0 {
 		bad("live.max_orders", "must not be negative, got %d", c.Live.MaxOrders)
 	}
+	c.Consumers.validate(c.Live.Rate, bad)
 	if len(ps) > 0 {
 		return &ConfigError{Problems: ps}
 	}

@@ -42,6 +42,20 @@ func TestValidate(t *testing.T) {
 		{"live delays", func(c *Config) { c.Live.StepDelayMin = 0; c.Live.StepDelayMax = -1 }, []string{"live.step_delay_min", "live.step_delay_max"}},
 		{"live off ignores delays", func(c *Config) { c.Live = LiveConfig{} }, nil},
 		{"negative rate", func(c *Config) { c.Live.Rate = -1 }, []string{"live.rate"}},
+		{"unknown lagging service", func(c *Config) { c.Consumers.Lagging = "billing" }, []string{"consumers.lagging"}},
+		{"unknown stopping service", func(c *Config) { c.Consumers.Stopping = "inventory-svc" }, []string{"consumers.stopping"}},
+		{"one service lags and stops", func(c *Config) { c.Consumers.Stopping = c.Consumers.Lagging }, []string{"consumers"}},
+		{"no lagging rate", func(c *Config) { c.Consumers.LaggingRate = 0 }, []string{"consumers.lagging_rate"}},
+		{"lagging rate keeps up with live", func(c *Config) { c.Consumers.LaggingRate = c.Live.Rate }, []string{"consumers.lagging_rate"}},
+		{"any lagging rate without live", func(c *Config) { c.Live.Rate, c.Consumers.LaggingRate = 0, 50 }, nil},
+		{"no stop_after", func(c *Config) { c.Consumers.StopAfter = 0 }, []string{"consumers.stop_after"}},
+		{"bad group prefix", func(c *Config) { c.Consumers.GroupPrefix = "shop:" }, []string{"consumers.group_prefix"}},
+		{"nobody lags or stops", func(c *Config) {
+			c.Consumers = ConsumersConfig{Enabled: true, GroupPrefix: "shop."}
+		}, nil},
+		{"consumers off ignore the rest", func(c *Config) {
+			c.Consumers = ConsumersConfig{Lagging: "billing", LaggingRate: -1, StopAfter: -1}
+		}, nil},
 		{"every problem at once", func(c *Config) {
 			c.Orders, c.Now, c.Encoding.JSON, c.Live.MaxOrders = -5, time.Time{}, -1, -1
 		}, []string{"orders", "now", "encoding.json", "live.max_orders"}},

@@ -218,6 +218,9 @@ type Manifest struct {
 	RecordsPerTopic map[string]int `json:"records_per_topic"`
 	// RecordsPerFormat counts records by encoding (event.Format values).
 	RecordsPerFormat map[string]int `json:"records_per_format"`
+	// Consumers lists the services' consumer groups and how each consumes
+	// (which one lags, which one stopped), when they ran (Consumers.Groups).
+	Consumers []ConsumerGroup `json:"consumers,omitempty"`
 }
 
 func newManifest(seed int64, mode string) *Manifest {
@@ -261,6 +264,17 @@ func (m *Manifest) CountByKind() map[Kind]int {
 	return c
 }
 
+// GroupsWith returns the consumer groups that consume with behavior b.
+func (m *Manifest) GroupsWith(b Behavior) []ConsumerGroup {
+	var out []ConsumerGroup
+	for _, g := range m.Consumers {
+		if g.Behavior == b {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // Order returns the summary of an order by id.
 func (m *Manifest) Order(id string) (OrderSummary, bool) {
 	for _, o := range m.Orders {
@@ -288,7 +302,8 @@ func (m *Manifest) Summary() string {
 }
 
 // Merge appends another manifest's orders, faults and counts to m; the mode
-// becomes "history+live" when the modes differ.
+// becomes "history+live" when the modes differ. m keeps its consumers, or
+// takes o's when it has none.
 func (m *Manifest) Merge(o *Manifest) {
 	if o == nil {
 		return
@@ -300,6 +315,9 @@ func (m *Manifest) Merge(o *Manifest) {
 	m.Healthy = append(m.Healthy, o.Healthy...)
 	m.Faults = append(m.Faults, o.Faults...)
 	m.Interrupted = append(m.Interrupted, o.Interrupted...)
+	if len(m.Consumers) == 0 {
+		m.Consumers = o.Consumers
+	}
 	for _, k := range slices.Sorted(maps.Keys(o.RecordsPerTopic)) {
 		m.RecordsPerTopic[k] += o.RecordsPerTopic[k]
 	}

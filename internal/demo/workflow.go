@@ -6,6 +6,9 @@
 // The workflow tables (EventTypes, Steps and their SLAs, StuckSteps) are
 // the ones weft's built-in workflows use. Plan builds a run's records and
 // manifest without a broker; a Generator produces them, then live traffic.
+// Consumers run the shop's services as consumer groups of that traffic,
+// each reading its UpstreamTopics, one falling behind and one stopping, so
+// that queue health shows application lag.
 //
 // # Version vectors
 //
