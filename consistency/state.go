@@ -20,8 +20,8 @@ type WorkflowState struct {
 
 // OrderStates places an order in each workflow it belongs to, the same way
 // the stuck query (chstore.StuckOrders) and the dashboards' state SQL do:
-// the furthest step any of its events entered, or a terminal step once one
-// was reached. Workflows are ordered with the one entered last first: where
+// the furthest step any of its events entered, or the furthest terminal
+// step once one was reached. Workflows are ordered with the one entered last first: where
 // the order waits now. dashboards' TestOrderStepRulesAgree proves the three
 // agree; change them together.
 func OrderStates(ws []Workflow, evs []ChainEvent) []WorkflowState {
@@ -44,8 +44,10 @@ func OrderStates(ws []Workflow, evs []ChainEvent) []WorkflowState {
 				if !ok {
 					continue
 				}
-				if s.Terminal && (term < 0 || at.After(termAt)) {
+				if s.Terminal && i > term { // the furthest terminal step, as the SQL rules take it
 					term, termAt = i, at
+				} else if s.Terminal && i == term && at.After(termAt) {
+					termAt = at
 				}
 				if i > cur {
 					cur, entered = i, at

@@ -34,11 +34,6 @@ import (
 //   - the stuck query, at a clock far past every SLA, lists exactly the
 //     orders whose workflow entered last (Go's first state) is not
 //     terminal, in that workflow and step.
-//
-// Not in the set: an order that reached two terminal steps of one
-// workflow (completed and cancelled). There the rules differ: Go takes the
-// terminal step reached last in event time, the dashboards the one furthest
-// in the list (the stuck query lists neither).
 func TestOrderStepRulesAgree(t *testing.T) {
 	store, cfg := testStore(t)
 	ctx := context.Background()
@@ -86,6 +81,11 @@ func TestOrderStepRulesAgree(t *testing.T) {
 		// Both finished.
 		"both-finished": {{"OrderPlaced", 0}, {"PaymentRequested", time.Minute}, {"PaymentAuthorized", time.Hour},
 			{"OrderCancelled", 2 * time.Hour}},
+		// Two terminal steps of one workflow (completed and cancelled, the
+		// race of the talk), in either order of event time: the furthest
+		// terminal step in the workflow's list.
+		"completed-then-cancelled": {{"OrderPlaced", 0}, {"OrderCompleted", time.Minute}, {"OrderCancelled", time.Hour}},
+		"cancelled-then-completed": {{"OrderPlaced", 0}, {"OrderCancelled", time.Minute}, {"OrderCompleted", time.Hour}},
 		// No workflow knows its events.
 		"unknown": {{"SomethingElse", 0}},
 		// PaymentAuthorized alone identifies neither workflow.
