@@ -2,8 +2,8 @@ package consistency
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -214,13 +214,13 @@ func checkDuplicates(evs []ChainEvent) []Raised {
 		return true
 	}
 	byID := group("event id", func(e ChainEvent) string { return e.EventID })
-	for _, k := range sortedKeys(byID) {
+	for _, k := range slices.Sorted(maps.Keys(byID)) {
 		if report("event_id", k, byID[k]) {
 			reportedIDs[k] = true
 		}
 	}
 	byKey := group("idempotency key", func(e ChainEvent) string { return e.IdempotencyKey })
-	for _, k := range sortedKeys(byKey) {
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		es := byKey[k]
 		ids := map[string]bool{}
 		for _, e := range es {
@@ -346,7 +346,7 @@ func checkGaps(evs []ChainEvent) []Raised {
 		}
 	}
 	var out []Raised
-	for _, svc := range sortedKeys(known) {
+	for _, svc := range slices.Sorted(maps.Keys(known)) {
 		var missing []uint64
 		for c := uint64(1); c <= known[svc]; c++ {
 			if !own[svc][c] {
@@ -435,7 +435,7 @@ func checkInvariants(w Workflow, evs []ChainEvent) []Raised {
 		}
 		out = append(out, Raised{Kind: KindInvariantViolation, Workflow: w.Name, Subject: inv.Name,
 			Summary:  fmt.Sprintf("%s: missing %s", inv.Description, strings.Join(missing, ", ")),
-			Evidence: map[string]any{"rule": inv.Name, "description": inv.Description, "missing": missing, "types_seen": sortedKeys(has)}})
+			Evidence: map[string]any{"rule": inv.Name, "description": inv.Description, "missing": missing, "types_seen": slices.Sorted(maps.Keys(has))}})
 	}
 	return out
 }
@@ -484,7 +484,7 @@ func checkDivergence(w Workflow, maximal []ChainEvent, vv map[string]Vector) []R
 	}
 	var ev []map[string]any
 	var names []string
-	for _, st := range sortedKeys(steps) {
+	for _, st := range slices.Sorted(maps.Keys(steps)) {
 		e := steps[st]
 		names = append(names, fmt.Sprintf("%s says %s", e.Service, st))
 		ev = append(ev, evidenceEvent(e, vv[e.EventID]))
@@ -492,13 +492,4 @@ func checkDivergence(w Workflow, maximal []ChainEvent, vv map[string]Vector) []R
 	return []Raised{{Kind: KindDivergence, Workflow: w.Name, Subject: "state",
 		Summary:  "services disagree on the order's state: " + strings.Join(names, ", "),
 		Evidence: map[string]any{"rule": "the latest events converge on one state within the convergence window", "latest_events": ev}}}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
