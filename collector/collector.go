@@ -50,6 +50,7 @@ type Collector struct {
 	rebalanceWanted               atomic.Bool            // a rebalance waits for the pipeline to drain
 	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
 	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until a clean poll
+	storingSince                  atomic.Int64           // Unix ns when the insert in flight began (0: none); StoringSince
 
 	running      atomic.Bool
 	shutdownOnce sync.Once
@@ -169,6 +170,17 @@ func (c *Collector) Backlog() int64 { return c.backlog.records() }
 // Behind reports whether the tap is catching up: more than two batches of
 // records wait in the log beyond what it polled.
 func (c *Collector) Behind() bool { return c.Backlog() > 2*int64(c.cfg.Batch.MaxRecords) }
+
+// StoringSince is when the insert in flight began, or zero when none is:
+// every row it stores is stamped (ingested_at) at or after that instant.
+// The detector ends its ingest window there, so rows that become visible
+// late (a slow insert, a retried one) are never behind its window.
+func (c *Collector) StoringSince() time.Time {
+	if ns := c.storingSince.Load(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return time.Time{}
+}
 
 // Stats returns running totals.
 func (c *Collector) Stats() Stats {

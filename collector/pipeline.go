@@ -232,6 +232,11 @@ func (c *Collector) storeLoop(ctx context.Context, p *pipeline) {
 // flush stores the batch, retrying until it succeeds or ctx ends, commits
 // its offsets and empties it.
 func (c *Collector) flush(ctx context.Context, b *batch) error {
+	// Marked before insert stamps the rows, cleared once they are stored;
+	// a retry may be deduplicated into the first attempt's rows, so the
+	// mark stays from the first attempt.
+	c.storingSince.Store(time.Now().UnixNano())
+	defer c.storingSince.Store(0)
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()

@@ -23,6 +23,11 @@ type Settings struct {
 	// BacklogInterval is consistency.backlog_interval (0: Behind is not
 	// asked).
 	BacklogInterval time.Duration
+	// StoringSince, when set, says since when the tap has had an insert in
+	// flight (zero: none): its rows are stamped at or after that instant
+	// and may not be visible yet, so a pass's ingest window ends there
+	// however long the insert takes (Settle alone covers a few seconds).
+	StoringSince func() time.Time
 	// Settle is how long after its ingested_at a stored row may still
 	// become visible (an insert in flight, a replica's clock behind): a
 	// pass looks only at rows stored, and deadlines passed, at least
@@ -73,9 +78,10 @@ type Detector struct {
 	engine   *Engine
 	interval time.Duration
 	windows  Windows
-	settle   time.Duration // Settings.Settle
-	behind   func() bool   // Settings.Behind
-	backlog  time.Duration // Settings.BacklogInterval
+	settle   time.Duration    // Settings.Settle
+	behind   func() bool      // Settings.Behind
+	storing  func() time.Time // Settings.StoringSince
+	backlog  time.Duration    // Settings.BacklogInterval
 	wall     clockwork.Clock
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
@@ -97,7 +103,7 @@ const pageSize = 20000
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
 		engine: e, interval: interval, windows: win, settle: max(set.Settle, 0),
-		behind: set.Behind, backlog: set.BacklogInterval, wall: set.WallClock,
+		behind: set.Behind, backlog: set.BacklogInterval, wall: set.WallClock, storing: set.StoringSince,
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
 			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
@@ -188,6 +194,23 @@ func (d *Detector) rest(ctx context.Context, took time.Duration) bool {
 // the last pass began less than BacklogInterval ago.
 func (d *Detector) yield(last time.Time) bool {
 	return d.behind != nil && d.backlog > 0 && !last.IsZero() && d.wall.Since(last) < d.backlog && d.behind()
+}
+
+// ingestedBefore is where a pass's ingest window ends: Settle before wall,
+// and never past an insert the tap still has in flight (its rows may become
+// visible later than Settle after their stamp). The tap marks an insert
+// before stamping its rows, and wall is read before the mark, so a row
+// stamped before the returned instant was visible when the pass began.
+func (d *Detector) ingestedBefore(wall time.Time) time.Time {
+	to := wall.Add(-d.settle)
+	if d.storing != nil {
+		// Rows are stamped in milliseconds: a row stamped in the mark's
+		// millisecond is left for the next pass.
+		if s := d.storing().Truncate(time.Millisecond); !s.IsZero() && s.Before(to) {
+			to = s
+		}
+	}
+	return to
 }
 
 // maxSilence is how long a detector passing every interval may go without
@@ -299,7 +322,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 
 	// Orders that changed: check their chains.
 	if st.IngestTo.IsZero() {
-		st.IngestTo = later(st.IngestFrom, wall.Add(-d.settle))
+		st.IngestTo = later(st.IngestFrom, d.ingestedBefore(wall))
 	}
 	changed, err := e.changedPage(ctx, st.IngestFrom, st.IngestTo, st.IngestAfter, pageSize)
 	if err != nil {
@@ -361,7 +384,17 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	// stuck unless they moved on; rechecked from their chain when a grace
 	// or convergence window of theirs ran out.
 	if st.DueTo.IsZero() {
-		st.DueTo = later(st.DueFrom, clock.Now.Add(-d.settle))
+		to := clock.Now.Add(-d.settle)
+		if to.Before(st.DueFrom) {
+			// The stream's clock went back: it ran on wall time through a
+			// quiet spell, then a backlog of older events arrived. Deadlines
+			// between were stored as still ahead; they are due again once
+			// the clock passes them, so the window starts over from here
+			// and none is skipped (an order already raised is raised again,
+			// which changes nothing).
+			st.DueFrom, st.DueAfter = to, deadlineKey{}
+		}
+		st.DueTo = later(st.DueFrom, to)
 	}
 	due, err := e.dueOrders(ctx, st.DueFrom, st.DueTo, st.DueAfter, pageSize)
 	if err != nil {

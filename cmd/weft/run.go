@@ -89,7 +89,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	}
 	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
 	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle,
-		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval})
+		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval, StoringSince: col.StoringSince})
 
 	parts := []component.Named{
 		{Name: "collector", Component: col},
