@@ -19,7 +19,7 @@ const (
 // workflows' step ranks (stepRanks) — and returns the events as a tree walked
 // depth first, children in time order, with Parent, Via and Depth set. Edges
 // that would close a cycle are dropped, so the walk always ends.
-func stitch(rank map[string]int, evs []ChainEvent) []ChainEvent {
+func stitch(order stepOrder, evs []ChainEvent) []ChainEvent {
 	n := len(evs)
 	if n == 0 {
 		return evs
@@ -60,7 +60,7 @@ func stitch(rank map[string]int, evs []ChainEvent) []ChainEvent {
 		if e.CausationID != "" {
 			continue // names a cause that is missing: a root, not a guess
 		}
-		if p := inferredParent(evs, i, rank); p >= 0 {
+		if p := inferredParent(evs, i, order); p >= 0 {
 			attach(i, p, ViaWorkflow)
 		}
 	}
@@ -94,32 +94,58 @@ func stitch(rank map[string]int, evs []ChainEvent) []ChainEvent {
 	return out
 }
 
-// stepRanks maps each event type to its step position in the first
-// workflow that has it.
-func stepRanks(ws []Workflow) map[string]int {
-	r := map[string]int{}
+// stepOrder is what the workflows say about the order of event types: each
+// type's step position (rank) in the first workflow that has it, and the
+// types whose steps expect it (after): PickupExpired comes after
+// CustomerNotified, not after PickedUp, although it is listed later.
+type stepOrder struct {
+	rank  map[string]int
+	after map[string]map[string]bool
+}
+
+// stepRanks reads the step order of ws.
+func stepRanks(ws []Workflow) stepOrder {
+	o := stepOrder{rank: map[string]int{}, after: map[string]map[string]bool{}}
 	for _, w := range ws {
 		for i, s := range w.Steps {
 			for _, t := range s.On {
-				if _, ok := r[t]; !ok {
-					r[t] = i + 1
+				if _, ok := o.rank[t]; !ok {
+					o.rank[t] = i + 1
+				}
+				for _, next := range s.Expects {
+					if o.after[next] == nil {
+						o.after[next] = map[string]bool{}
+					}
+					o.after[next][t] = true
 				}
 			}
 		}
 	}
-	return r
+	return o
 }
 
-// inferredParent is the event of the highest step below i's step (the
-// latest such by time), or -1.
-func inferredParent(evs []ChainEvent, i int, rank map[string]int) int {
-	ri, ok := rank[evs[i].Type]
+// inferredParent is the event i comes after in the workflow: the latest
+// event of a step that expects i's type, else the event of the highest step
+// below i's step (the latest such by time); -1 when there is none.
+func inferredParent(evs []ChainEvent, i int, o stepOrder) int {
+	ri, ok := o.rank[evs[i].Type]
 	if !ok {
 		return -1
 	}
+	if pred := o.after[evs[i].Type]; len(pred) > 0 {
+		best := -1
+		for j, e := range evs {
+			if j != i && pred[e.Type] && (best < 0 || e.EventTime.After(evs[best].EventTime)) {
+				best = j
+			}
+		}
+		if best >= 0 {
+			return best
+		}
+	}
 	best, bestRank := -1, 0
 	for j, e := range evs {
-		rj, ok := rank[e.Type]
+		rj, ok := o.rank[e.Type]
 		if j == i || !ok || rj >= ri {
 			continue
 		}

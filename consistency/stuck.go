@@ -62,7 +62,7 @@ type Engine struct {
 	store     *chstore.Store
 	workflows []Workflow
 	byName    map[string]Workflow
-	ranks     map[string]int         // stepRanks(workflows)
+	ranks     stepOrder              // stepRanks(workflows)
 	rules     []chstore.WorkflowRule // workflowRules(workflows)
 	wall      func() time.Time
 }

@@ -35,8 +35,9 @@ func Merge(vs ...Vector) Vector {
 }
 
 // deriveVectors gives every event a vector: the one it carries, or, when it
-// carries none, the pointwise max of its cause's vector and the service's
-// last vector in this order, with the service's own entry one more
+// carries none, the pointwise max of its cause's vector (the cause it
+// names, else its parent in the stitched chain) and the service's last
+// vector in this order, with the service's own entry one more
 // (docs/consistency.md, "Version vectors"). evs must be in causal order.
 func deriveVectors(evs []ChainEvent) map[string]Vector {
 	out := make(map[string]Vector, len(evs))
@@ -48,7 +49,15 @@ func deriveVectors(evs []ChainEvent) map[string]Vector {
 			last[e.Service] = Merge(last[e.Service], v)
 			continue
 		}
-		v := Merge(out[e.CausationID], last[e.Service])
+		// Without a named cause, the event hangs under the one the chain
+		// found for it (its trace parent, else the workflow's step order:
+		// stitch), so services that publish only the contract's four
+		// fields still form one history.
+		cause := e.CausationID
+		if cause == "" {
+			cause = e.Parent
+		}
+		v := Merge(out[cause], last[e.Service])
 		v[e.Service]++
 		out[e.EventID] = v
 		last[e.Service] = v
