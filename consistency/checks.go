@@ -384,24 +384,24 @@ func checkOrphans(evs []ChainEvent, byID map[string]ChainEvent, vv map[string]Ve
 	return out
 }
 
-// checkConflicts: two events of a conflicting pair with incomparable vectors.
+// checkConflicts: two events of the two sides of a declared race with
+// incomparable vectors.
 func checkConflicts(w Workflow, evs []ChainEvent, vv map[string]Vector) []Raised {
 	var out []Raised
-	for _, pair := range w.Conflicts {
-		if len(pair) != 2 {
-			continue
-		}
+	for _, c := range w.Conflicts {
+		sideA, sideB := c.sides(w)
 		for _, a := range evs {
-			if a.Type != pair[0] {
+			if !slices.Contains(sideA, a.Type) {
 				continue
 			}
 			for _, b := range evs {
-				if b.Type != pair[1] || !vv[a.EventID].Concurrent(vv[b.EventID]) {
+				if !slices.Contains(sideB, b.Type) || !vv[a.EventID].Concurrent(vv[b.EventID]) {
 					continue
 				}
 				out = append(out, Raised{Kind: KindConcurrentConflict, Workflow: w.Name, Subject: a.EventID + "|" + b.EventID,
 					Summary: fmt.Sprintf("%s (%s) and %s (%s) happened concurrently: neither saw the other", a.Type, a.Service, b.Type, b.Service),
-					Evidence: map[string]any{"rule": fmt.Sprintf("%s and %s must not both happen unless one saw the other", pair[0], pair[1]),
+					Evidence: map[string]any{"rule": fmt.Sprintf("%s: %s and %s must not both happen unless one saw the other",
+						c.label(), strings.Join(sideA, "|"), strings.Join(sideB, "|")), "race": c.label(),
 						"a": evidenceEvent(a, vv[a.EventID]), "b": evidenceEvent(b, vv[b.EventID])}})
 			}
 		}

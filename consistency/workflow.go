@@ -27,10 +27,11 @@ type Workflow struct {
 	// IdentifiedBy are the event types that put an order into this workflow.
 	// Default: every event type of every step.
 	IdentifiedBy []string `yaml:"identified_by"`
-	// Conflicts are pairs of event types that must not both happen unless
-	// one saw the other: two such events with incomparable version vectors
-	// are a concurrent conflict (cancel ∥ pick-up).
-	Conflicts [][]string `yaml:"conflicts"`
+	// Conflicts are the races of the workflow: pairs of event types, or of
+	// steps, that must not both happen unless one saw the other; two such
+	// events with incomparable version vectors are a concurrent conflict
+	// (cancel ∥ pick-up). See Conflict.
+	Conflicts []Conflict `yaml:"conflicts"`
 	// Invariants must hold once the order reached a terminal step.
 	Invariants []Invariant `yaml:"invariants"`
 }
@@ -161,14 +162,8 @@ func (w Workflow) Validate() error {
 			p.Addf(path, "event type %s appears nowhere else in this workflow", t)
 		}
 	}
-	for i, pair := range w.Conflicts {
-		if len(pair) != 2 || pair[0] == pair[1] {
-			p.Addf(fmt.Sprintf("conflicts[%d]", i), "want a pair of two different event types, got %v", pair)
-			continue
-		}
-		for _, t := range pair {
-			known(fmt.Sprintf("conflicts[%d]", i), t)
-		}
+	for i, c := range w.Conflicts {
+		c.validate(w, fmt.Sprintf("conflicts[%d]", i), p.Addf, known)
 	}
 	for i, inv := range w.Invariants {
 		path := fmt.Sprintf("invariants[%d]", i)
