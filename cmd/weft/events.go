@@ -145,9 +145,18 @@ func (r searchRequest) search(now time.Time, name func(param string) string) (ch
 		}
 	}
 	if len(errs) > 0 {
-		return chstore.EventSearch{}, badSearch{errors.Join(errs...)}
+		return chstore.EventSearch{}, badSearch{joinOnOneLine(errs)}
 	}
 	return s, nil
+}
+
+// joinOnOneLine joins errors with "; ": weft's errors are one line.
+func joinOnOneLine(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // timeBound reads an end of a time range: RFC 3339 (2026-11-24T10:00:00Z),

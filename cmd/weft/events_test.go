@@ -73,6 +73,7 @@ func TestSearchRequestMistakes(t *testing.T) {
 // error, exit 2, one line naming the flag, before anything is connected.
 func TestEventsUsageErrorExit2(t *testing.T) {
 	for args, want := range map[string]string{
+		"events --header nokv --since soon":       `--header "nokv": want NAME=VALUE; --since "soon"`,
 		"events --header nokv":                    `--header "nokv": want NAME=VALUE`,
 		"events --field customer.tier=gold":       `--field "customer.tier=gold"`,
 		"events --since yesterday":                `--since "yesterday"`,

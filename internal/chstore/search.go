@@ -77,7 +77,11 @@ func (s EventSearch) Validate() error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrBadSearch, errors.Join(errs...))
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			msgs[i] = err.Error()
+		}
+		return fmt.Errorf("%w: %s", ErrBadSearch, strings.Join(msgs, "; "))
 	}
 	return nil
 }
@@ -111,7 +115,7 @@ type EventPage struct {
 	Next   *Cursor
 }
 
-// SearchEvents runs s and returns one page. Each stored record is found
+// SearchEvents runs the search q and returns one page. Each stored record is found
 // once, whatever copies of it are stored before ClickHouse merges them
 // (docs/delivery.md). Pages chain without gaps or repeats: the next page
 // starts strictly after the last event of this one in the order (event

@@ -7,7 +7,10 @@
 --     (headers['name'] = 'value' consults it);
 --   * a payload field, a token bloom filter of the payload: the value's
 --     tokens (runs of ASCII letters and digits) must all be in a granule
---     before its JSON is parsed;
+--     before its JSON is parsed. 8 KiB a granule: generated commerce
+--     payloads hold ~3,700 distinct tokens per 1,024 rows, which leaves
+--     ~0.4 % false positives for 8 bytes an event (a smaller filter is read
+--     faster but lets through more granules, whose payloads cost more);
 --   * the event time, each granule's minimum and maximum, which skips the
 --     parts a time range does not reach (rows are sorted by order id, so
 --     within a merged part every granule spans its whole time range).
@@ -20,7 +23,8 @@
 -- correct there but read every granule. The migration does not run
 -- MATERIALIZE INDEX, a mutation that would read the whole payload column
 -- of a table that may hold billions of rows, at start-up, beside the tap;
--- docs/search.md says how an operator runs it when the time suits.
+-- docs/search.md says how an operator runs it when the time suits, and
+-- what the indexes cost (3 % more disk; server CPU at insert and merge).
 ALTER TABLE {db}.events
     ADD INDEX IF NOT EXISTS idx_record_key record_key TYPE bloom_filter(0.01) GRANULARITY 4;
 
