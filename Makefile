@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/weft
 DATA    ?= .data
 
-.PHONY: all build run test test-short vet bench bench-scale clean
+.PHONY: all build run test test-short vet bench bench-scale bench-search clean
 
 all: build
 
@@ -43,6 +43,17 @@ ifdef WEFT_TEST_CLICKHOUSE
 	$(SCALE_BENCH)
 else
 	WEFT_TEST_SERVERS=clickhouse WEFT_TEST_CLICKHOUSE_DATA=$(abspath $(WEFT_SCALE_DATA)) scripts/with-servers.sh $(SCALE_BENCH)
+endif
+
+## bench-search: `weft events` lookup latency by filter kind (docs/search.md) over the same
+## generated history as bench-scale (loaded, or reused from WEFT_SCALE_DATA), or against a
+## running server at WEFT_TEST_CLICKHOUSE=host:port. WEFT_SCALE_ORDERS, WEFT_SEARCH_RUNS.
+SEARCH_BENCH = $(GO) test -run '^$$' -bench '^BenchmarkSearch$$' -benchtime 1x -count 1 -timeout 0 ./internal/chstore/
+bench-search:
+ifdef WEFT_TEST_CLICKHOUSE
+	$(SEARCH_BENCH)
+else
+	WEFT_TEST_SERVERS=clickhouse WEFT_TEST_CLICKHOUSE_DATA=$(abspath $(WEFT_SCALE_DATA)) scripts/with-servers.sh $(SEARCH_BENCH)
 endif
 
 clean:

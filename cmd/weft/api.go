@@ -121,6 +121,28 @@ func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Col
 		}
 		writeJSON(w, rep)
 	})
+	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		req, err := searchRequestFromQuery(r.URL.Query())
+		var s chstore.EventSearch
+		if err == nil {
+			s, err = req.search(time.Now(), apiParam)
+		}
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, err)
+			return
+		}
+		page, err := store.SearchEvents(r.Context(), s)
+		if errors.Is(err, chstore.ErrBadSearch) {
+			writeJSONError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("api events")
+			writeJSONError(w, http.StatusBadGateway, err)
+			return
+		}
+		writeJSON(w, eventsReport(page))
+	})
 	return mux
 }
 
