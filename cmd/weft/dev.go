@@ -250,6 +250,7 @@ weft is running on embedded servers, with demo traffic (%s).
   Stuck orders:     %[2]s stuck -c %[3]s
   As JSON:          %[2]s stuck -c %[3]s -o json
   One order:        %[2]s order %[4]s -c %[3]s
+  Its events:       %[2]s events --order %[4]s -c %[3]s
   Queue health:     %[2]s lag -c %[3]s
   HTTP API:         curl http://%[5]s/api/v1/stuck
   Metrics:          curl http://%[5]s/metrics
