@@ -14,13 +14,13 @@ import (
 //
 // In YAML it is either a pair of event types,
 //
-//	- [PickedUp, PickupExpired]
+//   - [PickedUp, PickupExpired]
 //
 // or a mapping that names the pair by event types or by steps (any event
 // that enters one step against any that enters the other), with a name:
 //
-//	- name: cancel_vs_pickup
-//	  steps: [picked_up, cancelled]
+//   - name: cancel_vs_pickup
+//     steps: [picked_up, cancelled]
 type Conflict struct {
 	// Name identifies the race in findings. Default: the pair, e.g.
 	// "picked_up ∥ cancelled".
