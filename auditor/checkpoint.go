@@ -90,9 +90,11 @@ func NewSigner(signerKey string) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer key: %w", err) // never the key itself
 	}
-	// The verifier key is derived from the private key's seed, the last
-	// '+'-separated part, which note.NewSigner has just checked.
-	seed, _ := base64.StdEncoding.DecodeString(signerKey[strings.LastIndexByte(signerKey, '+')+1:])
+	// The verifier key is derived from the private key's seed, the fifth
+	// '+'-separated part (base64, which may hold '+' itself), which
+	// note.NewSigner has just checked.
+	parts := strings.SplitN(signerKey, "+", 5)
+	seed, _ := base64.StdEncoding.DecodeString(parts[len(parts)-1])
 	if len(seed) != 1+ed25519.SeedSize {
 		return nil, errors.New("signer key: not an Ed25519 key")
 	}

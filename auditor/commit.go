@@ -9,9 +9,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/weft-sh/weft/auditor/internal/wire"
 )
@@ -99,7 +101,10 @@ func (s StoredRecord) AppendBinary(b []byte) ([]byte, error) {
 			return nil, fmt.Errorf("stored record: a key or value of %d bytes, at most %d", len(f), MaxStoredField)
 		}
 	}
-	headers := slices.SortedFunc(slices.Values(s.Headers), compareHeaders)
+	headers := s.Headers
+	if !slices.IsSortedFunc(headers, compareHeaders) {
+		headers = slices.SortedFunc(slices.Values(s.Headers), compareHeaders)
+	}
 	for _, h := range headers {
 		if len(h.Name) > MaxStoredName || len(h.Value) > MaxStoredField {
 			return nil, fmt.Errorf("stored record: header %.40q is over the size limits", h.Name)
@@ -163,6 +168,22 @@ func ParseStoredRecord(b []byte) (StoredRecord, error) {
 	return s, nil
 }
 
+// Commit returns C_stored of the record with salt: StoredCommitment of its
+// canonical bytes, encoded in a pooled buffer (the tap's per-record path).
+func (s StoredRecord) Commit(salt Salt) (Hash, error) {
+	buf := scratch.Get().(*[]byte)
+	defer scratch.Put(buf)
+	b, err := s.AppendBinary((*buf)[:0])
+	if err != nil {
+		return Hash{}, err
+	}
+	*buf = b[:0]
+	return StoredCommitment(salt, b), nil
+}
+
+// scratch holds encoding buffers reused across records.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // StoredCommitment is C_stored: SHA-256(domain tag ‖ salt ‖ row), row being
 // a StoredRecord's canonical bytes.
 func StoredCommitment(salt Salt, row []byte) Hash {
@@ -212,7 +233,18 @@ const MinSourceKeySize = 32
 // SourceKey is the secret key of C_source and of order tags. A nil
 // *SourceKey is valid: it commits to nothing and yields zero values, as
 // weft does without a configured key.
-type SourceKey struct{ k []byte }
+type SourceKey struct {
+	k    []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA-256 under k, reset before use
+}
+
+func (k *SourceKey) mac() hash.Hash {
+	if m, ok := k.macs.Get().(hash.Hash); ok {
+		m.Reset()
+		return m
+	}
+	return hmac.New(sha256.New, k.k)
+}
 
 // NewSourceKey wraps raw key bytes (at least 32).
 func NewSourceKey(raw []byte) (*SourceKey, error) {
@@ -245,10 +277,17 @@ func (k *SourceKey) Commit(r SourceRecord) Hash {
 	if k == nil {
 		return Hash{}
 	}
-	m := hmac.New(sha256.New, k.k)
+	m := k.mac()
+	defer k.macs.Put(m)
+	buf := scratch.Get().(*[]byte)
+	defer scratch.Put(buf)
+	*buf = r.appendBinary((*buf)[:0])
 	m.Write([]byte(sourceTag))
-	m.Write(r.appendBinary(nil))
-	return Hash(m.Sum(nil))
+	m.Write(*buf)
+	*buf = (*buf)[:0]
+	var out Hash
+	m.Sum(out[:0])
+	return out
 }
 
 // OrderTag returns HMAC-SHA-256(key, domain tag ‖ order id): a tag that
@@ -258,8 +297,11 @@ func (k *SourceKey) OrderTag(orderID string) Hash {
 	if k == nil || orderID == "" {
 		return Hash{}
 	}
-	m := hmac.New(sha256.New, k.k)
+	m := k.mac()
+	defer k.macs.Put(m)
 	m.Write([]byte(orderTag))
 	m.Write([]byte(orderID))
-	return Hash(m.Sum(nil))
+	var out Hash
+	m.Sum(out[:0])
+	return out
 }
