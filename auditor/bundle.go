@@ -116,8 +116,12 @@ func parseTLogProof(b []byte) (proof.TLogProof, error) {
 	return p, nil
 }
 
-func eventFile(i int, name string) string  { return fmt.Sprintf("events/%0*d/%s", bundleIndexDigits, i, name) }
-func actionFile(i int, name string) string { return fmt.Sprintf("actions/%0*d/%s", bundleIndexDigits, i, name) }
+func eventFile(i int, name string) string {
+	return fmt.Sprintf("events/%0*d/%s", bundleIndexDigits, i, name)
+}
+func actionFile(i int, name string) string {
+	return fmt.Sprintf("actions/%0*d/%s", bundleIndexDigits, i, name)
+}
 
 // WriteBundle writes b as a zip file: manifest.json first, then each
 // event's and action's files.

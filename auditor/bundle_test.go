@@ -54,7 +54,9 @@ func TestBundleRejects(t *testing.T) {
 		want   error
 		reason string
 	}{
-		{"row changed", func(b *Bundle) { b.Events[0].Row = bytes.Replace(b.Events[0].Row, []byte("411111"), []byte("411112"), 1) }, "", ErrTampered, "do not match the leaf's stored commitment"},
+		{"row changed", func(b *Bundle) {
+			b.Events[0].Row = bytes.Replace(b.Events[0].Row, []byte("411111"), []byte("411112"), 1)
+		}, "", ErrTampered, "do not match the leaf's stored commitment"},
 		{"salt of another row", func(b *Bundle) { b.Events[0].Salt = b.Events[2].Salt }, "", ErrTampered, "stored commitment"},
 		{"row of another event", func(b *Bundle) { b.Events[0].Row, b.Events[0].Salt = b.Events[2].Row, b.Events[2].Salt }, "", ErrTampered, "stored commitment"},
 		{"row deleted, no erasure", func(b *Bundle) {
