@@ -44,10 +44,10 @@ type EventReport struct {
 	LeafIndex uint64 `json:"leaf_index"`
 	// Log is the origin of the log and CheckpointSize the size of the
 	// checkpoint the leaf's inclusion proof reaches.
-	Log            string    `json:"log"`
-	CheckpointSize uint64    `json:"checkpoint_size"`
-	LeaderEpoch    int32     `json:"leader_epoch"`
-	Timestamp      time.Time `json:"timestamp"`
+	Log            string `json:"log"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	LeaderEpoch    int32  `json:"leader_epoch"`
+	Timestamp      Millis `json:"timestamp"`
 	// Status is "verified" (row, leaf and proof hold) or "erased" (leaf
 	// and proof hold; the row was removed by Erasure's action).
 	Status  string         `json:"status"`
@@ -74,17 +74,17 @@ type HeaderReport struct {
 
 // ErasureReport names the action that erased an event's row.
 type ErasureReport struct {
-	Action int       `json:"action"`
-	Actor  string    `json:"actor"`
-	Time   time.Time `json:"time"`
-	Reason string    `json:"reason"`
+	Action int    `json:"action"`
+	Actor  string `json:"actor"`
+	Time   Millis `json:"time"`
+	Reason string `json:"reason"`
 }
 
 // ActionReport is one proven operator action.
 type ActionReport struct {
 	LeafIndex      uint64     `json:"leaf_index"`
 	CheckpointSize uint64     `json:"checkpoint_size"`
-	Time           time.Time  `json:"time"`
+	Time           Millis     `json:"time"`
 	Actor          string     `json:"actor"`
 	Origin         string     `json:"origin"`
 	Verb           string     `json:"verb"`
@@ -92,6 +92,29 @@ type ActionReport struct {
 	Outcome        string     `json:"outcome"`
 	Detail         string     `json:"detail"`
 	Targets        []Position `json:"targets"`
+}
+
+// Millis is a time in milliseconds since the Unix epoch, as leaves carry
+// it; in JSON an RFC 3339 string in UTC, whatever the year (a producer may
+// set any timestamp).
+type Millis int64
+
+// Time is m as a time in UTC.
+func (m Millis) Time() time.Time { return time.UnixMilli(int64(m)).UTC() }
+
+// MarshalJSON writes m as an RFC 3339 string.
+func (m Millis) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + m.Time().Format(time.RFC3339Nano) + `"`), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (years 0 to 9999).
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	t, err := time.Parse(`"`+time.RFC3339Nano+`"`, string(b))
+	if err != nil {
+		return err
+	}
+	*m = Millis(t.UnixMilli())
+	return nil
 }
 
 // Claims are the manifest's unauthenticated fields.
@@ -178,7 +201,7 @@ func (vb *bundleVerifier) verify() (Report, error) {
 		}
 		actions[i] = a
 		vb.rep.Actions = append(vb.rep.Actions, ActionReport{LeafIndex: idx, CheckpointSize: cp.Size,
-			Time: time.UnixMilli(a.TimeMs).UTC(), Actor: a.Actor, Origin: a.Origin, Verb: a.Verb, Resource: a.Resource,
+			Time: Millis(a.TimeMs), Actor: a.Actor, Origin: a.Origin, Verb: a.Verb, Resource: a.Resource,
 			Outcome: a.Outcome.String(), Detail: a.Detail, Targets: append([]Position{}, a.Targets...)})
 	}
 	seenEvent := map[Position]bool{}
@@ -208,14 +231,14 @@ func (vb *bundleVerifier) verify() (Report, error) {
 			return Report{}, err
 		}
 		er := EventReport{Position: pos, LeafIndex: me.LeafIndex, Log: origin, CheckpointSize: cp.Size,
-			LeaderEpoch: leaf.LeaderEpoch, Timestamp: time.UnixMilli(leaf.TimestampMs).UTC(), SourceCommitted: leaf.Source != Hash{}}
+			LeaderEpoch: leaf.LeaderEpoch, Timestamp: Millis(leaf.TimestampMs), SourceCommitted: leaf.Source != Hash{}}
 		if me.ErasedBy != nil {
 			a := actions[*me.ErasedBy]
 			if a.Verb != "erase" || a.Outcome != OutcomeSuccess || !a.Covers(pos) {
 				return Report{}, tampered("%s: row missing, and action %d (%s, %s) is not a successful erasure of %s", name, *me.ErasedBy, a.Verb, a.Outcome, pos)
 			}
 			er.Status = "erased"
-			er.Erasure = &ErasureReport{Action: *me.ErasedBy, Actor: a.Actor, Time: time.UnixMilli(a.TimeMs).UTC(), Reason: a.Detail}
+			er.Erasure = &ErasureReport{Action: *me.ErasedBy, Actor: a.Actor, Time: Millis(a.TimeMs), Reason: a.Detail}
 		} else {
 			row, err := vb.row(name, ev, leaf)
 			if err != nil {

@@ -220,16 +220,16 @@ func printBundleVerdict(w io.Writer, v BundleVerdict) {
 	for _, e := range r.Events {
 		status := e.Status
 		if e.Erasure != nil {
-			status = fmt.Sprintf("erased by action %d (%s, %s: %q)", e.Erasure.Action, e.Erasure.Actor, e.Erasure.Time.Format("2006-01-02 15:04"), e.Erasure.Reason)
+			status = fmt.Sprintf("erased by action %d (%s, %s: %q)", e.Erasure.Action, e.Erasure.Actor, e.Erasure.Time.Time().Format("2006-01-02 15:04"), e.Erasure.Reason)
 		} else if t := e.Row.Columns["event_type"]; t != "" {
 			status += " " + t
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Position, e.LeafIndex, e.Timestamp.Format("2006-01-02 15:04:05.000"), status)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Position, e.LeafIndex, e.Timestamp.Time().Format("2006-01-02 15:04:05.000"), status)
 	}
 	if len(r.Actions) > 0 {
 		fmt.Fprintln(tw, "\nACTION\tTIME\tWHO\tFROM\tWHAT\tOUTCOME")
 		for i, a := range r.Actions {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s %s\t%s\n", i, a.Time.Format("2006-01-02 15:04:05"), a.Actor, a.Origin, a.Verb, a.Resource, a.Outcome)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s %s\t%s\n", i, a.Time.Time().Format("2006-01-02 15:04:05"), a.Actor, a.Origin, a.Verb, a.Resource, a.Outcome)
 		}
 	}
 	_ = tw.Flush()
