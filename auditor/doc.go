@@ -8,9 +8,9 @@
 // This file set is the pure core: leaf and action encodings (leaf.go,
 // action.go), the commitments a leaf carries (commit.go), log state and
 // proofs (log.go, partition.go, proof.go), checkpoints and keys
-// (checkpoint.go, keys.go), and the bundle (bundle.go, verify.go). It does
-// no ClickHouse or Kafka I/O: the tap hands it records and stores what it
-// returns. The trees, proofs and their verification are those of
+// (checkpoint.go, and config.go for where keys come from), and the bundle
+// (bundle.go, verify.go). It does no ClickHouse or Kafka I/O: the tap
+// hands it records and stores what it returns. The trees, proofs and their verification are those of
 // github.com/transparency-dev/merkle; checkpoints are parsed by
 // github.com/transparency-dev/formats and signed with
 // golang.org/x/mod/sumdb/note. docs/audit.md describes every format byte by
