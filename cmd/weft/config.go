@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
@@ -39,6 +40,8 @@ type Config struct {
 	Collector CollectorConfig `yaml:"collector"`
 	// Consistency configures workflows and the detector.
 	Consistency consistency.Config `yaml:"consistency"`
+	// Audit configures the audit trail's keys (docs/audit.md).
+	Audit auditor.Config `yaml:"audit"`
 }
 
 // CollectorConfig is the collector block: the tap's keys and, under lag,
@@ -102,6 +105,7 @@ func DefaultConfig() Config {
 		ClickHouse:  chstore.Default(),
 		Collector:   CollectorConfig{Config: collector.Default(), Lag: queuehealth.Default()},
 		Consistency: consistency.Default(),
+		Audit:       auditor.Default(),
 	}
 }
 
@@ -125,6 +129,7 @@ func (c Config) Validate() error {
 	p.Merge("clickhouse", c.ClickHouse.Validate())
 	p.Merge("collector", c.Collector.Validate())
 	p.Merge("consistency", c.Consistency.Validate())
+	p.Merge("audit", c.Audit.Validate())
 	return p.Err()
 }
 

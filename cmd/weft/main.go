@@ -15,9 +15,13 @@ func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		var ue usageError
+		var ce codeError
 		fmt.Fprintln(os.Stderr, "weft: "+err.Error())
 		if errors.As(err, &ue) {
 			os.Exit(2)
+		}
+		if errors.As(err, &ce) {
+			os.Exit(ce.code)
 		}
 		os.Exit(1)
 	}
@@ -25,6 +29,15 @@ func main() {
 
 // usageError marks a command-line mistake (exit 2) as opposed to a failure (exit 1).
 type usageError struct{ error }
+
+// codeError is a failure with an exit code of its own (weft audit: 4 when
+// evidence was found tampered).
+type codeError struct {
+	error
+	code int
+}
+
+func (e codeError) Unwrap() error { return e.error }
 
 // globalFlags are shared by every subcommand.
 type globalFlags struct {
@@ -60,6 +73,7 @@ chain in ClickHouse, and finds the orders that are stuck and why.`,
 		newEventsCmd(g),
 		newAckCmd(g),
 		newLagCmd(g),
+		newAuditCmd(g),
 		newDashboardsCmd(g),
 		newDevCmd(g),
 		newDemoCmd(),
