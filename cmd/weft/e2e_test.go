@@ -69,12 +69,13 @@ func TestEndToEndStuckOrders(t *testing.T) {
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { done <- runWeft(runCtx, cfg, zerolog.Nop(), started) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
 	select {
 	case <-started:
 	case err := <-done:
-		t.Fatalf("weft run: %v", err)
+		stop()
+		t.Fatalf("weft run: %v", err) // done is drained: nothing to wait for
 	}
+	defer func() { stop(); require.NoError(t, <-done) }()
 
 	// 3. Wait until every produced record is stored.
 	store, err := chstore.Open(ctx, chCfg)
