@@ -49,7 +49,8 @@ type Collector struct {
 	consumed, stored, quarantined atomic.Int64
 	rebalanceWanted               atomic.Bool            // a rebalance waits for the pipeline to drain
 	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
-	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until a clean poll
+	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until records arrive or blockedHold passes without it
+	fetchErrAt                    atomic.Int64           // Unix ns of the last poll that returned fetchErr
 	storingSince                  atomic.Int64           // Unix ns when the insert in flight began (0: none); StoringSince
 
 	running      atomic.Bool

@@ -177,6 +177,10 @@ func (c *Collector) drain(ctx context.Context, p *pipeline, cur *batch) {
 	c.log.Info().Msg("buffered records stored and committed")
 }
 
+// blockedHold is how long a blocking fetch error (a missing ACL) keeps the
+// tap not ready after the last poll that returned it, when no record came.
+const blockedHold = time.Minute
+
 // noteFetchErrors logs fetch errors and keeps the one that blocks the tap
 // (a missing ACL) for Ready, until a clean poll.
 func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
@@ -194,9 +198,14 @@ func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
 			}
 		}
 	})
+	// A refused group join does not come back on every poll: polls between
+	// return nothing at all. The error stands until records arrive, or until
+	// blockedHold passed without it (a fixed ACL on a quiet topic).
+	now := time.Now()
 	if blocked != "" {
 		c.fetchErr.Store(&blocked)
-	} else if fetches.NumRecords() > 0 || !failed {
+		c.fetchErrAt.Store(now.UnixNano())
+	} else if fetches.NumRecords() > 0 || !failed && now.Sub(time.Unix(0, c.fetchErrAt.Load())) > blockedHold {
 		c.fetchErr.Store(nil)
 	}
 }
