@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/weft-sh/weft/internal/config"
 )
@@ -13,6 +14,15 @@ import (
 // are read from a file or from the environment, never from ClickHouse and
 // never from weft.yaml itself.
 type Config struct {
+	// Enabled turns the audit trail on: the tap appends every stored
+	// record to its partition's log and signs checkpoints. Default false.
+	Enabled bool `yaml:"enabled"`
+	// ClusterID names the cluster in every log's origin line
+	// (weft/<cluster-id>/<topic>/<partition>): printable ASCII without '/',
+	// '+' or spaces. Required when Enabled; never change it afterwards.
+	ClusterID string `yaml:"cluster_id"`
+	// Checkpoint says how often logs are checkpointed and where copies go.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	// SigningKeyFile is a file holding the checkpoint signer key, as
 	// `weft audit key --generate` writes it. When set it wins over
 	// SigningKeyEnv. Default "".
@@ -31,9 +41,25 @@ type Config struct {
 	SourceKeyEnv string `yaml:"source_key_env"`
 }
 
+// CheckpointConfig is the audit.checkpoint block.
+type CheckpointConfig struct {
+	// EveryLeaves checkpoints a log once it has grown by this many leaves
+	// since its last checkpoint. Default 10000.
+	EveryLeaves uint64 `yaml:"every_leaves"`
+	// Every checkpoints a log that has grown at all once its last
+	// checkpoint is this old (checked as batches are stored, and when the
+	// tap stops). Default 1m.
+	Every time.Duration `yaml:"every"`
+	// Dir is a directory outside ClickHouse where every checkpoint is also
+	// appended, one file per log; empty keeps them in ClickHouse alone.
+	// Default "".
+	Dir string `yaml:"dir"`
+}
+
 // Default returns the defaults.
 func Default() Config {
-	return Config{SigningKeyEnv: "WEFT_AUDIT_SIGNING_KEY", SourceKeyEnv: "WEFT_AUDIT_SOURCE_KEY"}
+	return Config{SigningKeyEnv: "WEFT_AUDIT_SIGNING_KEY", SourceKeyEnv: "WEFT_AUDIT_SOURCE_KEY",
+		Checkpoint: CheckpointConfig{EveryLeaves: 10_000, Every: time.Minute}}
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -45,6 +71,17 @@ func (c Config) Validate() error {
 		if f.v != "" && !envName.MatchString(f.v) {
 			p.Addf(f.key, "%q is not an environment variable name", f.v)
 		}
+	}
+	if c.Enabled {
+		if err := ValidClusterID(c.ClusterID); err != nil {
+			p.Addf("cluster_id", "%v (required when the audit trail is enabled)", err)
+		}
+	}
+	if c.Checkpoint.EveryLeaves == 0 {
+		p.Addf("checkpoint.every_leaves", "must be at least 1")
+	}
+	if c.Checkpoint.Every <= 0 {
+		p.Addf("checkpoint.every", "must be positive")
 	}
 	if c.SigningKeyFile != "" && c.SigningKeyFile == c.SourceKeyFile {
 		p.Addf("source_key_file", "the same file as signing_key_file: use two keys")

@@ -21,6 +21,14 @@ type batch struct {
 	// of the batch with its leader epoch: what is committed after the insert.
 	offsets map[string]map[int32]kgo.EpochOffset
 	tok     string
+
+	// The audit trail's part (audit.go), with the trail on: each stored
+	// record's leaf in poll order, computed when it was polled; an error
+	// computing one; and the leaves staged on the partitions' logs by the
+	// first insert attempt, which every retry stores again.
+	auditRecs  []auditRec
+	auditErr   error
+	auditStage *auditStage
 }
 
 // topicPartition names one partition of one topic.
@@ -53,6 +61,8 @@ func (b *batch) reset() {
 	b.quarantine = b.quarantine[:0]
 	b.offsets = map[string]map[int32]kgo.EpochOffset{}
 	b.tok = ""
+	clear(b.auditRecs)
+	b.auditRecs, b.auditErr, b.auditStage = b.auditRecs[:0], nil, nil
 }
 
 // token names the batch by the offset range it holds of each partition:

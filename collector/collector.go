@@ -23,6 +23,8 @@ type Settings struct {
 	Logger zerolog.Logger
 	// Registerer receives the collector's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Audit turns the audit trail on (audit.go); nil leaves it off.
+	Audit *Audit
 }
 
 // Stats are running totals since Start.
@@ -40,6 +42,7 @@ type Collector struct {
 	log     zerolog.Logger
 	metrics *metrics
 	decoder *Decoder
+	audit   *auditTrail // nil: the audit trail is off
 	// consumedBy counts consumed records per topic; Run's goroutine owns it.
 	consumedBy topicCounter
 	backlog    backlog
@@ -72,6 +75,9 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 		metrics: newMetrics(set.Registerer),
 	}
 	c.consumedBy.vec = c.metrics.consumed
+	if set.Audit != nil {
+		c.audit = newAuditTrail(*set.Audit, store, c.log)
+	}
 	if set.Registerer != nil {
 		set.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "weft", Subsystem: "collector", Name: "backlog_records",
@@ -113,8 +119,8 @@ func (c *Collector) Start(ctx context.Context) error {
 		// (pipeline.go).
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalanceWanted.Store(true) }),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.backlog.forget(gone) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.backlog.forget(gone) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.forget(gone) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.forget(gone) }),
 		kgo.MetadataMaxAge(c.cfg.Topics.RefreshInterval),
 		kgo.MetadataMinAge(min(c.cfg.Topics.RefreshInterval, 5*time.Second)),
 	)
@@ -130,6 +136,15 @@ func (c *Collector) Start(ctx context.Context) error {
 	c.client = cl
 	c.log.Info().Str("group", c.cfg.Group).Strs("include", c.cfg.Topics.Include).Msg("tap started")
 	return nil
+}
+
+// forget drops what the tap kept of partitions it no longer owns: their
+// backlog, and their audit logs (the next owner loads the stored states).
+func (c *Collector) forget(gone map[string][]int32) {
+	c.backlog.forget(gone)
+	if c.audit != nil {
+		c.audit.forget(gone)
+	}
 }
 
 func anchored(pats []string) []string {

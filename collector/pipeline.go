@@ -152,6 +152,9 @@ func (c *Collector) Run(ctx context.Context) error {
 		deadline = time.Now().Add(c.cfg.Batch.FlushInterval)
 	}
 	c.drain(ctx, p, cur)
+	if c.audit != nil {
+		c.audit.flush(context.WithoutCancel(ctx))
+	}
 	return nil
 }
 
@@ -217,9 +220,15 @@ func (c *Collector) add(b *batch, r *kgo.Record) {
 	e, err := c.decoder.Decode(r)
 	if err != nil {
 		b.quarantine = append(b.quarantine, c.decoder.Quarantine(r, err.Error()))
+		if c.audit != nil {
+			c.audit.add(b, r, nil, &b.quarantine[len(b.quarantine)-1])
+		}
 		return
 	}
 	b.events = append(b.events, e)
+	if c.audit != nil {
+		c.audit.add(b, r, &b.events[len(b.events)-1], nil)
+	}
 }
 
 // storeLoop stores and commits the batches Run hands over, in order, and
@@ -305,12 +314,32 @@ func (c *Collector) commit(ctx context.Context, offsets map[string]map[int32]kgo
 
 // insert stores the batch. Every attempt for one batch carries the same
 // deduplication token, so an attempt that reached ClickHouse although it
-// reported an error is not stored twice by the next.
+// reported an error is not stored twice by the next. With the audit trail
+// on, the batch's leaves are staged once (the first attempt) and stored
+// after the rows, and only then do the partitions' logs move on
+// (docs/audit.md, "How the tap keeps the logs whole").
 func (c *Collector) insert(ctx context.Context, b *batch) error {
 	now := time.Now().UTC()
 	token := b.token()
+	if c.audit != nil && b.auditStage == nil {
+		st, err := c.audit.stage(ctx, b)
+		if err != nil {
+			return err
+		}
+		b.auditStage = st
+	}
 	if err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q"); err != nil {
 		return err
 	}
-	return c.store.InsertEvents(ctx, b.events, now, token+":e")
+	if err := c.store.InsertEvents(ctx, b.events, now, token+":e"); err != nil {
+		return err
+	}
+	if c.audit == nil {
+		return nil
+	}
+	if err := c.store.InsertAuditLeaves(ctx, b.auditStage.rows, now, token+":a"); err != nil {
+		return err
+	}
+	c.audit.stored(ctx, b.auditStage)
+	return nil
 }

@@ -79,7 +79,11 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err := store.Migrate(ctx); err != nil {
 		return fmt.Errorf("clickhouse schema: %w", err)
 	}
-	col, err := collector.New(cfg.Collector.Config, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg})
+	audit, err := tapAudit(cfg.Audit)
+	if err != nil {
+		return err
+	}
+	col, err := collector.New(cfg.Collector.Config, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg, Audit: audit})
 	if err != nil {
 		return err
 	}
