@@ -273,6 +273,9 @@ func (t *auditTrail) publish(ctx context.Context, c auditor.Checkpoint, now time
 // <origin, path-escaped>.checkpoints: per checkpoint a line
 // "checkpoint <size> <note bytes>" and then the note, verbatim.
 func appendCheckpoint(dir string, sc auditor.SignedCheckpoint) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint sink: %w", err)
+	}
 	name := filepath.Join(dir, url.PathEscape(sc.Origin)+".checkpoints")
 	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"gopkg.in/yaml.v3"
 
+	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/internal/demo"
 	"github.com/weft-sh/weft/internal/embedch"
 )
@@ -109,6 +110,9 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	cfg.HTTP.Listen = o.httpListen
 	cfg.Consistency.Interval = o.detectInterval
 	cfg.Collector.Topics.RefreshInterval = 2 * time.Second
+	if err := devAudit(&cfg, dataDir); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dataDir, "weft.yaml")
 	if err := writeDevConfig(cfgPath, cfg); err != nil {
 		return err
@@ -208,15 +212,48 @@ func runDevDemo(ctx context.Context, dcfg demo.Config, cfg Config, log zerolog.L
 	return err
 }
 
+// devAudit turns the audit trail on for `weft dev`, with a signing key and
+// a source key generated on first use and kept in the data directory (0600),
+// and checkpoint copies in dataDir/audit beside ClickHouse's data.
+func devAudit(cfg *Config, dataDir string) error {
+	dir := filepath.Join(dataDir, "audit")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("audit dir: %w", err)
+	}
+	signing, source := filepath.Join(dir, "signing.key"), filepath.Join(dir, "source.key")
+	if _, err := os.Stat(signing); errors.Is(err, os.ErrNotExist) {
+		skey, _, err := auditor.GenerateKey("weft-dev")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(signing, []byte(skey+"\n"), 0o600); err != nil {
+			return fmt.Errorf("audit signing key: %w", err)
+		}
+	}
+	if _, err := os.Stat(source); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(source, []byte(auditor.GenerateSourceKey()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("audit source key: %w", err)
+		}
+	}
+	cfg.Audit.Enabled, cfg.Audit.ClusterID = true, "dev"
+	cfg.Audit.SigningKeyFile, cfg.Audit.SourceKeyFile = signing, source
+	cfg.Audit.Checkpoint.Dir = filepath.Join(dir, "checkpoints")
+	return cfg.Audit.Validate()
+}
+
 func writeDevConfig(path string, cfg Config) error {
 	b, err := yaml.Marshal(struct {
 		Kafka      any `yaml:"kafka"`
 		ClickHouse any `yaml:"clickhouse"`
 		HTTP       any `yaml:"http"`
+		Audit      any `yaml:"audit"`
 	}{
 		map[string]any{"brokers": cfg.Kafka.Brokers},
 		map[string]any{"addr": cfg.ClickHouse.Addr, "database": cfg.ClickHouse.Database},
 		map[string]any{"listen": cfg.HTTP.Listen},
+		map[string]any{"enabled": cfg.Audit.Enabled, "cluster_id": cfg.Audit.ClusterID,
+			"signing_key_file": cfg.Audit.SigningKeyFile, "source_key_file": cfg.Audit.SourceKeyFile,
+			"checkpoint": map[string]any{"dir": cfg.Audit.Checkpoint.Dir}},
 	})
 	if err != nil {
 		return err
@@ -252,6 +289,7 @@ weft is running on embedded servers, with demo traffic (%s).
   One order:        %[2]s order %[4]s -c %[3]s
   Its events:       %[2]s events --order %[4]s -c %[3]s
   Queue health:     %[2]s lag -c %[3]s
+  Audit key:        %[2]s audit key -c %[3]s    (checkpoints signed; copies in %[9]s/audit/checkpoints)
   HTTP API:         curl http://%[5]s/api/v1/stuck
   Metrics:          curl http://%[5]s/metrics
 
