@@ -51,8 +51,16 @@ the faults per kind is printed too.
 Faults: --fault KIND=N (an integer is an exact count, a decimal a fraction
 of --orders), repeatable or comma-separated; kinds: stuck, lost, duplicate,
 out_of_order, race, payment_failed, orphan, causality_violation,
-conflicting_duplicate, missing_compensation, divergence. Unnamed kinds keep
-their defaults.
+conflicting_duplicate, missing_compensation, divergence, cancel_race (the
+customer cancels as the store hands over; none by default). Unnamed kinds
+keep their defaults.
+
+Uneven traffic: --in-band moves the contract fields of half the events off
+the contract headers into CloudEvents attributes, ce_* headers or JSON
+members; --sparse SERVICE,… makes those services publish plain JSON with
+only event id, type, order id and time; --personal-data keys a fifth of the
+orders by the customer's e-mail, adds CVVs, e-mails and cards to payloads,
+headers and header names, and ten undecodable records, for trying masking.
 
 Consumers (--consumers, on by default): while live traffic flows, the
 shop's services consume their upstream topics in their own consumer groups
@@ -105,6 +113,12 @@ creates no group.`,
 	f.DurationVar(&cfg.Live.StepDelayMax, "step-delay-max", cfg.Live.StepDelayMax, "longest delay between a live order's steps")
 	f.IntVar(&cfg.Live.MaxOrders, "live-orders", 0, "stop after this many live orders (0: until interrupted)")
 	f.StringToStringVar(&faults, "fault", nil, "fault share KIND=N: integer count or fraction of --orders (repeatable)")
+	f.BoolVar(&cfg.Encoding.InBand, "in-band", false, "carry half the events' contract fields in band instead of in contract headers")
+	f.StringSliceVar(&cfg.Encoding.Sparse, "sparse", nil, "services whose events carry only event id, type, order id and time")
+	f.BoolFunc("personal-data", "put personal data where masking must find it (keys, headers, undecodable records)", func(string) error {
+		cfg.PersonalData = demo.PersonalData{KeyedByEmail: 0.2, Payloads: true, Headers: true, Undecodable: 10}
+		return nil
+	})
 	f.StringVar(&cfg.Topics.Prefix, "topic-prefix", "", "prefix of every topic name")
 	f.StringVar(&cfg.Topics.Suffix, "topic-suffix", "", "suffix of every topic name")
 	f.Int32Var(&partitions, "partitions", 3, "partitions of topics created (payments.dlq gets 1)")

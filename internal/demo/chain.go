@@ -114,11 +114,15 @@ const (
 	// emits after OrderCompleted, caused by PickedUp and concurrent with the
 	// completion (divergence).
 	outDiverged
+	// outCancelRace: the customer cancels as the store hands the order
+	// over (PickedUp ∥ OrderCancelled), then inventory releases having
+	// seen both and payments voids (cancel_race).
+	outCancelRace
 	numOutcomes
 )
 
 var outcomeNames = [...]string{"completed", "expired", "declined", "failed", "race-completed", "race-cancelled",
-	"expired-unvoided", "completed-diverged"}
+	"expired-unvoided", "completed-diverged", "cancel-race"}
 
 // stuckable reports whether stuck orders are cut from this outcome's chain:
 // the plain outcomes only, not the fault-specific ones.
@@ -161,7 +165,8 @@ type event struct {
 	dup    bool
 	data   map[string]any
 	format contract.Format
-	ext    bool // structured: causationid/correlationid/versionvector in the envelope
+	ext    bool // causationid/correlationid/versionvector in the envelope; in band with EncodingMix.InBand
+	sparse bool // plain JSON with the four required fields only (EncodingMix.Sparse)
 	rec    *kgo.Record
 
 	// Fault mutations (nil/zero when the event is produced as planned).
@@ -281,6 +286,23 @@ func buildChain(s spec, t *timing, r *rand.Rand) []*event {
 		cur = c.add(PickupExpired, cn, cnOff+t.pick(t.window, r))
 		cur = c.next(InventoryReleased, cur)
 		c.next(OrderCancelled, cur)
+	case outCancelRace:
+		// The customer cancels online just as the store hands the order
+		// over: both follow the notification, neither sees the other.
+		// The cancellation wins: inventory, having seen both, releases
+		// the reservation, and payments voids the authorization.
+		at := cnOff + t.dwell(StepCustomerNotified, r)
+		jitter := func() time.Duration {
+			if t.worst {
+				return t.skew
+			}
+			return t.pick(span{-t.skew, t.skew}, r)
+		}
+		pu := c.add(PickedUp, cn, at+jitter())
+		oc := c.add(OrderCancelled, cn, at+jitter())
+		cur = c.after(InventoryReleased, oc, max(c.evs[pu].off, c.evs[oc].off))
+		c.evs[cur].also = []int{pu}
+		c.next(PaymentVoided, cur)
 	case outDiverged:
 		// Inventory releases the reservation, having seen the pickup but
 		// not the completion: the order ends with two maximal events.

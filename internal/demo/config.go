@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,6 +26,9 @@ type Config struct {
 	Encoding EncodingMix `json:"encoding" yaml:"encoding"`
 	// Faults is the mix of injected faults.
 	Faults FaultMix `json:"faults" yaml:"faults"`
+	// PersonalData puts personal data where masking must find it, beyond
+	// the payload fields every order has. Off by default.
+	PersonalData PersonalData `json:"personal_data" yaml:"personal_data"`
 	// Live configures live mode (after the history).
 	Live LiveConfig `json:"live" yaml:"live"`
 	// Consumers runs the shop's services as consumer groups of the traffic
@@ -52,7 +56,8 @@ func (t TopicNames) All() []string {
 	return out
 }
 
-// EncodingMix weighs the record encodings; weights need not sum to 1.
+// EncodingMix weighs the record encodings (weights need not sum to 1) and
+// says how unevenly the services are instrumented.
 type EncodingMix struct {
 	// Structured is the weight of CloudEvents structured mode (JSON envelope).
 	Structured float64 `json:"structured" yaml:"structured"`
@@ -60,6 +65,49 @@ type EncodingMix struct {
 	Binary float64 `json:"binary" yaml:"binary"`
 	// JSON is the weight of plain JSON records.
 	JSON float64 `json:"json" yaml:"json"`
+	// InBand moves the contract's extension fields of about half the events
+	// off the contract headers (causation-id, correlation-id,
+	// version-vector, idempotency-key, traceparent) and into the place
+	// their encoding has for them: envelope attributes in structured mode
+	// (causationid, correlationid, versionvector, traceparent; the
+	// idempotency key in data), ce_* headers in binary mode, members of
+	// the object in plain JSON (causation_id, correlation_id,
+	// version_vector, idempotency_key, traceparent). Default false: every
+	// event carries the contract headers.
+	InBand bool `json:"in_band,omitempty" yaml:"in_band"`
+	// Sparse names services (ServiceOrders, ServiceInventory…) that
+	// publish plain JSON carrying only the four fields the contract
+	// requires — event id, type, order id, time — beside the data, and no
+	// contract header: no causation id, version vector, idempotency key or
+	// trace context. An order whose fault is seen in vectors or causation
+	// ids (lost, race, cancel_race, orphan, causality_violation,
+	// divergence) keeps every event instrumented, so that its finding stays
+	// the one ExpectedFinding names. Default none.
+	Sparse []string `json:"sparse,omitempty" yaml:"sparse"`
+}
+
+// PersonalData adds personal data to the traffic where masking must find
+// it (docs/event-contract.md, "Masking"). Every order's payloads carry a
+// customer e-mail and phone and a card number whatever these say.
+type PersonalData struct {
+	// KeyedByEmail is the fraction of orders whose records are keyed by the
+	// customer's e-mail address instead of the order id (the event still
+	// names its order). Default 0.
+	KeyedByEmail float64 `json:"keyed_by_email,omitempty" yaml:"keyed_by_email"`
+	// Payloads adds a card verification value (one of CVVs) beside every
+	// card number, a map keyed by the customer's e-mail, and a card number
+	// in free text. Default false.
+	Payloads bool `json:"payloads,omitempty" yaml:"payloads"`
+	// Headers adds headers to the customer-facing events: the customer's
+	// e-mail in a header value and in a header name, a card, CVV and
+	// phone in a debug header and in a JSON header, and a cvv header.
+	// Default false.
+	Headers bool `json:"headers,omitempty" yaml:"headers"`
+	// Undecodable is how many records that cannot be decoded — broken
+	// JSON, form data, invalid UTF-8, each with a card number, a CVV and
+	// e-mail addresses, keyed by an e-mail — the history adds
+	// (Manifest.Undecodable). Default 0.
+	Undecodable int `json:"undecodable,omitempty" yaml:"undecodable"`
 }
 
 // FaultShare is how many orders get one fault kind: an exact Count, or a
@@ -83,6 +131,7 @@ type FaultMix struct {
 	ConflictingDuplicate FaultShare `json:"conflicting_duplicate" yaml:"conflicting_duplicate"`
 	MissingCompensation  FaultShare `json:"missing_compensation" yaml:"missing_compensation"`
 	Divergence           FaultShare `json:"divergence" yaml:"divergence"`
+	CancelRace           FaultShare `json:"cancel_race" yaml:"cancel_race"`
 }
 
 // share returns where a kind's share is kept, nil for an unknown kind.
@@ -110,6 +159,8 @@ func (m *FaultMix) share(k Kind) *FaultShare {
 		return &m.MissingCompensation
 	case KindDivergence:
 		return &m.Divergence
+	case KindCancelRace:
+		return &m.CancelRace
 	}
 	return nil
 }
@@ -185,7 +236,7 @@ type LiveConfig struct {
 // two per stuck step), lost 0.03 (6), duplicate 0.04 (8), out_of_order 0.03
 // (6), race 0.02 (4), payment_failed 0.03 (6), and 0.02 (4) each of orphan,
 // causality_violation, conflicting_duplicate, missing_compensation and
-// divergence; the other 128 are healthy.
+// divergence, none of cancel_race; the other 128 are healthy.
 func DefaultConfig() Config {
 	return Config{
 		Seed:     1,
@@ -270,6 +321,24 @@ func (c Config) Validate() error {
 	}
 	if sum <= 0 {
 		bad("encoding", "at least one weight must be positive")
+	}
+	seen := map[string]bool{}
+	for i, svc := range c.Encoding.Sparse {
+		switch {
+		case !slices.Contains(Services(), svc):
+			bad(fmt.Sprintf("encoding.sparse[%d]", i), "%q is not a service (want one of %s)", svc, strings.Join(Services(), ", "))
+		case seen[svc]:
+			bad(fmt.Sprintf("encoding.sparse[%d]", i), "%q is named twice", svc)
+		}
+		seen[svc] = true
+	}
+	if f := c.PersonalData.KeyedByEmail; f < 0 || f > 1 || math.IsNaN(f) {
+		bad("personal_data.keyed_by_email", "must be in [0, 1], got %v", f)
+	}
+	if n := c.PersonalData.Undecodable; n < 0 {
+		bad("personal_data.undecodable", "must not be negative, got %d", n)
+	} else if n > 0 && c.Orders == 0 {
+		bad("personal_data.undecodable", "needs history orders to take personal data from")
 	}
 	var fracs float64
 	counts := 0

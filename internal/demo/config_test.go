@@ -56,6 +56,16 @@ func TestValidate(t *testing.T) {
 		{"consumers off ignore the rest", func(c *Config) {
 			c.Consumers = ConsumersConfig{Lagging: "billing", LaggingRate: -1, StopAfter: -1}
 		}, nil},
+		{"uneven traffic", func(c *Config) {
+			c.Encoding.InBand, c.Encoding.Sparse = true, []string{ServiceOrders, ServicePickup}
+			c.PersonalData = PersonalData{KeyedByEmail: 0.5, Payloads: true, Headers: true, Undecodable: 4}
+		}, nil},
+		{"sparse service unknown or twice", func(c *Config) {
+			c.Encoding.Sparse = []string{"billing", ServiceOrders, ServiceOrders}
+		}, []string{"encoding.sparse[0]", "encoding.sparse[2]"}},
+		{"keyed by e-mail over 1", func(c *Config) { c.PersonalData.KeyedByEmail = 2 }, []string{"personal_data.keyed_by_email"}},
+		{"negative undecodable", func(c *Config) { c.PersonalData.Undecodable = -1 }, []string{"personal_data.undecodable"}},
+		{"undecodable without orders", func(c *Config) { c.Orders, c.PersonalData.Undecodable = 0, 3 }, []string{"personal_data.undecodable"}},
 		{"every problem at once", func(c *Config) {
 			c.Orders, c.Now, c.Encoding.JSON, c.Live.MaxOrders = -5, time.Time{}, -1, -1
 		}, []string{"orders", "now", "encoding.json", "live.max_orders"}},

@@ -9,7 +9,7 @@ import (
 
 func TestUpstreamTopics(t *testing.T) {
 	want := map[string][]string{
-		ServiceOrders:        {TopicInventory, TopicPayments},
+		ServiceOrders:        {TopicInventory, TopicPayments, TopicNotifications}, // a customer cancels once notified (cancel_race)
 		ServiceInventory:     {TopicOrders, TopicPickup, TopicPayments},
 		ServicePayments:      {TopicInventory, TopicPickup},
 		ServiceFulfillment:   {TopicPayments},
@@ -28,7 +28,7 @@ func TestConsumerGroups(t *testing.T) {
 	cfg.Consumers.GroupPrefix = "acme."
 	groups := cfg.ConsumerGroups()
 	assert.Equal(t, []ConsumerGroup{
-		{Service: ServiceOrders, Group: "acme.orders-svc", Topics: []string{"acme.inventory", "acme.payments"}, Behavior: BehaviorKeepsUp},
+		{Service: ServiceOrders, Group: "acme.orders-svc", Topics: []string{"acme.inventory", "acme.payments", "acme.notifications"}, Behavior: BehaviorKeepsUp},
 		{Service: ServiceInventory, Group: "acme.inventory-svc", Topics: []string{"acme.orders", "acme.pickup", "acme.payments"}, Behavior: BehaviorKeepsUp},
 		{Service: ServicePayments, Group: "acme.payments-svc", Topics: []string{"acme.inventory", "acme.pickup"}, Behavior: BehaviorKeepsUp},
 		{Service: ServiceFulfillment, Group: "acme.fulfillment-svc", Topics: []string{"acme.payments"}, Behavior: BehaviorLagging, Rate: 0.5},

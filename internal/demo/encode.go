@@ -34,13 +34,19 @@ func pickFormat(m EncodingMix, r *rand.Rand) contract.Format {
 	return contract.FormatJSON
 }
 
-// encodeEvent builds the record of e with data d: key = order id,
-// timestamp = event time, the contract headers, and the value in e's
-// format. e.ext adds the causationid/correlationid/versionvector extension
-// attributes to a structured envelope. The causation id and vector are the
-// produced ones: a fault may replace them (fakeCause, sentVV).
-func encodeEvent(o *order, e *event, d map[string]any, topics TopicNames) (*kgo.Record, error) {
-	format, ext := e.format, e.ext
+// encodeEvent builds the record of e with data d: key = order id (or the
+// customer's e-mail, PersonalData.KeyedByEmail), timestamp = event time,
+// and the value in e's format. The contract's extension fields (causation
+// id, correlation id, version vector, idempotency key, trace context) go
+// in the contract headers; e.ext also puts the causationid/correlationid/
+// versionvector attributes in a structured envelope. With
+// EncodingMix.InBand, e.ext moves them off the headers into the place the
+// format has for them (inBand). A sparse event carries none of them. The
+// causation id and vector are the produced ones: a fault may replace them
+// (fakeCause, sentVV).
+func encodeEvent(o *order, e *event, d map[string]any, cfg *Config) (*kgo.Record, error) {
+	format := e.format // plain JSON when sparse
+	inBand := e.ext && cfg.Encoding.InBand && !e.sparse
 	wire := e.wireVV()
 	vv, err := json.Marshal(wire)
 	if err != nil {
@@ -50,6 +56,7 @@ func encodeEvent(o *order, e *event, d map[string]any, topics TopicNames) (*kgo.
 	if cause == "" && e.cause >= 0 {
 		cause = o.events[e.cause].id
 	}
+	traceparent := "00-" + o.traceID + "-" + e.span + "-01"
 	var hs []kgo.RecordHeader
 	h := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	var value any
@@ -60,12 +67,16 @@ func encodeEvent(o *order, e *event, d map[string]any, topics TopicNames) (*kgo.
 			"specversion": "1.0", "id": e.id, "type": e.typ, "source": serviceOf(e.typ),
 			"time": ts(e.at), "subject": o.id, "datacontenttype": "application/json", "data": d,
 		}
-		if ext {
+		if e.ext {
 			if cause != "" {
 				env["causationid"] = cause
 			}
 			env["correlationid"] = o.correlationID
 			env["versionvector"] = wire
+		}
+		if inBand {
+			env["traceparent"] = traceparent
+			env["data"] = withIdempotencyKey(d, idempotencyKey(o, e))
 		}
 		value = env
 	case contract.FormatCloudEventsBinary:
@@ -77,36 +88,74 @@ func encodeEvent(o *order, e *event, d map[string]any, topics TopicNames) (*kgo.
 		h("ce_subject", o.id)
 		h("content-type", "application/json")
 		value = d
+		if inBand {
+			if cause != "" {
+				h("ce_causationid", cause)
+			}
+			h("ce_correlationid", o.correlationID)
+			h("ce_versionvector", string(vv))
+			h("ce_traceparent", traceparent)
+			value = withIdempotencyKey(d, idempotencyKey(o, e))
+		}
 	case contract.FormatJSON:
-		h("content-type", "application/json")
-		flat := make(map[string]any, len(d)+4)
+		if !e.sparse {
+			h("content-type", "application/json")
+		}
+		flat := make(map[string]any, len(d)+9)
 		for k, v := range d {
 			flat[k] = v
 		}
 		flat["event_id"], flat["event_type"] = e.id, e.typ
 		flat["order_id"], flat["occurred_at"] = o.id, ts(e.at)
+		if inBand {
+			if cause != "" {
+				flat["causation_id"] = cause
+			}
+			flat["correlation_id"], flat["version_vector"] = o.correlationID, wire
+			flat["idempotency_key"], flat["traceparent"] = idempotencyKey(o, e), traceparent
+		}
 		value = flat
 	default:
 		return nil, fmt.Errorf("demo: unknown format %q", format)
 	}
-	h(contract.HeaderTraceParent, "00-"+o.traceID+"-"+e.span+"-01")
-	if cause != "" {
-		h(contract.HeaderCausationID, cause)
+	if !inBand && !e.sparse {
+		h(contract.HeaderTraceParent, traceparent)
+		if cause != "" {
+			h(contract.HeaderCausationID, cause)
+		}
+		h(contract.HeaderCorrelationID, o.correlationID)
+		h(contract.HeaderVersionVector, string(vv))
+		h(contract.HeaderIdempotencyKey, idempotencyKey(o, e))
 	}
-	h(contract.HeaderCorrelationID, o.correlationID)
-	h(contract.HeaderVersionVector, string(vv))
-	h(contract.HeaderIdempotencyKey, idempotencyKey(o, e))
+	if o.pii.headers {
+		hs = append(hs, personalHeaders(o, e)...)
+	}
 	b, err := json.Marshal(value)
 	if err != nil {
 		return nil, err
 	}
+	key := o.id
+	if o.pii.keyedByEmail {
+		key = o.facts.email
+	}
 	return &kgo.Record{
-		Topic:     topics.Name(topicOf(e.typ)),
-		Key:       []byte(o.id),
+		Topic:     cfg.Topics.Name(topicOf(e.typ)),
+		Key:       []byte(key),
 		Value:     b,
 		Headers:   hs,
 		Timestamp: e.at,
 	}, nil
+}
+
+// withIdempotencyKey returns a copy of d with the idempotency key in it,
+// where the CloudEvents formats carry it without a header.
+func withIdempotencyKey(d map[string]any, key string) map[string]any {
+	out := make(map[string]any, len(d)+1)
+	for k, v := range d {
+		out[k] = v
+	}
+	out["idempotency_key"] = key
+	return out
 }
 
 // idempotencyKey is the event's idempotency key: order id, type and

@@ -25,8 +25,9 @@ import (
 //   - causality_violation: an event's vector does not strictly dominate the
 //     vector of the (present) event it names as cause.
 //   - orphan: an event names a cause no event has, unless a gap explains it.
-//   - concurrent_conflict: PickedUp ∥ PickupExpired or OrderCompleted ∥
-//     OrderCancelled (incomparable vectors).
+//   - concurrent_conflict: PickedUp ∥ PickupExpired, PickedUp ∥
+//     OrderCancelled or OrderCompleted ∥ OrderCancelled (incomparable
+//     vectors).
 //   - duplicate: one event id or idempotency key with different values.
 //   - invariant_violation: a cancelled order with InventoryReserved but no
 //     InventoryReleased, or with PaymentAuthorized but no PaymentVoided or
@@ -94,7 +95,7 @@ func findingsOf(evs []decoded) map[string]bool {
 		}
 	}
 	// concurrent_conflict
-	for _, pair := range [][2]string{{PickedUp, PickupExpired}, {OrderCompleted, OrderCancelled}} {
+	for _, pair := range [][2]string{{PickedUp, PickupExpired}, {PickedUp, OrderCancelled}, {OrderCompleted, OrderCancelled}} {
 		for _, a := range uniq {
 			for _, b := range uniq {
 				if a.typ == pair[0] && b.typ == pair[1] && !dominates(a.vv, b.vv) && !dominates(b.vv, a.vv) {
@@ -165,6 +166,9 @@ func TestEachFaultRaisesExactlyItsFinding(t *testing.T) {
 				seen[o.Fault]++
 			}
 			for _, k := range Kinds() {
+				if name == "default" && DefaultConfig().Faults.Share(k) == (FaultShare{}) {
+					continue // not in the default mix
+				}
 				assert.Positive(t, seen[k], "seed %d %s: no %s order checked", seed, name, k)
 			}
 		}
@@ -185,6 +189,7 @@ func TestExpectedFindingTable(t *testing.T) {
 		KindConflictingDuplicate: "duplicate",
 		KindMissingCompensation:  "invariant_violation",
 		KindDivergence:           "divergence",
+		KindCancelRace:           "concurrent_conflict",
 	}
 	assert.Len(t, want, len(Kinds())+1, "every kind is in the table")
 	for k, f := range want {
@@ -252,6 +257,40 @@ func TestRacesResolve(t *testing.T) {
 		assert.True(t, strictlyDominates(follower.vv, pe.vv))
 	}
 	assert.Len(t, paths, 2, "both race outcomes: %v", paths)
+}
+
+// TestCancelRaces: the customer's OrderCancelled and the store's PickedUp
+// both follow CustomerNotified, neither seeing the other; InventoryReleased
+// follows the cancellation having seen both, and the order ends with
+// PaymentVoided, which dominates every event.
+func TestCancelRaces(t *testing.T) {
+	b := planVariety(t, 3)
+	orders := byOrder(t, b.Records)
+	races := b.Manifest.FaultsOf(KindCancelRace)
+	require.NotEmpty(t, races)
+	for _, f := range races {
+		evs, by := faultEvents(t, orders, f)
+		cn, pu, oc, ir, pv := by[CustomerNotified], by[PickedUp], by[OrderCancelled], by[InventoryReleased], by[PaymentVoided]
+		for _, e := range []decoded{cn, pu, oc, ir, pv} {
+			require.NotNil(t, e.rec, "%s:%s", f.OrderID, describe(evs))
+		}
+		assert.Equal(t, oc.id, f.EventID)
+		assert.Equal(t, cn.id, pu.causation)
+		assert.Equal(t, cn.id, oc.causation)
+		assert.False(t, dominates(pu.vv, oc.vv) || dominates(oc.vv, pu.vv), "%s: racers comparable:%s", f.OrderID, describe(evs))
+		assert.Equal(t, oc.id, ir.causation)
+		want := merged(pu.vv, oc.vv)
+		want[ir.source]++
+		assert.Equal(t, want, ir.vv)
+		for _, e := range evs {
+			if e.id != pv.id {
+				assert.True(t, strictlyDominates(pv.vv, e.vv), "%s: PaymentVoided does not dominate %s", f.OrderID, e.typ)
+			}
+		}
+		assert.Equal(t, PaymentVoided, f.LastEventType)
+		o, _ := b.Manifest.Order(f.OrderID)
+		assert.True(t, o.Terminal)
+	}
 }
 
 func TestLostLeavesVisibleGap(t *testing.T) {

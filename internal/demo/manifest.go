@@ -74,12 +74,21 @@ const (
 	// events, OrderCompleted and InventoryReleased; its last event in time
 	// is InventoryReleased, after the terminal OrderCompleted.
 	KindDivergence Kind = "divergence"
+	// KindCancelRace: the customer cancels as the store hands the order
+	// over — the canonical BOPIS race. After CustomerNotified, PickedUp
+	// (pickup) and OrderCancelled (orders) are both produced, each caused
+	// by CustomerNotified and neither seeing the other (incomparable
+	// vectors). The cancellation wins: inventory releases the reservation
+	// having seen both (its vector merges them) and payments voids the
+	// authorization, so the order ends cancelled with one latest event,
+	// its compensations done.
+	KindCancelRace Kind = "cancel_race"
 )
 
 // Kinds returns every fault kind in a fixed order.
 func Kinds() []Kind {
 	return []Kind{KindStuck, KindLost, KindDuplicate, KindOutOfOrder, KindRace, KindPaymentFailed,
-		KindOrphan, KindCausalityViolation, KindConflictingDuplicate, KindMissingCompensation, KindDivergence}
+		KindOrphan, KindCausalityViolation, KindConflictingDuplicate, KindMissingCompensation, KindDivergence, KindCancelRace}
 }
 
 // ParseKind returns the kind named s ("-" may stand for "_", case is
@@ -106,6 +115,7 @@ func ParseKind(s string) (Kind, bool) {
 //	conflicting_duplicate  duplicate
 //	missing_compensation   invariant_violation (cancelled_payment_voided)
 //	divergence             divergence
+//	cancel_race            concurrent_conflict (PickedUp ∥ OrderCancelled)
 //
 // A healthy order (kind "") raises nothing either.
 func ExpectedFinding(k Kind) string {
@@ -114,7 +124,7 @@ func ExpectedFinding(k Kind) string {
 		return "stuck"
 	case KindLost:
 		return "gap"
-	case KindRace:
+	case KindRace, KindCancelRace:
 		return "concurrent_conflict"
 	case KindOrphan:
 		return "orphan"
@@ -154,6 +164,8 @@ func ExpectedFinding(k Kind) string {
 //     event is PaymentVoided, which has no id since it never existed.
 //   - divergence: Step is inventory_released, EventType/EventID name the
 //     InventoryReleased that is concurrent with OrderCompleted.
+//   - cancel_race: Step is customer_notified, EventType/EventID name the
+//     OrderCancelled that did not see the PickedUp.
 type Fault struct {
 	Kind    Kind   `json:"kind"`
 	OrderID string `json:"order_id"`
@@ -193,8 +205,15 @@ type OrderSummary struct {
 	LastEventAt   time.Time `json:"last_event_at"`
 	LastEventType string    `json:"last_event_type"`
 	// Terminal reports whether the order reached completed or cancelled
-	// (for a divergence fault the terminal event is not the last one).
+	// (for a divergence or cancel_race fault the terminal event is not the
+	// last one).
 	Terminal bool `json:"terminal"`
+	// Sparse reports whether some of the order's events are sparse
+	// (EncodingMix.Sparse): plain JSON with the four required fields only.
+	Sparse bool `json:"sparse,omitempty"`
+	// KeyedByEmail reports whether the order's records are keyed by the
+	// customer's e-mail address (PersonalData.KeyedByEmail).
+	KeyedByEmail bool `json:"keyed_by_email,omitempty"`
 }
 
 // Manifest is the exact account of a run: every order, every injected fault
@@ -214,10 +233,15 @@ type Manifest struct {
 	// Interrupted lists live orders cut short by cancellation: neither
 	// healthy nor faulty, they may look stuck.
 	Interrupted []string `json:"interrupted,omitempty"`
-	// RecordsPerTopic counts records by full topic name.
+	// RecordsPerTopic counts records by full topic name, undecodable ones
+	// included.
 	RecordsPerTopic map[string]int `json:"records_per_topic"`
-	// RecordsPerFormat counts records by encoding (event.Format values).
+	// RecordsPerFormat counts the records of events by encoding
+	// (event.Format values; undecodable records have none).
 	RecordsPerFormat map[string]int `json:"records_per_format"`
+	// Undecodable counts the records that cannot be decoded
+	// (PersonalData.Undecodable): weft quarantines them.
+	Undecodable int `json:"undecodable,omitempty"`
 	// Consumers lists the services' consumer groups and how each consumes
 	// (which one lags, which one stopped), when they ran (Consumers.Groups).
 	Consumers []ConsumerGroup `json:"consumers,omitempty"`
@@ -298,6 +322,9 @@ func (m *Manifest) Summary() string {
 		fmt.Fprintf(&b, " %s=%d", k, counts[k])
 	}
 	fmt.Fprintf(&b, ", %d records", m.Records())
+	if m.Undecodable > 0 {
+		fmt.Fprintf(&b, " (%d undecodable)", m.Undecodable)
+	}
 	return b.String()
 }
 
@@ -315,6 +342,7 @@ func (m *Manifest) Merge(o *Manifest) {
 	m.Healthy = append(m.Healthy, o.Healthy...)
 	m.Faults = append(m.Faults, o.Faults...)
 	m.Interrupted = append(m.Interrupted, o.Interrupted...)
+	m.Undecodable += o.Undecodable
 	if len(m.Consumers) == 0 {
 		m.Consumers = o.Consumers
 	}
@@ -346,5 +374,9 @@ func (m *Manifest) add(o *order) {
 // count records one produced record.
 func (m *Manifest) count(em *emission) {
 	m.RecordsPerTopic[em.rec.Topic]++
+	if em.undecodable {
+		m.Undecodable++
+		return
+	}
 	m.RecordsPerFormat[string(em.format)]++
 }

@@ -38,6 +38,8 @@ type emission struct {
 	seq    int
 	dlqOf  *emission // set on a DLQ copy: the record it copies
 	offset int64     // set once produced
+	// undecodable marks a record weft cannot decode (PersonalData.Undecodable).
+	undecodable bool
 }
 
 // order is one planned order.
@@ -53,6 +55,7 @@ type order struct {
 	events        []*event
 	emissions     []*emission
 	fault         Fault
+	pii           orderPII
 }
 
 // planner turns a Config into orders.
@@ -84,7 +87,10 @@ func Plan(cfg Config) (*Batch, error) {
 	m := newManifest(cfg.Seed, "history")
 	m.Now = cfg.Now.UTC().Truncate(time.Millisecond)
 	m.WindowStart = m.Now.Add(-cfg.History)
-	var ems []*emission
+	var (
+		ems    []*emission
+		orders []*order
+	)
 	for idx, f := range p.assignFaults() {
 		r := orderRand(cfg.Seed, idx)
 		o := p.newOrder(idx, f.kind, f.stuck, r)
@@ -100,6 +106,18 @@ func Plan(cfg Config) (*Batch, error) {
 			m.count(em)
 		}
 		ems = append(ems, o.emissions...)
+		orders = append(orders, o)
+	}
+	if n := cfg.PersonalData.Undecodable; n > 0 && len(orders) > 0 {
+		// Each borrows the personal data of an order, at a time of its life.
+		r := rand.New(rand.NewPCG(uint64(cfg.Seed), 0xbad))
+		for i := range n {
+			o := orders[r.IntN(len(orders))]
+			at := o.events[0].at.Add(time.Duration(r.Int64N(int64(maxOffset(o.events)) + 1))).Truncate(time.Millisecond)
+			em := undecodable(o, i, at, cfg.Topics)
+			m.count(em)
+			ems = append(ems, em)
+		}
 	}
 	// DLQ copies go last: they are produced once their originals' offsets are known.
 	slices.SortStableFunc(ems, func(a, b *emission) int {
@@ -177,6 +195,12 @@ func chooseSpec(kind Kind, stuck string, r *rand.Rand) spec {
 		return s
 	case KindPaymentFailed:
 		return spec{async: true, retries: maxRetries, out: outFailed}
+	case KindCancelRace:
+		s := spec{async: async, out: outCancelRace}
+		if async {
+			s.retries = retries()
+		}
+		return s
 	case KindMissingCompensation, KindDivergence:
 		s := spec{async: async, out: outUnvoided}
 		if kind == KindDivergence {
@@ -337,17 +361,22 @@ func (p *planner) finish(o *order, start time.Time, r *rand.Rand) error {
 	for _, e := range o.events {
 		e.at = start.Add(e.off)
 	}
+	o.pii = newOrderPII(p.cfg.PersonalData, p.cfg.Seed, o.idx)
 	for _, e := range o.events {
 		e.data = eventData(o, e)
+		addPersonalData(o, e, e.data)
 		e.format = pickFormat(p.cfg.Encoding, r)
 		e.ext = r.IntN(2) == 0
-		rec, err := encodeEvent(o, e, e.data, p.cfg.Topics)
+		if sparseFault(o.kind) && slices.Contains(p.cfg.Encoding.Sparse, serviceOf(e.typ)) {
+			e.format, e.sparse = contract.FormatJSON, true
+		}
+		rec, err := encodeEvent(o, e, e.data, &p.cfg)
 		if err != nil {
 			return err
 		}
 		e.rec = rec
 		if e.conflict != 0 {
-			if e.conflictRec, err = encodeEvent(o, e, conflictingData(o, e), p.cfg.Topics); err != nil {
+			if e.conflictRec, err = encodeEvent(o, e, conflictingData(o, e), &p.cfg); err != nil {
 				return err
 			}
 		}
@@ -545,6 +574,19 @@ func (p *planner) describeFault(o *order) Fault {
 		f.Step, f.EventType, f.EventID = StepInventoryReleased, ir.typ, ir.id
 		f.Detail = fmt.Sprintf("InventoryReleased %s %s (caused by PickedUp %s) after OrderCompleted %s %s, neither dominating the other: inventory believes the order released, orders believes it completed",
 			ir.id, vvString(ir.vv), pu.id, oc.id, vvString(oc.vv))
+	case KindCancelRace:
+		var pu, oc *event
+		for _, e := range o.events {
+			switch e.typ {
+			case PickedUp:
+				pu = e
+			case OrderCancelled:
+				oc = e
+			}
+		}
+		f.Step, f.EventType, f.EventID = StepCustomerNotified, oc.typ, oc.id
+		f.Detail = fmt.Sprintf("OrderCancelled %s %s and PickedUp %s %s both caused by CustomerNotified, version vectors incomparable; InventoryReleased merges both, PaymentVoided follows; order ended cancelled",
+			oc.id, vvString(oc.vv), pu.id, vvString(pu.vv))
 	}
 	return f
 }
@@ -576,9 +618,22 @@ func (o *order) summary() OrderSummary {
 		if !e.lost {
 			s.Events++
 			s.Terminal = s.Terminal || IsTerminal(e.typ)
+			s.Sparse = s.Sparse || e.sparse
 		}
 	}
+	s.KeyedByEmail = o.pii.keyedByEmail
 	return s
+}
+
+// sparseFault reports whether an order with fault k may have sparse events
+// (EncodingMix.Sparse): not when its finding is seen in vectors or
+// causation ids, which sparse events do not carry.
+func sparseFault(k Kind) bool {
+	switch k {
+	case KindLost, KindRace, KindCancelRace, KindOrphan, KindCausalityViolation, KindDivergence:
+		return false
+	}
+	return true
 }
 
 func btoi(b bool) int {

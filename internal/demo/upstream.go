@@ -19,7 +19,7 @@ func Services() []string {
 // to it:
 //
 //	service        consumes
-//	orders         inventory, payments
+//	orders         inventory, payments, notifications
 //	inventory      orders, pickup, payments
 //	payments       inventory, pickup
 //	fulfillment    payments
