@@ -79,7 +79,9 @@ type EncodingMix struct {
 	// publish plain JSON carrying only the four fields the contract
 	// requires — event id, type, order id, time — beside the data, and no
 	// contract header: no causation id, version vector, idempotency key or
-	// trace context. An order whose fault is seen in vectors or causation
+	// trace context; the other services' vectors have no entry for them
+	// (they never saw a counter of theirs), though their causation ids may
+	// name a sparse event. An order whose fault is seen in vectors or causation
 	// ids (lost, race, cancel_race, orphan, causality_violation,
 	// divergence) keeps every event instrumented, so that its finding stays
 	// the one ExpectedFinding names. Default none.

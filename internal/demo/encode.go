@@ -3,6 +3,7 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -39,7 +40,9 @@ func pickFormat(m EncodingMix, r *rand.Rand) contract.Format {
 // and the value in e's format. The contract's extension fields (causation
 // id, correlation id, version vector, idempotency key, trace context) go
 // in the contract headers; e.ext also puts the causationid/correlationid/
-// versionvector attributes in a structured envelope. With
+// versionvector attributes in a structured envelope. The vector has no
+// entry for a service that publishes sparse events (EncodingMix.Sparse):
+// the others never saw one of its counters. With
 // EncodingMix.InBand, e.ext moves them off the headers into the place the
 // format has for them (inBand). A sparse event carries none of them. The
 // causation id and vector are the produced ones: a fault may replace them
@@ -48,6 +51,14 @@ func encodeEvent(o *order, e *event, d map[string]any, cfg *Config) (*kgo.Record
 	format := e.format // plain JSON when sparse
 	inBand := e.ext && cfg.Encoding.InBand && !e.sparse
 	wire := e.wireVV()
+	if len(o.sparse) > 0 {
+		// The instrumented services never saw a counter of a sparse one:
+		// their vectors have no entry for it.
+		wire = maps.Clone(wire)
+		for _, svc := range o.sparse {
+			delete(wire, svc)
+		}
+	}
 	vv, err := json.Marshal(wire)
 	if err != nil {
 		return nil, err

@@ -56,6 +56,9 @@ type order struct {
 	emissions     []*emission
 	fault         Fault
 	pii           orderPII
+	// sparse are the services that publish sparse events of this order
+	// (EncodingMix.Sparse, when its fault allows).
+	sparse []string
 }
 
 // planner turns a Config into orders.
@@ -362,12 +365,15 @@ func (p *planner) finish(o *order, start time.Time, r *rand.Rand) error {
 		e.at = start.Add(e.off)
 	}
 	o.pii = newOrderPII(p.cfg.PersonalData, p.cfg.Seed, o.idx)
+	if sparseFault(o.kind) {
+		o.sparse = p.cfg.Encoding.Sparse
+	}
 	for _, e := range o.events {
 		e.data = eventData(o, e)
 		addPersonalData(o, e, e.data)
 		e.format = pickFormat(p.cfg.Encoding, r)
 		e.ext = r.IntN(2) == 0
-		if sparseFault(o.kind) && slices.Contains(p.cfg.Encoding.Sparse, serviceOf(e.typ)) {
+		if slices.Contains(o.sparse, serviceOf(e.typ)) {
 			e.format, e.sparse = contract.FormatJSON, true
 		}
 		rec, err := encodeEvent(o, e, e.data, &p.cfg)
