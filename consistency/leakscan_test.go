@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/internal/demo"
 )
 
 // leakScanner finds personal data the masking policy covers
@@ -228,5 +233,53 @@ func TestLeakScanner(t *testing.T) {
 		{`2221000000000009`, []leak{{"card number", "2221000000000009"}}},
 	} {
 		assert.Equal(t, tc.want, s.scan(tc.text), tc.text)
+	}
+}
+
+// TestHostileTrafficMaskedOnDecode is the masking scan of
+// TestHostileTrafficProperty without servers: every record of every run's
+// traffic, decoded (or quarantined) as the tap does, holds no personal
+// data in anything the tap stores of it.
+func TestHostileTrafficMaskedOnDecode(t *testing.T) {
+	dec, err := collector.NewDecoder(collector.Default())
+	require.NoError(t, err)
+	s := newLeakScanner(demo.CVVs())
+	for _, run := range hostileRuns(t) {
+		t.Run(fmt.Sprintf("seed=%d", run.seed), func(t *testing.T) {
+			plan, err := demo.Plan(hostileConfig(run, "unit", time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)))
+			require.NoError(t, err)
+			var leaks []string
+			check := func(r *kgo.Record, field, text string) {
+				for _, l := range s.scan(text) {
+					leaks = append(leaks, fmt.Sprintf("%s/%d %s: %s %q in %q", r.Topic, r.Offset, field, l.kind, l.value, around(text, l.value)))
+				}
+			}
+			for i, rec := range plan.Records {
+				r := *rec
+				r.Offset = int64(i)
+				e, err := dec.Decode(&r)
+				if err != nil {
+					q := dec.Quarantine(&r, err.Error())
+					check(&r, "quarantine key", string(q.Key))
+					check(&r, "quarantine value", string(q.Value))
+					check(&r, "quarantine reason", q.Reason)
+					for k, v := range q.Headers {
+						check(&r, "quarantine header", k+": "+v)
+					}
+					continue
+				}
+				for field, text := range map[string]string{"key": e.Key, "event id": e.EventID, "type": e.Type,
+					"service": e.Service, "order id": e.OrderID, "causation id": e.CausationID,
+					"correlation id": e.CorrelationID, "idempotency key": e.IdempotencyKey, "trace id": e.TraceID,
+					"span id": e.SpanID, "parent span id": e.ParentSpanID, "trace state": e.TraceState, "payload": string(e.Payload)} {
+					check(&r, field, text)
+				}
+				for k, v := range e.Headers {
+					check(&r, "header", k+": "+v)
+				}
+			}
+			slices.Sort(leaks)
+			assertNone(t, leaks, "personal data the tap would store")
+		})
 	}
 }

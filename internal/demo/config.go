@@ -94,7 +94,7 @@ type EncodingMix struct {
 type PersonalData struct {
 	// KeyedByEmail is the fraction of orders whose records are keyed by the
 	// customer's e-mail address instead of the order id (the event still
-	// names its order). Default 0.
+	// names its order), and whose correlation id names it too. Default 0.
 	KeyedByEmail float64 `json:"keyed_by_email,omitempty" yaml:"keyed_by_email"`
 	// Payloads adds a card verification value (one of CVVs) beside every
 	// card number, a map keyed by the customer's e-mail, and a card number

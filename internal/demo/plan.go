@@ -365,6 +365,9 @@ func (p *planner) finish(o *order, start time.Time, r *rand.Rand) error {
 		e.at = start.Add(e.off)
 	}
 	o.pii = newOrderPII(p.cfg.PersonalData, p.cfg.Seed, o.idx)
+	if o.pii.keyedByEmail {
+		o.correlationID = "session:" + o.facts.email // the shop's checkout session, named by the customer
+	}
 	if sparseFault(o.kind) {
 		o.sparse = p.cfg.Encoding.Sparse
 	}
