@@ -97,7 +97,7 @@ type PersonalData struct {
 	// names its order), and whose correlation id names it too. Default 0.
 	KeyedByEmail float64 `json:"keyed_by_email,omitempty" yaml:"keyed_by_email"`
 	// Payloads adds a card verification value (one of CVVs) beside every
-	// card number, a map keyed by the customer's e-mail, and a card number
+	// card number, a map keyed by the customer's e-mail, and card numbers
 	// in free text. Default false.
 	Payloads bool `json:"payloads,omitempty" yaml:"payloads"`
 	// Headers adds headers to the customer-facing events: the customer's

@@ -60,8 +60,8 @@ func spacedCard(card string) string {
 }
 
 // addPersonalData adds PersonalData.Payloads fields to an event's data: a
-// CVV beside each card number, a map keyed by the customer's e-mail, and a
-// card number in free text.
+// CVV beside each card number, a map keyed by the customer's e-mail, and
+// card numbers in free text (spaced, and followed by an attempt number).
 func addPersonalData(o *order, e *event, d map[string]any) {
 	if !o.pii.payloads {
 		return
@@ -75,6 +75,8 @@ func addPersonalData(o *order, e *event, d map[string]any) {
 		d["note"] = "customer asked to keep card " + spacedCard(f.card) + " on file"
 	case PaymentRequested:
 		d["cvv"] = o.pii.cvv
+		// A reference a developer built from the card and the attempt.
+		d["reference"] = fmt.Sprintf("%s-%02d", f.card, e.attempt)
 	case CustomerNotified:
 		d["recipients"] = map[string]any{f.email: map[string]any{"channel": f.channel, "phone": f.phone}}
 	}
