@@ -153,7 +153,9 @@ func runHostile(t *testing.T, brokers []string, run hostileRun) {
 	plan, err := demo.Plan(dcfg)
 	require.NoError(t, err)
 	checkTraffic(t, dcfg, plan)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// Small batches, as a shop's services produce them one event at a
+	// time: the tap's fetches then bring a few records of each partition.
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(4<<10))
 	require.NoError(t, err)
 	defer prod.Close()
 	gen, err := demo.New(dcfg, prod, zerolog.Nop())
@@ -170,7 +172,11 @@ func runHostile(t *testing.T, brokers []string, run hostileRun) {
 	ccfg.Group = "weft_" + name
 	ccfg.Topics.Include = []string{".*" + regexp.QuoteMeta("."+name)}
 	ccfg.Topics.RefreshInterval = time.Second
-	ccfg.Batch.MaxRecords, ccfg.Batch.FlushInterval = 50, 50*time.Millisecond // a backfill of many batches
+	// A backfill of many batches, each partition read a few records at a
+	// time: the stream's clock climbs through the history as a large
+	// topic's would, instead of jumping to its end with the first fetch.
+	ccfg.Batch.MaxRecords, ccfg.Batch.FlushInterval = 20, 50*time.Millisecond
+	ccfg.Fetch.MaxPartitionBytes = 4 << 10
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
 	tap, err := collector.New(ccfg, kc, store, collector.Settings{Logger: zerolog.Nop()})
