@@ -224,10 +224,51 @@ func maskCards(s string) string {
 	return cardPattern.ReplaceAllStringFunc(s, func(m string) string {
 		digits := onlyDigits(m)
 		if !CardLike(digits) {
-			return m
+			return maskWithin(m)
 		}
 		return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
 	})
+}
+
+// maskWithin masks the card numbers inside a run of digit groups that is
+// not one itself: the pattern takes the longest run it can, so a card
+// followed or preceded by a short group ("4111111111111111-01", a span
+// id in a traceparent) matches as a whole that fails the Luhn check. A
+// card here is whole groups with 13–19 digits, leftmost first; the rest
+// of the run is kept.
+func maskWithin(m string) string {
+	type group struct{ start, end int }
+	var gs []group
+	for i := 0; i < len(m); {
+		if m[i]-'0' > 9 {
+			i++
+			continue
+		}
+		j := i
+		for j < len(m) && m[j]-'0' <= 9 {
+			j++
+		}
+		gs = append(gs, group{i, j})
+		i = j
+	}
+	var b strings.Builder
+	kept := 0 // m[kept:] is not written yet
+	for i := 0; i < len(gs); i++ {
+		digits := ""
+		for j := i; j < len(gs) && len(digits) <= 19; j++ {
+			digits += m[gs[j].start:gs[j].end]
+			if CardLike(digits) {
+				b.WriteString(m[kept:gs[i].start])
+				b.WriteString(strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:])
+				kept, i = gs[j].end, j
+				break
+			}
+		}
+	}
+	if kept == 0 {
+		return m
+	}
+	return b.String() + m[kept:]
 }
 
 func maskEmail(m string) string {

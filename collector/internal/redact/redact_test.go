@@ -22,6 +22,23 @@ func TestLuhn(t *testing.T) {
 	}
 }
 
+// A card inside a longer run of digit groups is masked, and only the card:
+// the pattern's longest match fails the Luhn check as a whole.
+func TestCardWithinRun(t *testing.T) {
+	r := New(Default())
+	for _, tc := range []struct{ in, want string }{
+		{"ref 4111111111111111-01", "ref ************1111-01"},
+		{"01-4111111111111111 x", "01-************1111 x"},
+		{"card 4111 1111 1111 1111-7", "card ************1111-7"},
+		{"00-0af7651916cd43dd8448eb211c80319c-2053553342758463-01", "00-0af7651916cd43dd8448eb211c80319c-************8463-01"},
+		{"4111111111111111 2222", "************1111 2222"},
+		{"1234-5678-9012-3456", "1234-5678-9012-3456"}, // no card in it
+		{"order 2026-11-24 12345678901234", "order 2026-11-24 12345678901234"},
+	} {
+		assert.Equal(t, tc.want, r.String(tc.in), tc.in)
+	}
+}
+
 // SensitiveKey's stack fast path normalizes exactly as normKey does: every
 // spelling of a key compares equal, non-ASCII and long keys included.
 func TestSensitiveKeySpellings(t *testing.T) {
