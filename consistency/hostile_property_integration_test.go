@@ -167,7 +167,9 @@ func runHostile(t *testing.T, brokers []string, run hostileRun) {
 
 	// weft, as `weft run` wires it (cmd/weft/run.go), on this run's topics.
 	engine := NewEngine(store, Builtin())
-	det := NewDetector(engine, time.Second, hostileWindows, Settings{Logger: zerolog.Nop()})
+	var tap *collector.Collector
+	det := NewDetector(engine, time.Second, hostileWindows, Settings{Logger: zerolog.Nop(),
+		StoringSince: func() time.Time { return tap.StoringSince() }})
 	ccfg := collector.Default()
 	ccfg.Group = "weft_" + name
 	ccfg.Topics.Include = []string{".*" + regexp.QuoteMeta("."+name)}
@@ -179,7 +181,7 @@ func runHostile(t *testing.T, brokers []string, run hostileRun) {
 	ccfg.Fetch.MaxPartitionBytes = 4 << 10
 	kc := kafkaconn.Default()
 	kc.Brokers = brokers
-	tap, err := collector.New(ccfg, kc, store, collector.Settings{Logger: zerolog.Nop()})
+	tap, err = collector.New(ccfg, kc, store, collector.Settings{Logger: zerolog.Nop()})
 	require.NoError(t, err)
 	require.NoError(t, tap.Start(ctx))
 	defer func() { _ = tap.Shutdown(context.Background()) }()
