@@ -188,6 +188,9 @@ func scanDatabase(ctx context.Context, t *testing.T, conn driver.Conn, db string
 			var v string
 			require.NoError(t, vals.Scan(&v))
 			values++
+			if traceColumns[c.name] && w3cID.MatchString(v) {
+				continue // a W3C trace-context id: random hex, exempt (docs/event-contract.md)
+			}
 			for _, l := range s.scan(v) {
 				leaks = append(leaks, storedLeak{table: c.table, column: c.name, leak: l, text: around(v, l.value)})
 			}
@@ -197,6 +200,14 @@ func scanDatabase(ctx context.Context, t *testing.T, conn driver.Conn, db string
 	}
 	return leaks, values
 }
+
+// traceColumns hold W3C trace-context ids, which masking leaves as they are:
+// random hex that, one span in tens of thousands, is all digits and passes
+// the Luhn check. They are exempt when they have the form of one.
+var (
+	traceColumns = map[string]bool{"trace_id": true, "span_id": true, "parent_span_id": true}
+	w3cID        = regexp.MustCompile(`^(?:[0-9a-f]{16}|[0-9a-f]{32})$`)
+)
 
 // around shortens text to the part around sub.
 func around(text, sub string) string {
@@ -272,6 +283,11 @@ func TestHostileTrafficMaskedOnDecode(t *testing.T) {
 					"service": e.Service, "order id": e.OrderID, "causation id": e.CausationID,
 					"correlation id": e.CorrelationID, "idempotency key": e.IdempotencyKey, "trace id": e.TraceID,
 					"span id": e.SpanID, "parent span id": e.ParentSpanID, "trace state": e.TraceState, "payload": string(e.Payload)} {
+					if strings.HasSuffix(field, "span id") || field == "trace id" {
+						if w3cID.MatchString(text) {
+							continue // exempt, as in scanDatabase
+						}
+					}
 					check(&r, field, text)
 				}
 				for k, v := range e.Headers {

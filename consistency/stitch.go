@@ -126,7 +126,8 @@ func stepRanks(ws []Workflow) stepOrder {
 
 // inferredParent is the event i comes after in the workflow: the latest
 // event of a step that expects i's type, else the event of the highest step
-// below i's step (the latest such by time); -1 when there is none.
+// below i's step (the latest such by time), else the latest event before it
+// in event time; -1 when there is none.
 func inferredParent(evs []ChainEvent, i int, o stepOrder) int {
 	ri, ok := o.rank[evs[i].Type]
 	if !ok {
@@ -151,6 +152,16 @@ func inferredParent(evs []ChainEvent, i int, o stepOrder) int {
 		}
 		if rj > bestRank || rj == bestRank && e.EventTime.After(evs[best].EventTime) {
 			best, bestRank = j, rj
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	// The first step of a workflow the order joined later (PaymentRequested
+	// after InventoryReserved): the latest event before it in event time.
+	for j, e := range evs {
+		if j != i && e.EventTime.Before(evs[i].EventTime) && (best < 0 || e.EventTime.After(evs[best].EventTime)) {
+			best = j
 		}
 	}
 	return best

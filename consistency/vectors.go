@@ -45,6 +45,13 @@ func deriveVectors(evs []ChainEvent) map[string]Vector {
 	for _, e := range evs {
 		if len(e.VersionVector) > 0 {
 			v := Vector(e.VersionVector)
+			if c, ok := out[e.CausationID]; ok && e.CausationID != "" && !v.Dominates(c) {
+				// The event saw the cause it names, whatever its vector says:
+				// a cause from a service that sends no vectors has entries
+				// an instrumented service's vector cannot know of.
+				// (checkCausality judges the carried vectors alone.)
+				v = Merge(v, c)
+			}
 			out[e.EventID] = v
 			last[e.Service] = Merge(last[e.Service], v)
 			continue
