@@ -44,8 +44,9 @@ func newLeakScanner(cvvs []string) *leakScanner {
 	s := &leakScanner{}
 	for _, c := range cvvs {
 		// The CVV as a number of its own, not inside a longer word or
-		// number (a hash, a UUID segment of other digits).
-		s.cvvs = append(s.cvvs, regexp.MustCompile(`(?:^|[^0-9A-Za-z])(`+regexp.QuoteMeta(c)+`)(?:[^0-9A-Za-z]|$)`))
+		// number (a hash) nor a dash-joined identifier (a UUID's group
+		// that happens to be these four digits).
+		s.cvvs = append(s.cvvs, regexp.MustCompile(`(?:^|[^0-9A-Za-z-])(`+regexp.QuoteMeta(c)+`)(?:[^0-9A-Za-z-]|$)`))
 	}
 	return s
 }
