@@ -29,12 +29,12 @@ import (
 
 // Finding kinds.
 const (
-	FindingChanged     = "changed"     // a row's commitment differs from its leaf's
-	FindingMissing     = "missing"     // a record leaf with no row
-	FindingExtra       = "extra"       // a row at an offset the log has no record leaf for
-	FindingDuplicated  = "duplicated"  // a second, different row for one record
-	FindingReordered   = "reordered"   // a row stored at one offset is the record logged at another
-	FindingBrokenLog   = "broken-log"  // leaves not dense, unparsable, or offsets not contiguous
+	FindingChanged     = "changed"    // a row's commitment differs from its leaf's
+	FindingMissing     = "missing"    // a record leaf with no row
+	FindingExtra       = "extra"      // a row at an offset the log has no record leaf for
+	FindingDuplicated  = "duplicated" // a second, different row for one record
+	FindingReordered   = "reordered"  // a row stored at one offset is the record logged at another
+	FindingBrokenLog   = "broken-log" // leaves not dense, unparsable, or offsets not contiguous
 	FindingCheckpoint  = "rewritten-checkpoint"
 	FindingMissingCkpt = "missing-checkpoint"
 )
