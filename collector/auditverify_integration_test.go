@@ -84,6 +84,15 @@ func TestVerifyAuditTamper(t *testing.T) {
 		want   []string // kind@offset, or kind for a checkpoint
 	}{
 		{"untouched", func(*testing.T, *chstore.Store) {}, nil},
+		{"identical copy (a redelivery not merged yet)", func(t *testing.T, s *chstore.Store) {
+			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * FROM `+seed.Table("events")+` WHERE topic = ? AND partition = 0 AND offset = 0`, topic)
+		}, nil},
+		{"swap two rows", func(t *testing.T, s *chstore.Store) {
+			// offset is in the sorting key: a DELETE and an INSERT.
+			exec(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset IN (0, 1) SETTINGS mutations_sync = 2`, topic)
+			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * REPLACE (1 - offset AS offset) FROM `+seed.Table("events")+
+				` WHERE topic = ? AND partition = 0 AND offset IN (0, 1)`, topic)
+		}, []string{"reordered@0 o-c1", "reordered@1 o-c2"}},
 		{"update payload", func(t *testing.T, s *chstore.Store) {
 			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE topic = ? AND partition = 0 AND offset = 1 SETTINGS mutations_sync = 2`, topic)
 		}, []string{"changed@1 o-c2"}},
