@@ -289,6 +289,7 @@ weft is running on embedded servers, with demo traffic (%s).
   One order:        %[2]s order %[4]s -c %[3]s
   Its events:       %[2]s events --order %[4]s -c %[3]s
   Queue health:     %[2]s lag -c %[3]s
+  Audit trail:      %[2]s audit verify -c %[3]s
   Audit key:        %[2]s audit key -c %[3]s    (checkpoints signed; copies in %[9]s/audit/checkpoints)
   HTTP API:         curl http://%[5]s/api/v1/stuck
   Metrics:          curl http://%[5]s/metrics
