@@ -35,7 +35,7 @@ import (
 //	WEFT_BENCH_PARTITIONS  partitions of its topic (default 12)
 //	WEFT_BENCH_RUNS        runs of the insert, engine and weft paths, median reported (default 1)
 //	WEFT_BENCH_FRESH       freshness phase duration (default 30s; 0 skips it)
-//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,engine-events,tap,weft (default all)
+//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,engine-events,tap,audit,weft (default all)
 //
 // The weft child inherits the environment, so WEFT_<PATH> overrides (e.g.
 // WEFT_COLLECTOR_FETCH_MAX_BYTES) and GOMEMLIMIT/GOGC reach it.

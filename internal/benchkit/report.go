@@ -15,6 +15,9 @@ const (
 	TargetVsEngine     = 1.0         // weft faster than the Kafka table engine
 	TargetPeakRSS      = 300_000_000 // bytes: 300 MB
 	TargetFreshnessP99 = 2 * time.Second
+	// TargetAuditOnOff is issue 13's: the tap with the audit trail on at
+	// least 0.9 × the same tap with it off, in one run.
+	TargetAuditOnOff = 0.9
 )
 
 // Report is what Suite measured.
@@ -31,6 +34,8 @@ type Report struct {
 	// Tap are the `weft run` runs with the detector and queue-health
 	// monitor off; Full those with every default.
 	Tap, Full []WeftResult
+	// Audit are the tap-only runs with the audit trail on.
+	Audit []WeftResult
 }
 
 func (r Run) String() string {
@@ -131,6 +136,7 @@ func (rep *Report) Print(out io.Writer) {
 	row("ClickHouse Kafka engine → MergeTree (raw rows)", rep.Engine)
 	row("ClickHouse Kafka engine → weft's schema (SQL decode)", rep.EngineEvents)
 	row("weft run, tap only (all rows queryable)", runsOf(rep.Tap))
+	row("weft run, tap only, audit trail on", runsOf(rep.Audit))
 	row("weft run, all defaults (+ detector, queue health)", runsOf(rep.Full))
 	tw.Flush()
 
@@ -138,7 +144,7 @@ func (rep *Report) Print(out io.Writer) {
 	for _, v := range []struct {
 		name string
 		ws   []WeftResult
-	}{{"tap only", rep.Tap}, {"defaults", rep.Full}} {
+	}{{"tap only", rep.Tap}, {"tap, audit on", rep.Audit}, {"defaults", rep.Full}} {
 		if len(v.ws) == 0 {
 			continue
 		}
@@ -178,6 +184,10 @@ func (rep *Report) Print(out io.Writer) {
 			fmt.Fprintf(tw, "weft (%s) ÷ Kafka engine, weft's schema\t%.2f\t> %.2f\t%s\n", v.name, vsEngineEvents, TargetVsEngine, verdict(vsEngineEvents > TargetVsEngine))
 		}
 		fmt.Fprintf(tw, "weft (%s) peak RSS\t%s\t≤ %s\t%s\n", v.name, mb(rss), mb(TargetPeakRSS), verdict(rss <= TargetPeakRSS))
+		if v.name == "tap only" && len(rep.Audit) > 0 {
+			on, off := median(runsOf(rep.Audit)).Rate(), median(runsOf(rep.Tap)).Rate()
+			fmt.Fprintf(tw, "weft (tap) audit trail on ÷ off\t%.2f\t≥ %.2f\t%s\n", on/off, TargetAuditOnOff, verdict(on/off >= TargetAuditOnOff))
+		}
 		if f := Fresh(v.ws); f != nil {
 			fmt.Fprintf(tw, "weft (%s) freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", v.name, thousands(f.Rate), secs(f.P99),
 				secs(TargetFreshnessP99), verdict(f.P99 <= TargetFreshnessP99))

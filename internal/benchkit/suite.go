@@ -50,7 +50,7 @@ type Options struct {
 
 // AllPaths names every measured path, in the order they run.
 func AllPaths() []string {
-	return []string{"consume", "insert", "engine", "engine-events", "tap", "weft"}
+	return []string{"consume", "insert", "engine", "engine-events", "tap", "audit", "weft"}
 }
 
 func (o Options) runs(path string, n int) int {
@@ -166,10 +166,10 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, tapOnly := range []bool{true, false} {
-		path := map[bool]string{true: "tap", false: "weft"}[tapOnly]
+	for _, path := range []string{"tap", "audit", "weft"} {
+		tapOnly, audit := path != "weft", path == "audit"
 		for i := range o.runs(path, o.Runs) {
-			name := fmt.Sprintf("%s_%d_%t", suffix, i, tapOnly)
+			name := fmt.Sprintf("%s_%d_%s", suffix, i, path)
 			// Each run gets its own freshness topic, empty when weft starts.
 			fresh := "weft-bench-fresh-" + strings.ReplaceAll(name, "_", "-")
 			measureFresh := i == 0 && o.FreshFor > 0
@@ -181,7 +181,7 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 			wr, err := weftRun(ctx, o, admin, WeftConfig{
 				Bin: bin, Dir: o.Dir, Brokers: o.Brokers, ClickHouse: o.ClickHouse,
 				Database: "bench_weft_" + name, Group: "bench-weft-" + name,
-				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly,
+				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly, Audit: audit,
 			}, pre.Topic, fresh, measureFresh)
 			if measureFresh {
 				deleteTopic(o.Brokers, fresh)
@@ -189,11 +189,14 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
-			logf("weft %s %d: %s, peak RSS %s, CPU %s, %d inserts took %s", variant(tapOnly), i+1, wr.Run, mb(wr.PeakRSS),
+			logf("weft %s %d: %s, peak RSS %s, CPU %s, %d inserts took %s", variant(path), i+1, wr.Run, mb(wr.PeakRSS),
 				wr.ClientCPU.Round(time.Millisecond), wr.Inserts, wr.InsertWall.Round(time.Millisecond))
-			if tapOnly {
+			switch path {
+			case "tap":
 				rep.Tap = append(rep.Tap, wr)
-			} else {
+			case "audit":
+				rep.Audit = append(rep.Audit, wr)
+			default:
 				rep.Full = append(rep.Full, wr)
 			}
 		}
@@ -201,9 +204,12 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func variant(tapOnly bool) string {
-	if tapOnly {
+func variant(path string) string {
+	switch path {
+	case "tap":
 		return "tap only"
+	case "audit":
+		return "tap with the audit trail"
 	}
 	return "defaults"
 }

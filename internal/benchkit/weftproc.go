@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/weft-sh/weft/auditor"
 )
 
 // BuildWeft builds the weft command into dir and returns its path.
@@ -51,6 +53,9 @@ type WeftConfig struct {
 	// (consistency.interval 24h: one pass at start, on an empty database)
 	// and the queue-health monitor (collector.lag.enabled false).
 	TapOnly bool
+	// Audit turns the audit trail on (audit.enabled), with a signing key
+	// and a source key generated into Dir.
+	Audit bool
 }
 
 // freePort returns a 127.0.0.1 address nothing listens on right now.
@@ -95,6 +100,13 @@ func StartWeft(c WeftConfig) (*Weft, error) {
 	if c.TapOnly {
 		cfg["consistency"] = map[string]any{"interval": "24h"}
 		cfg["collector"].(map[string]any)["lag"] = map[string]any{"enabled": false}
+	}
+	if c.Audit {
+		a, err := auditKeys(c.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg["audit"] = a
 	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -224,4 +236,22 @@ func (w *Weft) Alive() error {
 		return fmt.Errorf("weft exited: %v\n%s", err, w.LogTail())
 	}
 	return nil
+}
+
+// auditKeys writes a signing key and a source key into dir and returns the
+// audit block that uses them, checkpoints copied to dir/checkpoints.
+func auditKeys(dir string) (map[string]any, error) {
+	skey, _, err := auditor.GenerateKey("weft-bench")
+	if err != nil {
+		return nil, err
+	}
+	signing, source := filepath.Join(dir, "audit-signing.key"), filepath.Join(dir, "audit-source.key")
+	if err := os.WriteFile(signing, []byte(skey+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(source, []byte(auditor.GenerateSourceKey()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return map[string]any{"enabled": true, "cluster_id": "bench", "signing_key_file": signing, "source_key_file": source,
+		"checkpoint": map[string]any{"dir": filepath.Join(dir, "checkpoints")}}, nil
 }
