@@ -40,14 +40,19 @@ func (c *chainB) add(typ, svc string, cause int, extra ...int) int {
 	return i
 }
 
-func healthy() *chainB {
+// notified is a BOPIS chain up to CustomerNotified, and that event's index.
+func notified() (*chainB, int) {
 	c := &chainB{}
 	i := c.add("OrderPlaced", "orders", -1)
 	i = c.add("InventoryReserved", "inventory", i)
 	i = c.add("PaymentAuthorized", "payments", i)
 	i = c.add("FulfillmentStarted", "fulfillment", i)
 	i = c.add("ReadyForPickup", "fulfillment", i)
-	i = c.add("CustomerNotified", "notifications", i)
+	return c, c.add("CustomerNotified", "notifications", i)
+}
+
+func healthy() *chainB {
+	c, i := notified()
 	i = c.add("PickedUp", "pickup", i)
 	i = c.add("PaymentCaptured", "payments", i)
 	c.add("OrderCompleted", "orders", i)

@@ -8,17 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// notified is a BOPIS chain up to CustomerNotified, with carried vectors.
-func notified() (*chainB, int) {
-	c := &chainB{}
-	i := c.add("OrderPlaced", "orders", -1)
-	i = c.add("InventoryReserved", "inventory", i)
-	i = c.add("PaymentAuthorized", "payments", i)
-	i = c.add("FulfillmentStarted", "fulfillment", i)
-	i = c.add("ReadyForPickup", "fulfillment", i)
-	return c, c.add("CustomerNotified", "notifications", i)
-}
-
 // races returns the races CheckOrder raised.
 func races(t *testing.T, c *chainB) []string {
 	t.Helper()

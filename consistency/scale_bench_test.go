@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,10 +97,10 @@ func (s *scaleTarget) detectorPass(ctx context.Context) (scalePass, error) {
 //	WEFT_SCALE_SETTLE        longest wait for background merges after a load (default 10m)
 func BenchmarkScale(b *testing.B) {
 	addr := testenv.ClickHouseAddr(b)
-	w := scalegen.Workload{Orders: scaleEnv(b, "WEFT_SCALE_ORDERS", 10_000_000), ChunkOrders: scaleEnv(b, "WEFT_SCALE_CHUNK", 0)}
-	stuckRuns := scaleEnv(b, "WEFT_SCALE_STUCK_RUNS", 20)
-	chainRuns := scaleEnv(b, "WEFT_SCALE_CHAIN_RUNS", 100)
-	batchOrders := scaleEnv(b, "WEFT_SCALE_BATCH_ORDERS", 1000)
+	w := scalegen.Workload{Orders: testenv.EnvInt(b, "WEFT_SCALE_ORDERS", 10_000_000), ChunkOrders: testenv.EnvInt(b, "WEFT_SCALE_CHUNK", 0)}
+	stuckRuns := testenv.EnvInt(b, "WEFT_SCALE_STUCK_RUNS", 20)
+	chainRuns := testenv.EnvInt(b, "WEFT_SCALE_CHAIN_RUNS", 100)
+	batchOrders := testenv.EnvInt(b, "WEFT_SCALE_BATCH_ORDERS", 1000)
 	settle := 10 * time.Minute
 	if v := os.Getenv("WEFT_SCALE_SETTLE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -178,7 +176,7 @@ func BenchmarkScale(b *testing.B) {
 		}
 	}
 	catchUp := time.Since(t0)
-	catchP50, catchP95 := percentiles(passLat)
+	catchP50, catchP95 := testenv.Percentiles(passLat)
 
 	// The stuck-orders query, with the clock held at the watermark.
 	var stuckLat []time.Duration
@@ -246,8 +244,8 @@ func BenchmarkScale(b *testing.B) {
 	}
 	b.StopTimer()
 
-	sp50, sp95 := percentiles(stuckLat)
-	cp50, cp95 := percentiles(chainLat)
+	sp50, sp95 := testenv.Percentiles(stuckLat)
+	cp50, cp95 := testenv.Percentiles(chainLat)
 	fmt.Fprintf(out, "stuck orders query: p50 %s, p95 %s over %d runs; %d stuck orders each run\n", ms(sp50), ms(sp95), len(stuckLat), stuckN)
 	fmt.Fprintf(out, "one order's chain: p50 %s, p95 %s over %d random orders (%.1f events each)\n", ms(cp50), ms(cp95), len(chainLat),
 		float64(events)/float64(len(chainLat)))
@@ -276,29 +274,6 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(float64(cp95.Microseconds())/1000, "chain-p95-ms")
 	b.ReportMetric(catchUp.Seconds(), "catch-up-s")
 	b.ReportMetric(steadyTook.Seconds(), "pass-steady-s")
-}
-
-func scaleEnv(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
-	if err != nil || n < 0 {
-		b.Fatalf("%s=%q: want a non-negative integer", name, v)
-	}
-	return n
-}
-
-// percentiles returns the median and the 95th percentile (nearest rank).
-func percentiles(d []time.Duration) (p50, p95 time.Duration) {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[max(0, min(i, len(s)-1))]
-	}
-	return rank(0.50), rank(0.95)
 }
 
 func ms(d time.Duration) string {

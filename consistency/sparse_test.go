@@ -25,13 +25,7 @@ func sparse(c *chainB) []ChainEvent {
 // passed, a normal completed or cancelled order raises nothing.
 func TestSparseCompletedOrderIsNotDivergent(t *testing.T) {
 	ws := Builtin()
-	cancelled := &chainB{}
-	i := cancelled.add("OrderPlaced", "orders", -1)
-	i = cancelled.add("InventoryReserved", "inventory", i)
-	i = cancelled.add("PaymentAuthorized", "payments", i)
-	i = cancelled.add("FulfillmentStarted", "fulfillment", i)
-	i = cancelled.add("ReadyForPickup", "fulfillment", i)
-	i = cancelled.add("CustomerNotified", "notifications", i)
+	cancelled, i := notified()
 	i = cancelled.add("PickupExpired", "pickup", i)
 	i = cancelled.add("InventoryReleased", "inventory", i)
 	i = cancelled.add("PaymentVoided", "payments", i)
@@ -51,13 +45,7 @@ func TestSparseCompletedOrderIsNotDivergent(t *testing.T) {
 // pick-up and an expiry sent by two services are still concurrent.
 func TestSparseRaceIsStillAConflict(t *testing.T) {
 	ws := Builtin()
-	c := &chainB{}
-	i := c.add("OrderPlaced", "orders", -1)
-	i = c.add("InventoryReserved", "inventory", i)
-	i = c.add("PaymentAuthorized", "payments", i)
-	i = c.add("FulfillmentStarted", "fulfillment", i)
-	i = c.add("ReadyForPickup", "fulfillment", i)
-	i = c.add("CustomerNotified", "notifications", i)
+	c, i := notified()
 	c.add("PickedUp", "pickup", i)
 	c.add("PickupExpired", "scheduler", i)
 	evs := stitch(stepRanks(ws), causalOrder(sparse(c)))

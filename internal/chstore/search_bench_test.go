@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +27,8 @@ import (
 //	WEFT_SEARCH_RUNS    lookups per filter kind (default 40)
 func BenchmarkSearch(b *testing.B) {
 	ctx := context.Background()
-	w := scalegen.Workload{Orders: benchEnv(b, "WEFT_SCALE_ORDERS", 10_000_000), ChunkOrders: benchEnv(b, "WEFT_SCALE_CHUNK", 0)}
-	runs := benchEnv(b, "WEFT_SEARCH_RUNS", 40)
+	w := scalegen.Workload{Orders: testenv.EnvInt(b, "WEFT_SCALE_ORDERS", 10_000_000), ChunkOrders: testenv.EnvInt(b, "WEFT_SCALE_CHUNK", 0)}
+	runs := testenv.EnvInt(b, "WEFT_SEARCH_RUNS", 40)
 	cfg := chstore.Default()
 	cfg.Addr, cfg.Database = testenv.ClickHouseAddr(b), w.Database()
 	gen, err := scalegen.Open(ctx, cfg)
@@ -116,7 +115,7 @@ func BenchmarkSearch(b *testing.B) {
 				found += len(page.Events)
 			}
 		}
-		p50, p95 := benchPercentiles(lat)
+		p50, p95 := testenv.Percentiles(lat)
 		fmt.Fprintf(out, "%-32s %10s %10s %10.1f\n", k.name, benchMS(p50), benchMS(p95), float64(found)/float64(len(lat)))
 		b.ReportMetric(float64(p95.Microseconds())/1000, strings.ReplaceAll(strings.ReplaceAll(k.name, " ", "-"), ",", "")+"-p95-ms")
 	}
@@ -135,7 +134,7 @@ func BenchmarkSearch(b *testing.B) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	p50, p95 := benchPercentiles(lat)
+	p50, p95 := testenv.Percentiles(lat)
 	fmt.Fprintf(out, "%-32s %10s %10s\n", "type, all time, second page", benchMS(p50), benchMS(p95))
 }
 
@@ -221,29 +220,6 @@ func printIndexSizes(ctx context.Context, b *testing.B, store *chstore.Store, ev
 		b.Fatal(err)
 	}
 	fmt.Fprintf(os.Stdout, "events table on disk: %.1f MiB, %.1f bytes/event\n", float64(total)/(1<<20), float64(total)/float64(events))
-}
-
-func benchEnv(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
-	if err != nil || n < 0 {
-		b.Fatalf("%s=%q: want a non-negative integer", name, v)
-	}
-	return n
-}
-
-// benchPercentiles returns the median and the 95th percentile (nearest rank).
-func benchPercentiles(d []time.Duration) (p50, p95 time.Duration) {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(s))+0.999999) - 1
-		return s[max(0, min(i, len(s)-1))]
-	}
-	return rank(0.50), rank(0.95)
 }
 
 func benchMS(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
