@@ -80,23 +80,7 @@ func TestAuditTrailWithAbortsAndRedelivery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.TransactionalID("tx-"+testenv.Name(t)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	defer cl.Close()
-	produceTx := func(part int32, ids []string, commit kgo.TransactionEndTry) {
-		require.NoError(t, cl.BeginTransaction())
-		for _, id := range ids {
-			v := `{"event_type":"PaymentRequested","order_id":"o-` + id + `","event_id":"` + id + `"}`
-			if id == "bad" {
-				v = `{not json`
-			}
-			r := &kgo.Record{Partition: part, Key: []byte("o-" + id), Value: []byte(v),
-				Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("v-" + id)}}}
-			require.NoError(t, cl.ProduceSync(ctx, r).FirstErr())
-		}
-		require.NoError(t, cl.EndTransaction(ctx, commit))
-	}
+	produceTx := txProducer(ctx, t, brokers, topic, "PaymentRequested", true)
 	produceTx(0, []string{"a1", "a2", "a3"}, kgo.TryAbort)
 	produceTx(0, []string{"c1", "bad"}, kgo.TryCommit)
 	produceTx(0, []string{"a4"}, kgo.TryAbort)
@@ -296,4 +280,31 @@ func TestAuditTrailSurvivesRestart(t *testing.T) {
 		total += len(checkAuditLog(t, store, verifier, audit.ClusterID, topic, p))
 	}
 	assert.Equal(t, n, total, "one record leaf per record, no gaps on a non-transactional topic")
+}
+
+// txProducer returns a function that produces, in one transaction to one
+// partition of topic, a record of eventType per id (id "bad": an
+// undecodable one), with a header h=v-<id> when headers is set, and
+// commits or aborts it.
+func txProducer(ctx context.Context, t *testing.T, brokers []string, topic, eventType string, headers bool) func(part int32, ids []string, commit kgo.TransactionEndTry) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.TransactionalID("tx-"+testenv.Name(t)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return func(part int32, ids []string, commit kgo.TransactionEndTry) {
+		require.NoError(t, cl.BeginTransaction())
+		for _, id := range ids {
+			v := `{"event_type":"` + eventType + `","order_id":"o-` + id + `","event_id":"` + id + `"}`
+			if id == "bad" {
+				v = `{not json`
+			}
+			r := &kgo.Record{Partition: part, Key: []byte("o-" + id), Value: []byte(v)}
+			if headers {
+				r.Headers = []kgo.RecordHeader{{Key: "h", Value: []byte("v-" + id)}}
+			}
+			require.NoError(t, cl.ProduceSync(ctx, r).FirstErr())
+		}
+		require.NoError(t, cl.EndTransaction(ctx, commit))
+	}
 }

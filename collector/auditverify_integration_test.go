@@ -29,21 +29,7 @@ func TestVerifyAuditTamper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.TransactionalID("tx-"+testenv.Name(t)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	defer cl.Close()
-	produceTx := func(part int32, ids []string, commit kgo.TransactionEndTry) {
-		require.NoError(t, cl.BeginTransaction())
-		for _, id := range ids {
-			v := `{"event_type":"OrderPlaced","order_id":"o-` + id + `","event_id":"` + id + `"}`
-			if id == "bad" {
-				v = `{not json`
-			}
-			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Partition: part, Key: []byte("o-" + id), Value: []byte(v)}).FirstErr())
-		}
-		require.NoError(t, cl.EndTransaction(ctx, commit))
-	}
+	produceTx := txProducer(ctx, t, brokers, topic, "OrderPlaced", false)
 	produceTx(0, []string{"c1", "c2", "c3"}, kgo.TryCommit) // offsets 0-2, marker 3
 	produceTx(0, []string{"a1"}, kgo.TryAbort)              // 4, marker 5: a gap 3-6
 	produceTx(0, []string{"c4", "bad"}, kgo.TryCommit)      // 6, 7 (quarantined)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -253,13 +252,7 @@ func (d *Decoder) maskHeaders(keys, vals []string) map[string]string {
 // headerNames masks header names as Redactor.Keys masks object keys: the
 // same name keeps one stored name, distinct names stay distinct.
 func (d *Decoder) headerNames(keys []string) []string {
-	distinct := slices.Sorted(maps.Keys(func() map[string]bool {
-		m := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			m[k] = true
-		}
-		return m
-	}()))
+	distinct := slices.Compact(slices.Sorted(slices.Values(keys)))
 	masked := d.red.Keys(distinct)
 	as := make(map[string]string, len(distinct))
 	for i, k := range distinct {

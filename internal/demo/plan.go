@@ -502,15 +502,7 @@ func (p *planner) describeFault(o *order) Fault {
 		}
 		f.Detail = "produced as: " + strings.Join(types, ", ")
 	case KindRace:
-		var pu, pe *event
-		for _, e := range o.events {
-			switch e.typ {
-			case PickedUp:
-				pu = e
-			case PickupExpired:
-				pe = e
-			}
-		}
+		pu, pe := o.last(PickedUp), o.last(PickupExpired)
 		loser := pe
 		if o.spec.out == outRaceCancelled {
 			loser = pu
@@ -554,45 +546,17 @@ func (p *planner) describeFault(o *order) Fault {
 			}
 		}
 	case KindMissingCompensation:
-		var auth, rel, canc *event
-		for _, e := range o.events {
-			switch e.typ {
-			case PaymentAuthorized:
-				auth = e
-			case InventoryReleased:
-				rel = e
-			case OrderCancelled:
-				canc = e
-			}
-		}
+		auth, rel, canc := o.last(PaymentAuthorized), o.last(InventoryReleased), o.last(OrderCancelled)
 		f.Step, f.EventType, f.EventID = StepCancelled, canc.typ, canc.id
 		f.Detail = fmt.Sprintf("order cancelled (pickup expired) after PaymentAuthorized %s with no PaymentVoided or PaymentRefunded; InventoryReleased %s is present",
 			auth.id, rel.id)
 	case KindDivergence:
-		var pu, oc, ir *event
-		for _, e := range o.events {
-			switch e.typ {
-			case PickedUp:
-				pu = e
-			case OrderCompleted:
-				oc = e
-			case InventoryReleased:
-				ir = e
-			}
-		}
+		pu, oc, ir := o.last(PickedUp), o.last(OrderCompleted), o.last(InventoryReleased)
 		f.Step, f.EventType, f.EventID = StepInventoryReleased, ir.typ, ir.id
 		f.Detail = fmt.Sprintf("InventoryReleased %s %s (caused by PickedUp %s) after OrderCompleted %s %s, neither dominating the other: inventory believes the order released, orders believes it completed",
 			ir.id, vvString(ir.vv), pu.id, oc.id, vvString(oc.vv))
 	case KindCancelRace:
-		var pu, oc *event
-		for _, e := range o.events {
-			switch e.typ {
-			case PickedUp:
-				pu = e
-			case OrderCancelled:
-				oc = e
-			}
-		}
+		pu, oc := o.last(PickedUp), o.last(OrderCancelled)
 		f.Step, f.EventType, f.EventID = StepCustomerNotified, oc.typ, oc.id
 		f.Detail = fmt.Sprintf("OrderCancelled %s %s and PickedUp %s %s both caused by CustomerNotified, version vectors incomparable; InventoryReleased merges both, PaymentVoided follows; order ended cancelled",
 			oc.id, vvString(oc.vv), pu.id, vvString(pu.vv))
@@ -675,4 +639,14 @@ func uuid(r *rand.Rand) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// last is the order's last planned event of type typ, or nil.
+func (o *order) last(typ string) *event {
+	for i := len(o.events) - 1; i >= 0; i-- {
+		if o.events[i].typ == typ {
+			return o.events[i]
+		}
+	}
+	return nil
 }
