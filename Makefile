@@ -14,9 +14,18 @@ build:
 run: build
 	$(BIN) dev --data-dir $(DATA)
 
-## test: vet, then every test against a real Apache Kafka broker and the embedded ClickHouse.
+## test: vet, then every test against a real Apache Kafka broker and the embedded ClickHouse,
+## then the alert rules checked by Prometheus's parser and evaluated by its engine on a detector's
+## metrics (alerts/rulecheck, a module of its own, on the same servers), then the web console
+## driven in Debian's chromium (console/browsertest, a module of its own; scripts/chromium.sh
+## finds chromium or installs it, as root, with apt-get; without one that test fails).
+## Screenshots: .artifacts/console. The tracing test exports to a real Jaeger v2: scripts/jaeger.sh
+## builds it once from the Go module proxy (tools/jaeger, about ten minutes niced on two cores) into
+## ~/.cache/weft/jaeger-v1.75.0, saying so; without it that test fails.
 test: vet
-	scripts/with-servers.sh $(GO) test -count=1 -timeout 15m ./...
+	export WEFT_CHROMIUM=$$(scripts/chromium.sh || true); \
+	export WEFT_JAEGER=$$(scripts/jaeger.sh || true); \
+	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
 
 ## test-short: the fast unit tests alone, no servers.
 test-short:

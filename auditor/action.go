@@ -53,7 +53,8 @@ type Position struct {
 
 func (p Position) String() string { return fmt.Sprintf("%s/%d@%d", p.Topic, p.Partition, p.Offset) }
 
-func comparePositions(a, b Position) int {
+// ComparePositions orders positions by topic, partition, offset.
+func ComparePositions(a, b Position) int {
 	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 }
 
@@ -89,7 +90,7 @@ type Action struct {
 // MarshalBinary returns the action's canonical bytes (Targets sorted), or
 // why the action is not valid.
 func (a Action) MarshalBinary() ([]byte, error) {
-	targets := slices.SortedFunc(slices.Values(a.Targets), comparePositions)
+	targets := slices.SortedFunc(slices.Values(a.Targets), ComparePositions)
 	if err := a.validate(targets); err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func (a Action) validate(sortedTargets []Position) error {
 		if t.Partition < 0 || t.Offset < 0 {
 			return fmt.Errorf("action target %s: negative partition or offset", t)
 		}
-		if i > 0 && comparePositions(sortedTargets[i-1], t) >= 0 {
+		if i > 0 && ComparePositions(sortedTargets[i-1], t) >= 0 {
 			return fmt.Errorf("action target %s: listed twice", t)
 		}
 	}
@@ -197,7 +198,7 @@ func ParseAction(b []byte) (Action, error) {
 	if err := r.Done(); err != nil {
 		return Action{}, fmt.Errorf("action: %w", err)
 	}
-	if !slices.IsSortedFunc(a.Targets, comparePositions) {
+	if !slices.IsSortedFunc(a.Targets, ComparePositions) {
 		return Action{}, errors.New("action targets: not in canonical (sorted) order")
 	}
 	if err := a.validate(a.Targets); err != nil {

@@ -85,7 +85,16 @@ type StoredRecord struct {
 	Headers []Header
 	// Columns maps a column's name to its value as text, e.g. "order_id".
 	Columns map[string]string
+	// ColumnList is the columns as a list already in canonical order
+	// (sorted by name, names distinct), for a caller that knows its
+	// columns' order and builds the row without a map or a sort (the tap,
+	// once per record). The bytes are the same; a record sets Columns or
+	// ColumnList, not both.
+	ColumnList []Column
 }
+
+// Column is one column of a stored row: its name and its value as text.
+type Column struct{ Name, Value string }
 
 // MarshalBinary returns the record's canonical bytes: the bytes C_stored
 // commits to (docs/audit.md).
@@ -93,7 +102,11 @@ func (s StoredRecord) MarshalBinary() ([]byte, error) { return s.AppendBinary(ni
 
 // AppendBinary appends the record's canonical bytes to b.
 func (s StoredRecord) AppendBinary(b []byte) ([]byte, error) {
-	if len(s.Headers) > MaxStoredEntries || len(s.Columns) > MaxStoredEntries {
+	if s.Columns != nil && s.ColumnList != nil {
+		return nil, errors.New("stored record: both Columns and ColumnList are set")
+	}
+	columns := len(s.Columns) + len(s.ColumnList)
+	if len(s.Headers) > MaxStoredEntries || columns > MaxStoredEntries {
 		return nil, fmt.Errorf("stored record: at most %d headers and %d columns", MaxStoredEntries, MaxStoredEntries)
 	}
 	for _, f := range [][]byte{s.Key, s.Value} {
@@ -119,13 +132,29 @@ func (s StoredRecord) AppendBinary(b []byte) ([]byte, error) {
 		w.String(h.Name)
 		w.Bytes(h.Value)
 	}
-	w.U32(uint32(len(s.Columns)))
-	for _, name := range slices.Sorted(maps.Keys(s.Columns)) {
-		if len(name) > MaxStoredName || len(s.Columns[name]) > MaxStoredField {
-			return nil, fmt.Errorf("stored record: column %.40q is over the size limits", name)
+	w.U32(uint32(columns))
+	column := func(name, value string) error {
+		if len(name) > MaxStoredName || len(value) > MaxStoredField {
+			return fmt.Errorf("stored record: column %.40q is over the size limits", name)
 		}
 		w.String(name)
-		w.String(s.Columns[name])
+		w.String(value)
+		return nil
+	}
+	for i, c := range s.ColumnList {
+		if i > 0 && c.Name <= s.ColumnList[i-1].Name {
+			return nil, fmt.Errorf("stored record: column %.40q is out of order or repeated", c.Name)
+		}
+		if err := column(c.Name, c.Value); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Columns) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(s.Columns)) {
+			if err := column(name, s.Columns[name]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return w.B, nil
 }
@@ -169,29 +198,43 @@ func ParseStoredRecord(b []byte) (StoredRecord, error) {
 }
 
 // Commit returns C_stored of the record with salt: StoredCommitment of its
-// canonical bytes, encoded in a pooled buffer (the tap's per-record path).
+// canonical bytes, encoded in a pooled buffer after the domain tag and
+// the salt and hashed in one call (the tap's per-record path: nothing
+// allocated).
 func (s StoredRecord) Commit(salt Salt) (Hash, error) {
 	buf := scratch.Get().(*[]byte)
 	defer scratch.Put(buf)
-	b, err := s.AppendBinary((*buf)[:0])
+	b := append(append((*buf)[:0], storedTag...), salt[:]...)
+	b, err := s.AppendBinary(b)
 	if err != nil {
 		return Hash{}, err
 	}
 	*buf = b[:0]
-	return StoredCommitment(salt, b), nil
+	return sha256.Sum256(b), nil
 }
 
 // scratch holds encoding buffers reused across records.
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// hashers holds SHA-256 states reused across records.
+var hashers = sync.Pool{New: func() any { return sha256.New() }}
+
 // StoredCommitment is C_stored: SHA-256(domain tag ‖ salt ‖ row), row being
 // a StoredRecord's canonical bytes.
 func StoredCommitment(salt Salt, row []byte) Hash {
-	h := sha256.New()
-	h.Write([]byte(storedTag))
-	h.Write(salt[:])
+	h := hashers.Get().(hash.Hash)
+	defer hashers.Put(h)
+	h.Reset()
+	buf := scratch.Get().(*[]byte)
+	defer scratch.Put(buf)
+	b := append(append((*buf)[:0], storedTag...), salt[:]...)
+	h.Write(b)
 	h.Write(row)
-	return Hash(h.Sum(nil))
+	*buf = h.Sum(b[:0])
+	var out Hash
+	copy(out[:], *buf)
+	*buf = (*buf)[:0]
+	return out
 }
 
 // SourceRecord is a record as it was on Kafka: key and value (nil for
@@ -277,17 +320,10 @@ func (k *SourceKey) Commit(r SourceRecord) Hash {
 	if k == nil {
 		return Hash{}
 	}
-	m := k.mac()
-	defer k.macs.Put(m)
 	buf := scratch.Get().(*[]byte)
 	defer scratch.Put(buf)
-	*buf = r.appendBinary((*buf)[:0])
-	m.Write([]byte(sourceTag))
-	m.Write(*buf)
-	*buf = (*buf)[:0]
-	var out Hash
-	m.Sum(out[:0])
-	return out
+	*buf = r.appendBinary(append((*buf)[:0], sourceTag...))
+	return k.sum(buf)
 }
 
 // OrderTag returns HMAC-SHA-256(key, domain tag ‖ order id): a tag that
@@ -297,11 +333,21 @@ func (k *SourceKey) OrderTag(orderID string) Hash {
 	if k == nil || orderID == "" {
 		return Hash{}
 	}
+	buf := scratch.Get().(*[]byte)
+	defer scratch.Put(buf)
+	*buf = append(append((*buf)[:0], orderTag...), orderID...)
+	return k.sum(buf)
+}
+
+// sum is the HMAC of *buf, summed into *buf's own storage (a pooled
+// buffer: nothing allocated), which it leaves empty.
+func (k *SourceKey) sum(buf *[]byte) Hash {
 	m := k.mac()
 	defer k.macs.Put(m)
-	m.Write([]byte(orderTag))
-	m.Write([]byte(orderID))
+	m.Write(*buf)
+	*buf = m.Sum((*buf)[:0])
 	var out Hash
-	m.Sum(out[:0])
+	copy(out[:], *buf)
+	*buf = (*buf)[:0]
 	return out
 }

@@ -23,6 +23,8 @@ type Config struct {
 	ClusterID string `yaml:"cluster_id"`
 	// Checkpoint says how often logs are checkpointed and where copies go.
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	// Verify schedules `weft run`'s own verification of the trail.
+	Verify VerifyConfig `yaml:"verify"`
 	// SigningKeyFile is a file holding the checkpoint signer key, as
 	// `weft audit key --generate` writes it. When set it wins over
 	// SigningKeyEnv. Default "".
@@ -47,8 +49,8 @@ type CheckpointConfig struct {
 	// since its last checkpoint. Default 10000.
 	EveryLeaves uint64 `yaml:"every_leaves"`
 	// Every checkpoints a log that has grown at all once its last
-	// checkpoint is this old (checked as batches are stored, and when the
-	// tap stops). Default 1m.
+	// checkpoint is this old (checked as batches are stored, once a
+	// second, and when the tap stops). Default 1m.
 	Every time.Duration `yaml:"every"`
 	// Dir is a directory outside ClickHouse where every checkpoint is also
 	// appended, one file per log; empty keeps them in ClickHouse alone.
@@ -56,10 +58,23 @@ type CheckpointConfig struct {
 	Dir string `yaml:"dir"`
 }
 
+// VerifyConfig is the audit.verify block: `weft run` verifies what was
+// stored lately on a schedule, as `weft audit verify --since <window>`
+// would, and exports the verdict as metrics (weft_audit_verify_*).
+type VerifyConfig struct {
+	// Every is how often; 0 turns the schedule off. Default 1h.
+	Every time.Duration `yaml:"every"`
+	// Window is how far back each run verifies: every log from its newest
+	// state stored before then. At least Every, so no stretch goes
+	// unverified. Default 2h.
+	Window time.Duration `yaml:"window"`
+}
+
 // Default returns the defaults.
 func Default() Config {
 	return Config{SigningKeyEnv: "WEFT_AUDIT_SIGNING_KEY", SourceKeyEnv: "WEFT_AUDIT_SOURCE_KEY",
-		Checkpoint: CheckpointConfig{EveryLeaves: 10_000, Every: time.Minute}}
+		Checkpoint: CheckpointConfig{EveryLeaves: 10_000, Every: time.Minute},
+		Verify:     VerifyConfig{Every: time.Hour, Window: 2 * time.Hour}}
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -82,6 +97,12 @@ func (c Config) Validate() error {
 	}
 	if c.Checkpoint.Every <= 0 {
 		p.Addf("checkpoint.every", "must be positive")
+	}
+	if c.Verify.Every < 0 {
+		p.Addf("verify.every", "must not be negative (0 turns the schedule off)")
+	}
+	if c.Verify.Every > 0 && c.Verify.Window < c.Verify.Every {
+		p.Addf("verify.window", "%s is shorter than verify.every (%s): what was stored between two runs would go unverified", c.Verify.Window, c.Verify.Every)
 	}
 	if c.SigningKeyFile != "" && c.SigningKeyFile == c.SourceKeyFile {
 		p.Addf("source_key_file", "the same file as signing_key_file: use two keys")

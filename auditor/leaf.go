@@ -30,8 +30,9 @@ const (
 	// retention, or loss. `weft audit verify --kafka` tells them apart.
 	KindGap Kind = 2
 	// KindTruncation marks a partition Kafka truncated (an unclean leader
-	// election): offsets from Leaf.Offset on are logged again, under the new
-	// leader epoch, after this leaf.
+	// election, a log cut below the tap's position): offsets from
+	// Leaf.Offset on are logged again, under the new leader epoch, after
+	// this leaf.
 	KindTruncation Kind = 3
 	// KindAction is an operator action, in the actions log (action.go).
 	KindAction Kind = 4
@@ -67,12 +68,13 @@ type Leaf struct {
 	// End is, for a gap only, the offset after it: the gap covers the
 	// half-open range [Offset, End), and End is the next record's offset.
 	End int64
-	// LeaderEpoch is the record's leader epoch (for a gap or a truncation,
-	// the epoch of the record after it); -1 when Kafka did not say.
+	// LeaderEpoch is the record's leader epoch (for a gap, the epoch of the
+	// record after it; for a truncation, the new leader's); -1 when Kafka
+	// did not say.
 	LeaderEpoch int32
 	// TimestampMs is the record's timestamp in milliseconds since the Unix
-	// epoch (for a gap or a truncation, the timestamp of the record after
-	// it). Per-record, never a batch's: compaction can change a batch's.
+	// epoch (for a gap, the timestamp of the record after it; for a
+	// truncation, when the tap was told of it). Per-record, never a batch's: compaction can change a batch's.
 	TimestampMs int64
 	// Stored commits to the row ClickHouse holds for a record
 	// (StoredCommitment). Records only.
@@ -88,7 +90,19 @@ type Leaf struct {
 
 // MarshalBinary returns the leaf's canonical bytes, or why the leaf is not
 // valid (an empty topic, a negative offset, a gap that covers nothing...).
-func (l Leaf) MarshalBinary() ([]byte, error) { return l.AppendBinary(nil) }
+func (l Leaf) MarshalBinary() ([]byte, error) { return l.AppendBinary(make([]byte, 0, l.size())) }
+
+// size is the length of the leaf's canonical bytes.
+func (l Leaf) size() int {
+	n := 1 + 1 + 4 + len(l.Topic) + 4 + 8 + 4 + 8
+	switch l.Kind {
+	case KindGap:
+		n += 8
+	case KindRecord:
+		n += 3 * sha256.Size
+	}
+	return n
+}
 
 // AppendBinary appends the leaf's canonical bytes to b.
 func (l Leaf) AppendBinary(b []byte) ([]byte, error) {
@@ -184,10 +198,15 @@ func ParseLeaf(b []byte) (Leaf, error) {
 	return l, nil
 }
 
-// LeafHash is the RFC 6962 hash of a log entry: SHA-256(0x00 ‖ bytes), by
-// the merkle module's hasher.
+// LeafHash is the RFC 6962 hash of a log entry: SHA-256(0x00 ‖ bytes), as
+// the merkle module's hasher computes it, here in a pooled buffer (once
+// per record on the tap: nothing allocated).
 func LeafHash(leafBytes []byte) Hash {
-	return Hash(rfc6962.DefaultHasher.HashLeaf(leafBytes))
+	buf := scratch.Get().(*[]byte)
+	defer scratch.Put(buf)
+	b := append(append((*buf)[:0], rfc6962.RFC6962LeafHashPrefix), leafBytes...)
+	*buf = b[:0]
+	return sha256.Sum256(b)
 }
 
 // validTopic applies Kafka's rule for topic names: 1 to 249 of

@@ -72,7 +72,8 @@ func (p *PartitionLog) AppendRecord(rec Leaf) ([]Entry, error) {
 	if p.next >= 0 && rec.Offset < p.next {
 		return nil, fmt.Errorf("%s/%d@%d: next is %d: %w", p.topic, p.partition, rec.Offset, p.next, ErrAlreadyLogged)
 	}
-	var leaves []Leaf
+	var room [2]Leaf
+	leaves := room[:0]
 	if p.next >= 0 && rec.Offset > p.next {
 		leaves = append(leaves, Leaf{Kind: KindGap, Topic: p.topic, Partition: p.partition,
 			Offset: p.next, End: rec.Offset, LeaderEpoch: rec.LeaderEpoch, TimestampMs: rec.TimestampMs})
@@ -85,22 +86,56 @@ func (p *PartitionLog) AppendRecord(rec Leaf) ([]Entry, error) {
 	return entries, nil
 }
 
-// Truncated appends a truncation leaf: Kafka's new leader (epoch) resumed
-// the partition at offset, before Next, after an unclean election
-// (franz-go's *kgo.ErrDataLoss). Records from offset on are then logged
-// again. A truncation that is not before Next is an error.
-func (p *PartitionLog) Truncated(offset int64, epoch int32, timestampMs int64) (Entry, error) {
-	if p.next < 0 || offset >= p.next {
-		return Entry{}, fmt.Errorf("%s/%d: truncation to %d is not before the next offset %d", p.topic, p.partition, offset, p.next)
+// StartAt says where an empty log's account of the partition begins: the
+// offset the tap began reading from. Its first record, when past offset
+// (the partition opened with an aborted transaction, control records or
+// compacted records), is then preceded by a gap leaf from offset. Only an
+// empty log can be started, and at an offset ≥ 0.
+func (p *PartitionLog) StartAt(offset int64) error {
+	if p.log.Size() != 0 || p.next >= 0 {
+		return fmt.Errorf("%s/%d: start at %d: the log already accounts from %d", p.topic, p.partition, offset, p.next)
 	}
-	entries, err := p.append(Leaf{Kind: KindTruncation, Topic: p.topic, Partition: p.partition,
-		Offset: offset, LeaderEpoch: epoch, TimestampMs: timestampMs})
-	if err != nil {
-		return Entry{}, err
+	if offset < 0 {
+		return fmt.Errorf("%s/%d: start at offset %d", p.topic, p.partition, offset)
 	}
 	p.next = offset
-	return entries[0], nil
+	return nil
 }
+
+// Truncated appends a truncation leaf: Kafka's new leader (epoch) resumed
+// the partition at offset after the tap had read up to consumedTo (an
+// unclean leader election, a log cut below the tap's position: franz-go's
+// *kgo.ErrDataLoss). Records from offset on are then logged again; at
+// Next itself (Kafka lost records the tap had read, and it reads on from
+// where it was) the leaf marks the loss and no offset is logged twice.
+// When consumedTo is past Next (the last offsets the tap read held no
+// record it stored: aborted ones, markers), a gap leaf accounts for them
+// first, so the log covers every offset the tap read. A truncation of an
+// empty log, or to an offset past what the tap read, is an error.
+func (p *PartitionLog) Truncated(consumedTo, offset int64, epoch int32, timestampMs int64) ([]Entry, error) {
+	if p.log.Size() == 0 || offset < 0 || offset > max(consumedTo, p.next) {
+		return nil, fmt.Errorf("%s/%d: truncation to %d is not within the offsets read (next %d, read to %d)",
+			p.topic, p.partition, offset, p.next, consumedTo)
+	}
+	var leaves []Leaf
+	if consumedTo > p.next {
+		leaves = append(leaves, Leaf{Kind: KindGap, Topic: p.topic, Partition: p.partition,
+			Offset: p.next, End: consumedTo, LeaderEpoch: -1, TimestampMs: timestampMs})
+	}
+	entries, err := p.append(append(leaves, Leaf{Kind: KindTruncation, Topic: p.topic, Partition: p.partition,
+		Offset: offset, LeaderEpoch: epoch, TimestampMs: timestampMs})...)
+	if err != nil {
+		return nil, err
+	}
+	p.next = offset
+	return entries, nil
+}
+
+// Topic is the log's topic.
+func (p *PartitionLog) Topic() string { return p.topic }
+
+// Partition is the log's partition.
+func (p *PartitionLog) Partition() int32 { return p.partition }
 
 // append encodes and appends leaves, all or none.
 func (p *PartitionLog) append(leaves ...Leaf) ([]Entry, error) {

@@ -24,7 +24,7 @@ func BenchmarkAuditRecord(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := newAuditTrail(Audit{ClusterID: "bench", SourceKey: key}, nil, zerolog.Nop())
+	t := newAuditTrail(Audit{ClusterID: "bench", SourceKey: key}, nil, zerolog.Nop(), newMetrics(nil))
 	pad := strings.Repeat("x", 800)
 	r := &kgo.Record{Topic: "orders", Partition: 3, Offset: 99, Key: []byte("o-1"), Timestamp: time.Now(),
 		Value: []byte(fmt.Sprintf(`{"event_id":"e-1","event_type":"OrderPlaced","order_id":"o-1","occurred_at":"2026-11-24T10:00:00Z","note":%q}`, pad)),
@@ -37,7 +37,7 @@ func BenchmarkAuditRecord(b *testing.B) {
 	b.SetBytes(int64(len(r.Value)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := t.record(r, StoredEvent(&e), e.OrderID); err != nil {
+		if _, err := t.record(r, t.eventRow(&e), e.OrderID); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -103,10 +103,10 @@ func TestAuditTrailWithAbortsAndRedelivery(t *testing.T) {
 	stop()
 
 	p0 := checkAuditLog(t, store, verifier, audit.ClusterID, topic, 0)
-	// c1, bad, c3, c4 and two gaps (c1's commit marker, a4 and its marker;
-	// c3's marker, a5 and its marker). The log starts at the first record
-	// weft stored: a1-a3 and their marker come before it.
-	assert.Equal(t, []string{"record 4", "record 5", "gap 6-9", "record 9", "gap 10-13", "record 13"}, p0)
+	// c1, bad, c3, c4 and three gaps: a1-a3 and their marker (the log
+	// starts where the tap began reading, the partition's log start offset),
+	// c1's commit marker, a4 and its marker; c3's marker, a5 and its marker.
+	assert.Equal(t, []string{"gap 0-4", "record 4", "record 5", "gap 6-9", "record 9", "gap 10-13", "record 13"}, p0)
 	p1 := checkAuditLog(t, store, verifier, audit.ClusterID, topic, 1)
 	assert.Equal(t, []string{"record 0", "record 1"}, p1)
 	assertSinkHasCheckpoints(t, audit, topic, 0)
@@ -306,5 +306,55 @@ func txProducer(ctx context.Context, t *testing.T, brokers []string, topic, even
 			require.NoError(t, cl.ProduceSync(ctx, r).FirstErr())
 		}
 		require.NoError(t, cl.EndTransaction(ctx, commit))
+	}
+}
+
+// TestAuditCheckpointsIdleLog: a log that grew and then went quiet is
+// checkpointed once audit.checkpoint.every has passed, while the tap
+// runs — not only when the next batch is stored or the tap stops.
+func TestAuditCheckpointsIdleLog(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	store := testenv.Store(t)
+	topic := "orders.audit_" + testenv.Name(t)
+	testenv.CreateTopic(t, brokers, topic, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	produce := orderOneProducer(ctx, t, brokers, topic)
+	audit, _ := testAudit(t)
+	audit.EveryLeaves, audit.Every = 1_000_000, 3*time.Second
+	origin := auditor.LogOrigin(audit.ClusterID, topic, 0)
+	var last chstore.CheckpointRow
+	checkpointed := func() uint64 {
+		row, _, err := store.LastCheckpoint(ctx, origin)
+		require.NoError(t, err)
+		last = row
+		return row.Size // 0 when !ok
+	}
+
+	produce(0, 10)
+	_, stop := auditTap(t, brokers, store, audit, "g_"+testenv.Name(t), regexp.QuoteMeta(topic), 0)
+	defer stop()
+	// The log's first checkpoint is due at once (it has none).
+	require.Eventually(t, func() bool { return checkpointed() == 10 }, time.Minute, 50*time.Millisecond)
+	first := last.CreatedAt
+	produce(10, 15)
+	require.Eventually(t, func() bool { return checkpointed() == 15 }, 30*time.Second, 50*time.Millisecond,
+		"the 5 leaves stored after the first checkpoint get one while the tap idles")
+	assert.GreaterOrEqual(t, last.CreatedAt.Sub(first), audit.Every-10*time.Millisecond, "not before audit.checkpoint.every")
+}
+
+// orderOneProducer returns a function that produces to topic, and flushes,
+// the events e<from>…e<to-1> of order o-1.
+func orderOneProducer(ctx context.Context, t *testing.T, brokers []string, topic string) func(from, to int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return func(from, to int) {
+		for i := from; i < to; i++ {
+			cl.Produce(ctx, &kgo.Record{Key: []byte("o-1"),
+				Value: []byte(fmt.Sprintf(`{"event_type":"OrderPlaced","order_id":"o-1","event_id":"e%d"}`, i))}, nil)
+		}
+		require.NoError(t, cl.Flush(ctx))
 	}
 }

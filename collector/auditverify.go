@@ -8,10 +8,12 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/internal/chstore"
-	"github.com/weft-sh/weft/internal/event"
 )
 
 // `weft audit verify` (docs/audit.md, "Verifying what ClickHouse holds"):
@@ -31,6 +33,16 @@ const (
 	FindingBrokenLog   = "broken-log" // leaves not dense, unparsable, or offsets not contiguous
 	FindingCheckpoint  = "rewritten-checkpoint"
 	FindingMissingCkpt = "missing-checkpoint"
+	// With Kafka (--kafka):
+	FindingSourceMismatch = "source-mismatch" // the record leaf's C_source is not Kafka's record at that offset
+	FindingNeverStored    = "never-stored"    // a record Kafka holds where the log has a gap, or past the log below the tap's committed offset
+)
+
+// Progress phases: the leaves verified, then (with Kafka) the Kafka
+// records read.
+const (
+	PhaseLeaves = "leaves"
+	PhaseKafka  = "kafka"
 )
 
 // AuditFinding is one problem verify found.
@@ -49,6 +61,12 @@ type AuditFinding struct {
 
 func (f AuditFinding) String() string {
 	where := fmt.Sprintf("%s/%d", f.Topic, f.Partition)
+	if f.Topic == "" {
+		where = "actions"
+	}
+	if f.LeafIndex != nil && f.Topic == "" {
+		where += fmt.Sprintf(" #%d", *f.LeafIndex)
+	}
 	if f.Offset >= 0 {
 		where += "@" + strconv.FormatInt(f.Offset, 10)
 	}
@@ -79,10 +97,32 @@ type AuditLogReport struct {
 	// starts at the first record weft stored with the trail on); After
 	// rows past its last leaf (a running tap's batch whose leaves are not
 	// stored yet). Neither is covered by the log.
+	//
+	// A running tap goes on storing while verify reads: the log is
+	// verified up to its size when verify listed the logs, after reading
+	// its checkpoints and before reading any row (VerifyAudit).
 	Before uint64 `json:"rows_before_log"`
 	After  uint64 `json:"rows_after_log"`
-	// Erased counts record leaves whose salt is gone (not checked yet).
+	// Erased counts record leaves whose salt and payload an erase action
+	// removed: their rows cannot be checked, and the action says why.
 	Erased uint64 `json:"erased"`
+	// From is where a --since run started; nil when the whole log was
+	// verified.
+	From *AuditLogFrom `json:"from,omitempty"`
+	// Kafka is what Kafka holds of the log (with AuditVerify.Kafka).
+	Kafka *AuditKafkaReport `json:"kafka,omitempty"`
+}
+
+// AuditLogFrom is where a --since run started verifying a log: from the
+// state stored with leaf Leaf-1, the newest stored before the time given.
+// Leaves before Leaf, and rows before Offset, were not read.
+type AuditLogFrom struct {
+	Leaf     uint64    `json:"leaf"`
+	Offset   int64     `json:"offset"`
+	StoredAt time.Time `json:"stored_at"`
+	// CheckpointsBefore counts the checkpoints of sizes below Leaf, whose
+	// roots were not compared (their signatures and sizes were).
+	CheckpointsBefore int `json:"checkpoints_before"`
 }
 
 // AuditVerifyReport is the answer of `weft audit verify`.
@@ -91,7 +131,17 @@ type AuditVerifyReport struct {
 	Authenticated bool             `json:"authenticated"`
 	VerifierKey   string           `json:"verifier_key,omitempty"`
 	Logs          []AuditLogReport `json:"logs"`
-	Findings      []AuditFinding   `json:"findings"`
+	// Actions is the operator-actions log's report (nil when it is empty).
+	Actions *AuditLogReport `json:"actions,omitempty"`
+	// Since is the --since time: each log was verified from the newest
+	// state stored before it (AuditLogReport.From).
+	Since time.Time `json:"since,omitzero"`
+	// Kafka says whether Kafka was compared with the leaves, and
+	// SourceChecked whether records were matched by C_source (with the
+	// source key) or by offset only.
+	Kafka         bool           `json:"kafka"`
+	SourceChecked bool           `json:"source_checked"`
+	Findings      []AuditFinding `json:"findings"`
 }
 
 // AuditVerify says what to verify and how.
@@ -104,39 +154,103 @@ type AuditVerify struct {
 	// CheckpointDir is the checkpoint sink (audit.checkpoint.dir): every
 	// checkpoint there must be in ClickHouse and match the log.
 	CheckpointDir string
-	// Progress, when set, is called with the leaves verified so far.
-	Progress func(leaves uint64)
+	// Since, when set, verifies only what was stored since: each log from
+	// the newest state stored with a leaf before Since, through every
+	// later checkpoint.
+	Since time.Time
+	// Kafka, when set, also compares Kafka with the leaves.
+	Kafka *AuditKafka
+	// Progress, when set, is called with the phase (PhaseLeaves, then
+	// PhaseKafka) and the leaves verified or Kafka records read so far.
+	Progress func(phase string, n uint64)
 }
+
+// ErrNothingToVerify is VerifyAudit's error when there is no audit leaf
+// and no operator action at all.
+var ErrNothingToVerify = errors.New("nothing to verify: no audit leaves (is audit.enabled on the tap?)")
 
 // VerifyAudit verifies every log (of v.Topic) in store. An error means it
 // could not verify; findings mean it did and something does not hold.
 func VerifyAudit(ctx context.Context, store *chstore.Store, v AuditVerify) (AuditVerifyReport, error) {
-	rep := AuditVerifyReport{Authenticated: v.Verifier != nil, Findings: []AuditFinding{}}
+	rep := AuditVerifyReport{Authenticated: v.Verifier != nil, Since: v.Since, Findings: []AuditFinding{}}
 	if v.Verifier != nil {
 		rep.VerifierKey = v.Verifier.Key()
 	}
 	if err := auditor.ValidClusterID(v.ClusterID); err != nil {
 		return rep, fmt.Errorf("audit.cluster_id: %w", err)
 	}
+	var committed kadm.OffsetResponses
+	if v.Kafka != nil {
+		c, err := kafkaCommitted(ctx, *v.Kafka)
+		if err != nil {
+			return rep, err
+		}
+		committed = c
+	}
+	// The order of the reads is what lets verify run beside a tap that
+	// goes on storing: every log's checkpoints first, then each log's size
+	// (a checkpoint is made after its leaves are stored, so none is past
+	// it but by truncation), then the rows (a leaf is stored after its
+	// row, so every leaf below the size has its row read).
+	named, err := store.AuditLogs(ctx)
+	if err != nil {
+		return rep, err
+	}
+	byLog := map[topicPartition]*logVerify{}
+	newLog := func(topic string, partition int32) *logVerify {
+		return &logVerify{v: v, store: store, rep: &rep, lr: AuditLogReport{Topic: topic, Partition: partition,
+			Origin: auditor.LogOrigin(v.ClusterID, topic, partition)}}
+	}
+	for _, l := range named {
+		if v.Topic != "" && l.Topic != v.Topic {
+			continue
+		}
+		lv := newLog(l.Topic, l.Partition)
+		if lv.checks, err = lv.checkpoints(ctx); err != nil {
+			return rep, err
+		}
+		byLog[topicPartition{l.Topic, l.Partition}] = lv
+	}
 	logs, err := store.AuditLogs(ctx)
 	if err != nil {
 		return rep, err
 	}
+	actions, erased, err := verifyActions(ctx, store, v, &rep)
+	if err != nil {
+		return rep, err
+	}
+	rep.Actions = actions
+	stream := newVerifyRows(ctx, store, v.Topic)
+	defer stream.stop()
 	var done uint64
+	var lvs []*logVerify
 	for _, l := range logs {
 		if v.Topic != "" && l.Topic != v.Topic {
 			continue
 		}
-		lv := logVerify{v: v, store: store, rep: &rep, lr: AuditLogReport{Topic: l.Topic, Partition: l.Partition,
-			Origin: auditor.LogOrigin(v.ClusterID, l.Topic, l.Partition)}, progressBase: done}
+		lv := byLog[topicPartition{l.Topic, l.Partition}]
+		if lv == nil {
+			// A log begun since the first listing: its checkpoints are
+			// read now, and those past its listed size left to the next run.
+			lv = newLog(l.Topic, l.Partition)
+			lv.late = true
+		}
+		lv.progressBase, lv.erased, lv.stream, lv.bound = done, erased, stream, l.Size
 		if err := lv.run(ctx); err != nil {
 			return rep, err
 		}
 		done += lv.lr.Leaves
 		rep.Logs = append(rep.Logs, lv.lr)
+		lvs = append(lvs, lv)
 	}
-	if len(rep.Logs) == 0 {
-		return rep, errors.New("nothing to verify: no audit leaves (is audit.enabled on the tap?)")
+	if len(rep.Logs) == 0 && rep.Actions == nil {
+		return rep, ErrNothingToVerify
+	}
+	if v.Kafka != nil {
+		rep.Kafka, rep.SourceChecked = true, v.Kafka.SourceKey != nil
+		if err := verifyKafka(ctx, store, *v.Kafka, committed, v.Progress, &rep, lvs); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
@@ -152,6 +266,29 @@ type logVerify struct {
 	lr           AuditLogReport
 	progressBase uint64
 	candidates   []candidate
+	// erased are the records successful erase actions name, with the
+	// action's index.
+	erased map[auditor.Position]uint64
+
+	// What run leaves for the Kafka phase: whether the log broke, its
+	// size and next offset as verified, and the leaf (kFrom) and offset
+	// (kFirst, -1 when no leaf) Kafka is compared from: the log's start
+	// or where --since started, or past the last truncation leaf (Kafka
+	// no longer holds what came before it).
+	isBroken bool
+	size     uint64
+	next     int64
+	kFrom    uint64
+	kFirst   int64
+	// stream is every partition's rows, read once (verifyRows).
+	stream *verifyRows
+	// bound is the log's size when verify listed the logs, after it read
+	// their checkpoints (checks) and before the rows: leaves past it were
+	// stored after the rows were read from. late: the log was begun after
+	// its checkpoints would have been read.
+	bound  uint64
+	checks []ckpt
+	late   bool
 }
 
 // candidate is a changed row kept to tell whether it was moved.
@@ -189,24 +326,52 @@ type storedRow struct {
 }
 
 func (lv *logVerify) run(ctx context.Context) error {
-	checks, err := lv.checkpoints(ctx)
-	if err != nil {
-		return err
+	checks := lv.checks
+	if lv.late {
+		var err error
+		if checks, err = lv.checkpoints(ctx); err != nil {
+			return err
+		}
 	}
+	tree := auditor.NewLog()
+	var next int64 = -1 // the offset the next leaf must start at
+	if !lv.v.Since.IsZero() {
+		start, err := lv.since(ctx)
+		if err != nil || lv.isBroken {
+			return err
+		}
+		if start != nil {
+			tree, next = start.Log().Clone(), start.Next()
+		}
+	}
+	lv.kFrom, lv.kFirst = tree.Size(), next
+	// reach compares the rebuilt tree with the checkpoints it has reached.
+	reach := func() {
+		for len(checks) > 0 && checks[0].size <= tree.Size() {
+			c := checks[0]
+			checks = checks[1:]
+			switch {
+			case c.size < tree.Size() && lv.lr.From != nil:
+				lv.lr.From.CheckpointsBefore++ // before where --since started
+			case c.size == tree.Size() && c.root != tree.Root():
+				lv.ckptFinding(FindingCheckpoint, c.size, "the %s checkpoint's root is not the root of the log's first %d leaves%s", c.from, c.size, lv.fromState(c.size))
+			}
+		}
+	}
+	reach()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	leafNext, leafStop, leafErr := pull(func(fn func(chstore.AuditLeafRow) error) error {
-		return lv.store.AuditLeaves(ctx, lv.lr.Topic, lv.lr.Partition, fn)
+		return lv.store.AuditLeavesFrom(ctx, lv.lr.Topic, lv.lr.Partition, tree.Size(), fn)
 	})
 	defer leafStop()
-	rowNext, rowStop, rowErr := lv.rows(ctx)
+	rowNext, rowStop, rowErr := lv.rows(ctx, max(next, 0))
 	defer rowStop()
 	// Cancelled before the iterators stop, so a read left early (a broken
 	// log) ends its query rather than draining it.
 	defer cancel()
 
-	tree := auditor.NewLog()
-	var next int64 = -1 // the offset the next leaf must start at
 	var prev *chstore.AuditLeafRow
 	row, rowOK := rowNext()
 	// extraBefore consumes the rows at offsets below end, which no record
@@ -225,8 +390,8 @@ func (lv *logVerify) run(ctx context.Context) error {
 	}
 	for {
 		r, ok := leafNext()
-		if !ok {
-			break
+		if !ok || r.LeafIndex >= lv.bound {
+			break // stored after the rows were read from: the next run's
 		}
 		if prev != nil && r.LeafIndex == prev.LeafIndex {
 			if !bytes.Equal(r.Leaf, prev.Leaf) {
@@ -258,14 +423,11 @@ func (lv *logVerify) run(ctx context.Context) error {
 		}
 		lv.lr.Leaves++
 		if lv.v.Progress != nil && lv.lr.Leaves%1024 == 0 {
-			lv.v.Progress(lv.progressBase + lv.lr.Leaves)
+			lv.v.Progress(PhaseLeaves, lv.progressBase+lv.lr.Leaves)
 		}
-		for len(checks) > 0 && checks[0].size <= tree.Size() {
-			c := checks[0]
-			checks = checks[1:]
-			if c.size == tree.Size() && c.root != tree.Root() {
-				lv.ckptFinding(FindingCheckpoint, c.size, "the %s checkpoint's root is not the root of the log's first %d leaves", c.from, c.size)
-			}
+		reach()
+		if lv.kFirst < 0 {
+			lv.kFirst = leaf.Offset
 		}
 		switch leaf.Kind {
 		case auditor.KindRecord:
@@ -285,6 +447,10 @@ func (lv *logVerify) run(ctx context.Context) error {
 			next = leaf.End
 		default: // a truncation: the new leader's offsets are logged again
 			next = leaf.Offset
+			lv.kFrom, lv.kFirst = idx+1, leaf.Offset // Kafka holds only what follows
+		}
+		if len(r.State) > 0 {
+			lv.checkState(r, tree, next)
 		}
 		rr := r
 		prev = &rr
@@ -312,14 +478,16 @@ func (lv *logVerify) run(ctx context.Context) error {
 	}
 	lv.pairCandidates()
 	if lv.v.Progress != nil {
-		lv.v.Progress(lv.progressBase + lv.lr.Leaves)
+		lv.v.Progress(PhaseLeaves, lv.progressBase+lv.lr.Leaves)
 	}
+	lv.size, lv.next = tree.Size(), next
 	return nil
 }
 
 // broken reports a log that cannot be rebuilt past leaf r; its rows are
 // not checked further.
 func (lv *logVerify) broken(r chstore.AuditLeafRow, detail string) error {
+	lv.isBroken = true
 	idx := r.LeafIndex
 	lv.find(AuditFinding{Kind: FindingBrokenLog, Offset: r.Offset, LeafIndex: &idx, OrderID: r.OrderID,
 		Detail: detail + "; the rest of the log is not checked"})
@@ -334,7 +502,16 @@ func (lv *logVerify) record(leaf auditor.Leaf, idx uint64, r chstore.AuditLeafRo
 		return
 	}
 	if len(r.Salt) != auditor.SaltSize {
-		lv.lr.Erased++ // erased rows are not checked yet
+		if action, ok := lv.erased[auditor.Position{Topic: leaf.Topic, Partition: leaf.Partition, Offset: leaf.Offset}]; ok {
+			lv.lr.Erased++
+			if c, restored := restoredCopy(copies); restored {
+				lv.find(AuditFinding{Kind: FindingErasedRestored, Offset: leaf.Offset, LeafIndex: &idx, OrderID: firstNonEmpty(r.OrderID, c.orderID),
+					Detail: fmt.Sprintf("erased by action #%d, but a %s row holds a payload again (a redelivery from Kafka stored it again?): run weft audit erase again", action, c.table)})
+			}
+			return
+		}
+		lv.find(AuditFinding{Kind: FindingErasedUnlogged, Offset: leaf.Offset, LeafIndex: &idx, OrderID: r.OrderID,
+			Detail: "the record's salt is gone, so its row cannot be checked, and no erase action names it"})
 		return
 	}
 	salt := auditor.Salt(r.Salt)
@@ -385,42 +562,20 @@ func (lv *logVerify) pairCandidates() {
 	lv.candidates = nil
 }
 
-// rows streams the partition's events and quarantine rows merged by
-// offset, each as the stored row the leaf's C_stored commits to.
-func (lv *logVerify) rows(ctx context.Context) (next func() (storedRow, bool), stop func(), errp *error) {
-	evNext, evStop, evErr := pull(func(fn func(event.Event) error) error {
-		return lv.store.AuditEventRows(ctx, lv.lr.Topic, lv.lr.Partition, fn)
-	})
-	qNext, qStop, qErr := pull(func(fn func(event.Quarantined) error) error {
-		return lv.store.AuditQuarantineRows(ctx, lv.lr.Topic, lv.lr.Partition, fn)
-	})
-	var err error
-	ev, evOK := evNext()
-	q, qOK := qNext()
-	next = func() (storedRow, bool) {
-		var r storedRow
-		var rec auditor.StoredRecord
-		switch {
-		case evOK && (!qOK || ev.Offset <= q.Offset):
-			rec, r = StoredEvent(&ev), storedRow{offset: ev.Offset, table: "events", orderID: ev.OrderID}
-			ev, evOK = evNext()
-		case qOK:
-			rec, r = StoredQuarantined(&q), storedRow{offset: q.Offset, table: "quarantine"}
-			q, qOK = qNext()
-		default:
-			err = firstErr(err, *evErr, *qErr)
-			return r, false
+// rows streams the partition's events and quarantine rows from offset
+// from on, merged by offset, each as the stored row the leaf's C_stored
+// commits to: its part of the one read of every partition's rows
+// (verifyRows), the rows below from skipped.
+func (lv *logVerify) rows(_ context.Context, from int64) (next func() (storedRow, bool), stop func(), errp *error) {
+	part := lv.stream.partition(lv.lr.Topic, lv.lr.Partition)
+	return func() (storedRow, bool) {
+		for {
+			r, ok := part()
+			if !ok || r.offset >= from {
+				return r, ok
+			}
 		}
-		b, merr := rec.MarshalBinary()
-		if merr != nil {
-			// A row the encoding refuses (a field over its limit) cannot
-			// match any leaf: it is checked as an empty row.
-			b = nil
-		}
-		r.row = b
-		return r, true
-	}
-	return next, func() { evStop(); qStop() }, &err
+	}, func() {}, &lv.stream.err
 }
 
 var errStopped = errors.New("stopped")

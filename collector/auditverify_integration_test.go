@@ -43,10 +43,18 @@ func TestVerifyAuditTamper(t *testing.T) {
 	conn := testenv.Conn(t)
 	exec := func(t *testing.T, q string, args ...any) { require.NoError(t, conn.Exec(ctx, q, args...), q) }
 	origin := auditor.LogOrigin(audit.ClusterID, topic, 0)
-	verify := func(store *chstore.Store) AuditVerifyReport {
-		rep, err := VerifyAudit(ctx, store, AuditVerify{ClusterID: audit.ClusterID, Topic: topic, Verifier: verifier, CheckpointDir: audit.Dir})
+	verify := func(store *chstore.Store, only string) AuditVerifyReport {
+		rep, err := VerifyAudit(ctx, store, AuditVerify{ClusterID: audit.ClusterID, Topic: only, Verifier: verifier, CheckpointDir: audit.Dir})
 		require.NoError(t, err)
 		return rep
+	}
+	// copyOf is a fresh database holding what the tap stored.
+	copyOf := func(t *testing.T) *chstore.Store {
+		s := testenv.Store(t)
+		for _, table := range []string{"events", "quarantine", "audit_leaves", "audit_checkpoints"} {
+			exec(t, `INSERT INTO `+s.Table(table)+` SELECT * FROM `+seed.Table(table))
+		}
+		return s
 	}
 	// The gap leaf's first offset, for a forged row no record leaf covers.
 	gapAt := int64(-1)
@@ -100,6 +108,11 @@ func TestVerifyAuditTamper(t *testing.T) {
 			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * REPLACE ('o-other' AS order_id) FROM `+seed.Table("events")+
 				` WHERE topic = ? AND partition = 0 AND offset = 0`, topic)
 		}, []string{"changed@0 o-c1"}},
+		{"truncate the partition's rows", func(t *testing.T, s *chstore.Store) {
+			for _, table := range []string{"events", "quarantine"} {
+				exec(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6 SETTINGS mutations_sync = 2`, topic)
+			}
+		}, []string{"missing@6 o-c4", "missing@7 "}},
 		{"delete checkpoint", func(t *testing.T, s *chstore.Store) {
 			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE origin = ? AND size = ? SETTINGS mutations_sync = 2`, origin, size)
 		}, []string{FindingMissingCkpt}},
@@ -112,12 +125,9 @@ func TestVerifyAuditTamper(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := testenv.Store(t)
-			for _, table := range []string{"events", "quarantine", "audit_leaves", "audit_checkpoints"} {
-				exec(t, `INSERT INTO `+s.Table(table)+` SELECT * FROM `+seed.Table(table))
-			}
+			s := copyOf(t)
 			tc.tamper(t, s)
-			rep := verify(s)
+			rep := verify(s, topic)
 			var got []string
 			for _, f := range rep.Findings {
 				if f.Offset < 0 {
@@ -143,6 +153,54 @@ func TestVerifyAuditTamper(t *testing.T) {
 			assert.Equal(t, p0.Leaves, p0.Checkpointed)
 		})
 	}
+
+	// The partition's tail cut, rows and leaves alike: the log is whole up
+	// to where it was cut, and its signed checkpoint says it was longer.
+	t.Run("truncate the partition's rows and leaves", func(t *testing.T) {
+		s := copyOf(t)
+		for _, table := range []string{"events", "quarantine"} {
+			exec(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6 SETTINGS mutations_sync = 2`, topic)
+		}
+		exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE topic = ? AND partition = 0 AND leaf_index >= 4 SETTINGS mutations_sync = 2`, topic)
+		rep := verify(s, topic)
+		require.NotEmpty(t, rep.Findings)
+		for _, f := range rep.Findings {
+			assert.Equal(t, FindingCheckpoint, f.Kind, "%+v", f)
+			assert.Contains(t, f.Detail, "the log has 4: leaves lost")
+		}
+		assert.Equal(t, uint64(4), rep.Logs[0].Leaves)
+	})
+
+	// Verify reads every partition's rows in one ordered read and hands
+	// each log its own (verifyRows): rows no log covers are skipped, and a
+	// log left early leaves its rows to no other.
+	t.Run("rows of partitions without a log", func(t *testing.T) {
+		s := copyOf(t)
+		for _, p := range []struct {
+			table, topic string
+			partition    int32
+		}{{"events", "a.untapped", 0}, {"quarantine", "a.untapped", 1}, {"events", topic, 5}, {"quarantine", topic + "z", 0}} {
+			exec(t, `INSERT INTO `+s.Table(p.table)+` (topic, partition, offset) VALUES (?, ?, 0)`, p.topic, p.partition)
+		}
+		rep := verify(s, "")
+		assert.Empty(t, rep.Findings)
+		require.Len(t, rep.Logs, 2)
+		assert.Equal(t, []uint64{5, 2}, []uint64{rep.Logs[0].Rows, rep.Logs[1].Rows}, "each log counts its own rows only")
+	})
+	t.Run("broken log", func(t *testing.T) {
+		s := copyOf(t)
+		exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32)
+WHERE topic = ? AND partition = 0 AND leaf_index = 1 SETTINGS mutations_sync = 2`, topic)
+		rep := verify(s, "")
+		require.Len(t, rep.Findings, 1)
+		assert.Equal(t, FindingBrokenLog, rep.Findings[0].Kind)
+		assert.Equal(t, int32(0), rep.Findings[0].Partition)
+		require.Len(t, rep.Logs, 2)
+		assert.Equal(t, uint64(1), rep.Logs[0].Leaves, "partition 0 is checked up to its broken leaf")
+		p1 := rep.Logs[1]
+		assert.Equal(t, [4]uint64{2, 2, 2, 2}, [4]uint64{p1.Leaves, p1.Records, p1.Rows, p1.Checkpointed},
+			"partition 1 gets its own rows, none of partition 0's")
+	})
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

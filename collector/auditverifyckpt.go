@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/internal/chstore"
@@ -78,11 +79,23 @@ func (lv *logVerify) checkpoints(ctx context.Context) ([]ckpt, error) {
 		if err != nil {
 			return nil, err
 		}
+		waited := false // once per log: a sink of deleted checkpoints costs one wait
 		for _, n := range notes {
 			sc, err := open(n)
 			if err != nil {
 				lv.ckptFinding(FindingCheckpoint, 0, "a checkpoint in the sink does not verify: %v", err)
 				continue
+			}
+			if lv.late && sc.Size > lv.bound {
+				continue // made after verify listed the log: the next run's
+			}
+			if !stored[string(n)] && !sizes[sc.Size] && !waited {
+				// The tap writes the sink first, then ClickHouse: a
+				// checkpoint made while verify read may be on its way.
+				waited = true
+				if err := lv.awaitCheckpoint(ctx, n, stored); err != nil {
+					return nil, err
+				}
 			}
 			if !stored[string(n)] && !sizes[sc.Size] {
 				lv.ckptFinding(FindingMissingCkpt, sc.Size, "the sink's checkpoint of size %d is not in audit_checkpoints", sc.Size)
@@ -91,11 +104,44 @@ func (lv *logVerify) checkpoints(ctx context.Context) ([]ckpt, error) {
 			addRoot(sc.Size, sc.Root, "sink")
 		}
 	}
+	if lv.late {
+		// Read after the log's size was listed: checkpoints past it cover
+		// leaves stored after the rows were read from, the next run's.
+		out = slices.DeleteFunc(out, func(c ckpt) bool { return c.size > lv.bound })
+	}
 	slices.SortStableFunc(out, func(a, b ckpt) int { return cmpU64(a.size, b.size) })
 	if len(out) > 0 {
 		lv.lr.Checkpointed = out[len(out)-1].size
 	}
 	return out, nil
+}
+
+// checkpointInFlight bounds how long verify waits for a checkpoint it
+// found in the sink to reach audit_checkpoints (the tap inserts it right
+// after writing the sink).
+const checkpointInFlight = 5 * time.Second
+
+// awaitCheckpoint reads the log's stored checkpoints again until one is
+// note, byte for byte, for up to checkpointInFlight, adding the notes it
+// reads to stored. A checkpoint still missing then is reported by the
+// caller.
+func (lv *logVerify) awaitCheckpoint(ctx context.Context, note []byte, stored map[string]bool) error {
+	deadline := time.Now().Add(checkpointInFlight)
+	for !stored[string(note)] && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		rows, err := lv.store.Checkpoints(ctx, lv.lr.Origin)
+		if err != nil {
+			return err
+		}
+		for _, c := range rows {
+			stored[string(c.Note)] = true
+		}
+	}
+	return nil
 }
 
 // readSink reads a checkpoint sink file (appendCheckpoint's format); a
@@ -113,8 +159,8 @@ func readSink(name string) ([][]byte, error) {
 	var out [][]byte
 	for {
 		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
-			return out, nil
+		if err == io.EOF {
+			return out, nil // the end, or a checkpoint being appended: the next run reads it
 		}
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint sink %s: %w", name, err)
@@ -124,7 +170,9 @@ func readSink(name string) ([][]byte, error) {
 			return nil, fmt.Errorf("checkpoint sink %s: bad line %q", name, line)
 		}
 		note := make([]byte, n)
-		if _, err := io.ReadFull(br, note); err != nil {
+		if _, err := io.ReadFull(br, note); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return out, nil // a checkpoint being appended
+		} else if err != nil {
 			return nil, fmt.Errorf("checkpoint sink %s: %w", name, err)
 		}
 		out = append(out, note)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/event"
 )
 
@@ -29,6 +30,15 @@ type batch struct {
 	auditRecs  []auditRec
 	auditErr   error
 	auditStage *auditStage
+	// auditTruncs are the data losses Kafka reported while the batch
+	// filled, each before the records polled after it; logStarts, per
+	// partition, the log start offset Kafka reported with the batch's first
+	// records of it; restaged counts the times the leaves were staged again
+	// because another tap moved a log on.
+	auditTruncs []auditTrunc
+	logStarts   map[topicPartition]int64
+	restaged    int
+	auditRows   []chstore.AuditLeafRow // the stage's rows, their storage kept for the next
 }
 
 // topicPartition names one partition of one topic.
@@ -63,11 +73,16 @@ func (b *batch) reset() {
 	b.tok = ""
 	clear(b.auditRecs)
 	b.auditRecs, b.auditErr, b.auditStage = b.auditRecs[:0], nil, nil
+	b.auditTruncs, b.restaged = b.auditTruncs[:0], 0
+	clear(b.logStarts)
+	clear(b.auditRows)
+	b.auditRows = b.auditRows[:0]
 }
 
-// token names the batch by the offset range it holds of each partition:
-// topic:partition:first-last, sorted, hashed. It is computed once, so every
-// retry of the batch carries the same token.
+// token names the batch by the offset range it holds of each partition
+// and the leader epoch of its last record there:
+// topic:partition:first-last@epoch, sorted, hashed. It is computed once,
+// so every retry of the batch carries the same token.
 func (b *batch) token() string {
 	if b.tok != "" {
 		return b.tok
@@ -90,7 +105,10 @@ func (b *batch) token() string {
 	}
 	parts := make([]string, 0, len(ranges))
 	for k, r := range ranges {
-		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d", k.topic, k.partition, r[0], r[1]))
+		// The leader epoch tells apart records Kafka put at offsets it
+		// had given other records before a truncation (docs/audit.md).
+		epoch := b.offsets[k.topic][k.partition].Epoch
+		parts = append(parts, fmt.Sprintf("%s:%d:%d-%d@%d", k.topic, k.partition, r[0], r[1], epoch))
 	}
 	sort.Strings(parts)
 	sum := sha256.Sum256([]byte(strings.Join(parts, ",")))

@@ -26,8 +26,13 @@ import (
 // broker) through a bare franz-go consume loop, a bare clickhouse-go batch
 // insert, ClickHouse's Kafka table engine (raw rows, and into weft's own
 // schema with the fields extracted in SQL) and `weft run` as a child process
-// (twice: the tap alone, then every default; each followed by freshness at
-// 10k events/s once the backlog is stored), and a summary table with the ratios against
+// (the tap alone, the tap with the audit trail on, the tap with tracing on
+// storing spans in ClickHouse, then every default; each
+// followed by freshness at 10k events/s once the backlog is stored; the
+// audit run by `weft audit verify` over what it stored, beside a bare
+// SELECT of the columns verify reads), weft replay without a rate cap
+// beside a bare franz-go producer writing the same records (at most
+// 100,000 of the workload's), and a summary table with the ratios against
 // the targets (docs/benchmarks.md). It runs once whatever b.N is
 // (use -benchtime 1x). Knobs, from the environment:
 //
@@ -35,7 +40,7 @@ import (
 //	WEFT_BENCH_PARTITIONS  partitions of its topic (default 12)
 //	WEFT_BENCH_RUNS        runs of the insert, engine and weft paths, median reported (default 1)
 //	WEFT_BENCH_FRESH       freshness phase duration (default 30s; 0 skips it)
-//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,engine-events,tap,audit,weft (default all)
+//	WEFT_BENCH_PATHS       comma-separated subset of consume,insert,engine,engine-events,replay,tap,audit,tracing,weft (default all)
 //
 // The weft child inherits the environment, so WEFT_<PATH> overrides (e.g.
 // WEFT_COLLECTOR_FETCH_MAX_BYTES) and GOMEMLIMIT/GOGC reach it.
@@ -90,6 +95,18 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	if f := benchkit.Fresh(rep.Full); f != nil {
 		b.ReportMetric(f.P99.Seconds(), "weft-fresh-p99-s")
+	}
+	if len(rep.Tracing) > 0 && len(rep.Tap) > 0 {
+		metric(benchkit.Median(rep.Tracing).Rate()/benchkit.Median(rep.Tap).Rate(), "tracing-on/off")
+		metric(float64(benchkit.PeakRSS(rep.Tracing))/1e6, "tracing-peak-RSS-MB")
+	}
+	if r := rep.Replay; r != nil {
+		metric(r.Ratio(), "replay/bare-producer")
+	}
+	if v := rep.Verify(); v != nil {
+		metric(v.Ratio(), "verify/bare-select")
+		metric(v.Rate(), "verify-rows/s")
+		metric(float64(v.PeakRSS)/1e6, "verify-peak-RSS-MB")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,6 +26,8 @@ type Settings struct {
 	Registerer prometheus.Registerer
 	// Audit turns the audit trail on (audit.go); nil leaves it off.
 	Audit *Audit
+	// Clock times rebalances for Ready; nil is the real clock.
+	Clock clockwork.Clock
 }
 
 // Stats are running totals since Start.
@@ -46,8 +49,17 @@ type Collector struct {
 	// consumedBy counts consumed records per topic; Run's goroutine owns it.
 	consumedBy topicCounter
 	backlog    backlog
+	clock      clockwork.Clock
+	member     *membership
 
-	client *kgo.Client
+	client       *kgo.Client
+	klog         *kafkaconn.Logger
+	cancelClient context.CancelFunc // ends the client's requests in flight (a join) and its goroutines
+
+	// fenced is closed when the broker fenced the tap's instance id
+	// (groupleave.go): Run returns a FencedError.
+	fenced    chan struct{}
+	fenceOnce sync.Once
 
 	consumed, stored, quarantined atomic.Int64
 	rebalanceWanted               atomic.Bool            // a rebalance waits for the pipeline to drain
@@ -69,14 +81,21 @@ func New(cfg Config, kafka kafkaconn.Config, store *chstore.Store, set Settings)
 	if err != nil {
 		return nil, err
 	}
+	clock := set.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
 	c := &Collector{
-		cfg: cfg, kafka: kafka, store: store, decoder: d,
+		cfg: cfg, kafka: kafka, store: store, decoder: d, clock: clock,
 		log:     set.Logger.With().Str("component", "collector").Logger(),
 		metrics: newMetrics(set.Registerer),
+		fenced:  make(chan struct{}),
 	}
+	c.member = newMembership(clock, c.log, cfg.Group, c.metrics)
 	c.consumedBy.vec = c.metrics.consumed
 	if set.Audit != nil {
-		c.audit = newAuditTrail(*set.Audit, store, c.log)
+		c.audit = newAuditTrail(*set.Audit, store, c.log, c.metrics)
+		c.audit.startOffset = c.auditStart
 	}
 	if set.Registerer != nil {
 		set.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -100,9 +119,20 @@ func (c *Collector) Start(ctx context.Context) error {
 	// Quiet until the cluster answered: a wrong address is one error line.
 	klog := kafkaconn.NewLogger(c.log)
 	klog.Mute(true)
+	// The client's own context, not ctx: a graceful stop still stores and
+	// commits through it, then Shutdown cancels it.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	opts = append(opts,
+		kgo.WithContext(cctx),
 		kgo.WithLogger(klog),
+		kgo.WithHooks(groupErrors{c}),
 		kgo.ConsumerGroup(c.cfg.Group),
+		// franz-go's default (v1.22.3, go.mod: the only balancer in its
+		// default config), named so that it stays: rebalances are incremental,
+		// so a member that joins or leaves moves only the partitions it
+		// takes or gives up, and the others go on consuming theirs
+		// (docs/delivery.md).
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(c.cfg.SessionTimeout),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(anchored(c.cfg.Topics.Include)...),
@@ -118,23 +148,47 @@ func (c *Collector) Start(ctx context.Context) error {
 		// pipeline drains and allows the rebalance when one waits
 		// (pipeline.go).
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { c.rebalanceWanted.Store(true) }),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.forget(gone) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) { c.forget(gone) }),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) {
+			c.member.blocked()
+			c.rebalanceWanted.Store(true)
+		}),
+		// Under BlockRebalanceOnPoll these run only once the pipeline
+		// drained (pipeline.go), so what they forget is not in a batch.
+		// A cooperative revoke names only the partitions that move.
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, added map[string][]int32) { c.member.assigned(added) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+			c.member.revoked(gone)
+			c.forget(gone)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+			c.member.lost(gone)
+			c.forget(gone)
+		}),
 		kgo.MetadataMaxAge(c.cfg.Topics.RefreshInterval),
 		kgo.MetadataMinAge(min(c.cfg.Topics.RefreshInterval, 5*time.Second)),
 	)
+	if c.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	if err := kafkaconn.Ping(ctx, cl, c.kafka.Brokers, c.kafka.DialTimeout+5*time.Second); err != nil {
 		cl.Close()
+		cancel()
 		return err
 	}
 	klog.Mute(false)
-	c.client = cl
-	c.log.Info().Str("group", c.cfg.Group).Strs("include", c.cfg.Topics.Include).Msg("tap started")
+	c.client, c.klog, c.cancelClient = cl, klog, cancel
+	c.member.joining()
+	membership := "dynamic (no collector.instance_id: a restarted replica waits out the session timeout of the one it replaces)"
+	if c.cfg.InstanceID != "" {
+		membership = "static"
+	}
+	c.log.Info().Str("group", c.cfg.Group).Str("instance_id", c.cfg.InstanceID).Str("membership", membership).
+		Strs("include", c.cfg.Topics.Include).Msg("tap started")
 	return nil
 }
 
@@ -166,7 +220,10 @@ func (c *Collector) Ready() error {
 	if e := c.fetchErr.Load(); e != nil {
 		return fmt.Errorf("kafka refuses to serve the tap: %s", *e)
 	}
-	return nil
+	if c.isFenced() {
+		return c.fencedError()
+	}
+	return c.member.notConsuming(len(c.client.GetConsumeTopics()) > 0, c.cfg.MaxRebalance)
 }
 
 // blocking reports errors that keep the tap from consuming until an
@@ -203,16 +260,22 @@ func (c *Collector) Stats() Stats {
 	return Stats{Consumed: c.consumed.Load(), Stored: c.stored.Load(), Quarantined: c.quarantined.Load()}
 }
 
-// Shutdown leaves the group and closes the client. Call it after Run
-// returned (Run stores and commits what it buffered); records polled and not
-// stored are read again on the next start. Safe to call more than once, or
+// Shutdown leaves the group (groupleave.go: within a few seconds, whatever
+// the group's state) and closes the client. Call it after Run returned
+// (Run stores and commits what it buffered); records polled and not stored
+// are read again on the next start. Safe to call more than once, or
 // without Run.
-func (c *Collector) Shutdown(context.Context) error {
+func (c *Collector) Shutdown(ctx context.Context) error {
 	c.shutdownOnce.Do(func() {
-		if c.client != nil {
-			c.client.AllowRebalance()
-			c.client.Close()
+		if c.client == nil {
+			return
 		}
+		c.client.AllowRebalance()
+		if !c.isFenced() {
+			c.leave(ctx)
+		}
+		c.cancelClient() // a join still in flight ends now: Close does not wait for it
+		c.client.Close()
 	})
 	return nil
 }

@@ -30,8 +30,32 @@ type Config struct {
 	// StartFrom is where a new group starts: "earliest" (default) or "latest".
 	StartFrom string `yaml:"start_from"`
 	// SessionTimeout is how long the group waits for a silent member (one
-	// that crashed) before giving its partitions to another. Default 45s.
+	// that crashed) before giving its partitions to another. With an
+	// InstanceID a replica restarted with the same id gets its partitions
+	// back at once, so this only bounds how long the partitions of a
+	// replica that never comes back wait (docs/delivery.md). Default 45s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// InstanceID makes the tap a static member of its group (KIP-345): a
+	// replica restarted with the same id takes its partitions back at once
+	// instead of waiting out the session timeout of the one that died.
+	// Every replica needs its own: the broker fences the older of two
+	// members with one id, and weft stops that one. Default: none (dynamic
+	// membership), but `weft run` takes $POD_NAME when it is set and
+	// `weft dev` keeps one in its data directory. Letters, digits, '.',
+	// '_' and '-', at most 249.
+	InstanceID string `yaml:"instance_id"`
+	// LeaveGroupOnStop makes a graceful stop leave the group, so the
+	// partitions move to the other replicas at once (a scale-down, a
+	// rolling update whose new pods have new names). false keeps a static
+	// member's partitions waiting for a replica with the same instance id,
+	// for up to the session timeout (a StatefulSet restarted in place: no
+	// rebalance at all). A member without an instance id always leaves.
+	// Default true.
+	LeaveGroupOnStop bool `yaml:"leave_group_on_stop"`
+	// MaxRebalance is how long the group may rebalance before /readyz says
+	// the tap is not ready. A tap that owns no partition of the topics it
+	// taps is not ready at once. Default 30s.
+	MaxRebalance time.Duration `yaml:"max_rebalance"`
 	// Mapping are per-topic rules that override the default field lookup; the
 	// first rule whose topic pattern matches applies.
 	Mapping []Mapping `yaml:"mapping"`
@@ -117,11 +141,13 @@ func Default() Config {
 			Exclude:         []string{`__.*`, `_schemas`, `_confluent.*`, `connect-(configs|offsets|status).*`, `.*-(changelog|repartition)`},
 			RefreshInterval: 30 * time.Second,
 		},
-		Batch:          Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond, DrainTimeout: 10 * time.Second},
-		Fetch:          Fetch{MaxBytes: 8 << 20, MaxPartitionBytes: 1 << 20, MaxConcurrent: 2},
-		MaxRecordBytes: 1 << 20,
-		StartFrom:      "earliest",
-		SessionTimeout: 45 * time.Second,
+		Batch:            Batch{MaxRecords: 10000, FlushInterval: 500 * time.Millisecond, DrainTimeout: 10 * time.Second},
+		Fetch:            Fetch{MaxBytes: 8 << 20, MaxPartitionBytes: 1 << 20, MaxConcurrent: 2},
+		MaxRecordBytes:   1 << 20,
+		StartFrom:        "earliest",
+		SessionTimeout:   45 * time.Second,
+		LeaveGroupOnStop: true,
+		MaxRebalance:     30 * time.Second,
 	}
 }
 
@@ -163,6 +189,12 @@ func (c Config) Validate() error {
 	if c.SessionTimeout < time.Second {
 		p.Addf("session_timeout", "must be at least 1s, got %s", c.SessionTimeout)
 	}
+	if err := checkInstanceID(c.InstanceID); err != nil {
+		p.Addf("instance_id", "%v", err)
+	}
+	if c.MaxRebalance < time.Second {
+		p.Addf("max_rebalance", "must be at least 1s, got %s", c.MaxRebalance)
+	}
 	switch c.StartFrom {
 	case "earliest", "latest":
 	default:
@@ -186,6 +218,23 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
+// checkInstanceID applies the broker's rule for group.instance.id (empty:
+// none).
+func checkInstanceID(id string) error {
+	if len(id) > 249 {
+		return fmt.Errorf("%d characters, at most 249", len(id))
+	}
+	if i := strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return fmt.Errorf("%q: only letters, digits, '.', '_' and '-' (not %q)", id, id[i:i+1])
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("%q is not a valid instance id", id)
+	}
+	return nil
+}
+
 func (m Mapping) fields() map[string][]string {
 	return map[string][]string{
 		"order_id": m.OrderID, "event_id": m.EventID, "type": m.Type, "service": m.Service,
@@ -204,6 +253,20 @@ func checkSource(s string) error {
 		return fmt.Errorf("%q is not a JSON path, header:NAME, key or const:VALUE", s)
 	}
 	return nil
+}
+
+// Policy describes in one line what r masks: the mask_policy an evidence
+// bundle claims (docs/audit.md, "Evidence bundle").
+func (r Redaction) Policy() string {
+	rules := r.rules()
+	parts := []string{"the values of the JSON keys " + strings.Join(rules.Keys, ", ")}
+	if rules.Cards {
+		parts = append(parts, "Luhn-valid card numbers (last four digits kept)")
+	}
+	if rules.Emails {
+		parts = append(parts, "e-mail addresses (domain kept)")
+	}
+	return "masked before storing: " + strings.Join(parts, "; ")
 }
 
 func (r Redaction) rules() redact.Rules {

@@ -9,6 +9,13 @@ type metrics struct {
 	insertErrs  prometheus.Counter
 	insertTime  prometheus.Histogram
 	batchSize   prometheus.Histogram
+	// The group's view (membership.go) and the last store.
+	assigned   prometheus.Gauge
+	rebalances *prometheus.CounterVec
+	lastStored prometheus.Gauge
+	// The audit trail's checkpoints (audit.go): published or failed.
+	checkpoints    *prometheus.CounterVec
+	lastCheckpoint prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,9 +44,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "weft", Subsystem: "collector", Name: "batch_records",
 			Help: "Records per flushed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 		}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "assigned_partitions",
+			Help: "Partitions of the tapped topics this replica owns in its consumer group.",
+		}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "rebalances_total",
+			Help: "Rebalance events of the tap's consumer group seen by this replica: a session began (assigned), partitions were given up to another member (revoked), or a failed session lost them all (lost).",
+		}, []string{"kind"}),
+		lastStored: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "last_stored_timestamp_seconds",
+			Help: "When this replica last stored a batch of records in ClickHouse (Unix time; 0: not yet). time() minus it is the time since the last stored record.",
+		}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "audit", Name: "checkpoints_total",
+			Help: "Audit checkpoints this replica signed and stored (result=stored), or failed to store in ClickHouse or the sink (result=failed, tried again on the next pass).",
+		}, []string{"result"}),
+		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "weft", Subsystem: "audit", Name: "last_checkpoint_timestamp_seconds",
+			Help: "When this replica last stored an audit checkpoint (Unix time; 0: not yet).",
+		}),
+	}
+	for _, result := range []string{"stored", "failed"} {
+		m.checkpoints.WithLabelValues(result)
+	}
+	for _, kind := range []string{"assigned", "revoked", "lost"} {
+		m.rebalances.WithLabelValues(kind) // exported at 0 from the start
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.stored, m.quarantined, m.insertErrs, m.insertTime, m.batchSize)
+		reg.MustRegister(m.consumed, m.stored, m.quarantined, m.insertErrs, m.insertTime, m.batchSize, m.assigned, m.rebalances, m.lastStored,
+			m.checkpoints, m.lastCheckpoint)
 	}
 	return m
 }

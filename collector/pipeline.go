@@ -30,13 +30,17 @@ const pipelineDepth = 2
 type pipeline struct {
 	full chan *batch // to store, in poll order
 	free chan *batch // stored and committed, back to Run
+	// failed is closed when storeLoop stopped for good on err (an audit
+	// log that cannot be resumed without forking it): Run returns err.
+	failed chan struct{}
+	err    error
 
 	spares   []*batch // empty batches Run holds
 	inFlight int      // batches handed to storeLoop and not back yet
 }
 
 func newPipeline() *pipeline {
-	p := &pipeline{full: make(chan *batch, pipelineDepth), free: make(chan *batch, pipelineDepth)}
+	p := &pipeline{full: make(chan *batch, pipelineDepth), free: make(chan *batch, pipelineDepth), failed: make(chan struct{})}
 	for i := 0; i < pipelineDepth; i++ {
 		p.spares = append(p.spares, newBatch())
 	}
@@ -68,8 +72,26 @@ func (p *pipeline) wait(ctx context.Context) bool {
 		p.spares = append(p.spares, b)
 		p.inFlight--
 		return true
+	case <-p.failed:
+		return false
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// fail stops the pipeline for good: storeLoop's last act.
+func (p *pipeline) fail(err error) {
+	p.err = err
+	close(p.failed)
+}
+
+// failure is the error that stopped storeLoop for good, or nil.
+func (p *pipeline) failure() error {
+	select {
+	case <-p.failed:
+		return p.err
+	default:
+		return nil
 	}
 }
 
@@ -95,6 +117,9 @@ func (p *pipeline) drained(ctx context.Context, wait bool) bool {
 // failures are retried with backoff and never skip records: offsets are
 // committed only after the batch is stored. When ctx ends, Run stores and
 // commits what it has polled, for up to Batch.DrainTimeout, and returns.
+// With the audit trail on, a partition's log that cannot be resumed
+// without forking it stops the tap: Run returns ErrAuditLogDiverged,
+// wrapped with the log's name.
 func (c *Collector) Run(ctx context.Context) error {
 	if c.client == nil {
 		return errors.New("collector: Run before Start")
@@ -104,6 +129,16 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	// A group leave waits for an allowed rebalance: never exit holding one.
 	defer c.client.AllowRebalance()
+	// Fenced (groupleave.go): stop polling and waiting at once.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.fenced:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 
 	// storeLoop outlives ctx, so a graceful stop stores what was polled;
 	// drain bounds how long.
@@ -114,25 +149,36 @@ func (c *Collector) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); c.storeLoop(storeCtx, p) }()
 	defer wg.Wait() // after stopStoring (deferred later, runs first)
 	defer stopStoring()
+	stopCheckpoints := func() {}
+	if c.audit != nil {
+		stopCheckpoints = c.audit.checkpoints(storeCtx)
+	}
+	defer stopCheckpoints()
 
 	cur := p.take(ctx)
 	deadline := time.Now().Add(c.cfg.Batch.FlushInterval)
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && p.failure() == nil {
 		pollCtx, pollCancel := context.WithDeadline(ctx, deadline)
 		fetches := c.client.PollRecords(pollCtx, c.cfg.Batch.MaxRecords-cur.len())
 		pollCancel()
+		if c.isFenced() {
+			return c.fencedError() // what is not committed is read again by the process that holds the id
+		}
 		if fetches.IsClientClosed() {
 			return nil
 		}
 		c.noteFetchErrors(fetches)
 		c.backlog.note(fetches, time.Now())
+		if c.audit != nil {
+			c.audit.noteFetches(cur, fetches, time.Now())
+		}
 		fetches.EachRecord(func(r *kgo.Record) { c.add(cur, r) })
 
 		wanted := c.rebalanceWanted.Load()
 		if cur.len() < c.cfg.Batch.MaxRecords && time.Now().Before(deadline) && !wanted {
 			continue
 		}
-		if cur.len() > 0 {
+		if cur.len() > 0 || len(cur.auditTruncs) > 0 { // a truncation is stored before partitions may move
 			p.hand(cur)
 			if cur = p.take(ctx); cur == nil {
 				break // stopping while every batch is taken
@@ -151,8 +197,15 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		deadline = time.Now().Add(c.cfg.Batch.FlushInterval)
 	}
+	if err := p.failure(); err != nil {
+		return err // what is not stored is read again on the next start
+	}
+	if c.isFenced() {
+		return c.fencedError()
+	}
 	c.drain(ctx, p, cur)
 	if c.audit != nil {
+		stopCheckpoints()
 		c.audit.flush(context.WithoutCancel(ctx))
 	}
 	return nil
@@ -164,7 +217,7 @@ func (c *Collector) Run(ctx context.Context) error {
 // blocked until Run returns), so every commit names a partition the tap
 // owns. What is not stored in time is read again on the next start.
 func (c *Collector) drain(ctx context.Context, p *pipeline, cur *batch) {
-	if cur != nil && cur.len() > 0 {
+	if cur != nil && (cur.len() > 0 || len(cur.auditTruncs) > 0) {
 		p.hand(cur)
 	}
 	if p.inFlight == 0 {
@@ -240,14 +293,18 @@ func (c *Collector) storeLoop(ctx context.Context, p *pipeline) {
 			return
 		case b := <-p.full:
 			if err := c.flush(ctx, b); err != nil {
-				return // cancelled; the batch is neither stored for sure nor committed
+				if ctx.Err() == nil {
+					p.fail(err)
+				}
+				return // the batch is neither stored for sure nor committed
 			}
 			p.free <- b
 		}
 	}
 }
 
-// flush stores the batch, retrying until it succeeds or ctx ends, commits
+// flush stores the batch, retrying until it succeeds, ctx ends or an
+// audit log turns out not to be resumable (ErrAuditLogDiverged), commits
 // its offsets and empties it.
 func (c *Collector) flush(ctx context.Context, b *batch) error {
 	// Marked before insert stamps the rows, cleared once they are stored;
@@ -266,6 +323,9 @@ func (c *Collector) flush(ctx context.Context, b *batch) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrAuditLogDiverged) {
+			return err // never retried: resuming would fork the log
+		}
 		c.metrics.insertErrs.Inc()
 		msg := err.Error()
 		c.lastErr.Store(&msg)
@@ -278,12 +338,17 @@ func (c *Collector) flush(ctx context.Context, b *batch) error {
 		backoff = min(backoff*2, 10*time.Second)
 	}
 	c.lastErr.Store(nil)
+	if b.len() > 0 {
+		c.metrics.lastStored.Set(float64(c.clock.Now().UnixNano()) / 1e9)
+	}
 	c.metrics.batchSize.Observe(float64(b.len()))
 	addPerTopic(c.metrics.stored, len(b.events), func(i int) string { return b.events[i].Topic })
 	addPerTopic(c.metrics.quarantined, len(b.quarantine), func(i int) string { return b.quarantine[i].Topic })
 	c.stored.Add(int64(len(b.events)))
 	c.quarantined.Add(int64(len(b.quarantine)))
-	if err := c.commit(ctx, b.offsets); err != nil {
+	if err := c.commit(ctx, b.offsets); errors.Is(err, kerr.FencedInstanceID) {
+		c.fence() // another process took the instance id over: Run returns a FencedError
+	} else if err != nil {
 		// Not fatal: the records are stored; a redelivery collapses on
 		// (topic, partition, offset).
 		c.log.Warn().Err(err).Msg("offset commit failed; records may be redelivered and deduplicated")
@@ -315,31 +380,44 @@ func (c *Collector) commit(ctx context.Context, offsets map[string]map[int32]kgo
 // insert stores the batch. Every attempt for one batch carries the same
 // deduplication token, so an attempt that reached ClickHouse although it
 // reported an error is not stored twice by the next. With the audit trail
-// on, the batch's leaves are staged once (the first attempt) and stored
-// after the rows, and only then do the partitions' logs move on
-// (docs/audit.md, "How the tap keeps the logs whole").
+// on, the batch's leaves are staged once (the first attempt, while its
+// rows are inserted) and stored after the rows, and only then do the
+// partitions' logs move on (docs/audit.md, "How the tap keeps the logs
+// whole").
 func (c *Collector) insert(ctx context.Context, b *batch) error {
 	now := time.Now().UTC()
 	token := b.token()
+	var staged chan error
 	if c.audit != nil && b.auditStage == nil {
-		st, err := c.audit.stage(ctx, b)
-		if err != nil {
-			return err
+		if b.auditErr != nil {
+			return b.auditErr // a row over the encoding's limits: store nothing, never skip its leaf silently
 		}
-		b.auditStage = st
+		// Staging is CPU work on the batch's own leaves and the logs (and,
+		// for a partition first seen, a read of its stored state): done
+		// beside the rows' inserts, which mostly wait on ClickHouse.
+		staged = make(chan error, 1)
+		go func() {
+			st, err := c.audit.stage(ctx, b)
+			b.auditStage = st
+			staged <- err
+		}()
 	}
-	if err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q"); err != nil {
+	err := c.store.InsertQuarantine(ctx, b.quarantine, now, token+":q")
+	if err == nil {
+		err = c.store.InsertEvents(ctx, b.events, now, token+":e")
+	}
+	if staged != nil {
+		err = errors.Join(err, <-staged) // a failed stage is nil: the next attempt stages again
+	}
+	if err != nil || c.audit == nil {
 		return err
 	}
-	if err := c.store.InsertEvents(ctx, b.events, now, token+":e"); err != nil {
+	if err := c.checkAuditLogs(ctx, b); err != nil {
 		return err
 	}
-	if c.audit == nil {
-		return nil
-	}
-	if err := c.store.InsertAuditLeaves(ctx, b.auditStage.rows, now, token+":a"); err != nil {
+	if err := c.store.InsertAuditLeaves(ctx, b.auditStage.rows, now, auditToken(token, b.auditStage)); err != nil {
 		return err
 	}
-	c.audit.stored(ctx, b.auditStage)
+	c.audit.stored(b.auditStage)
 	return nil
 }

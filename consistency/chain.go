@@ -24,8 +24,13 @@ type ChainEvent struct {
 	// IdempotencyKey and PayloadHash tell redeliveries from conflicting duplicates.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	PayloadHash    string `json:"payload_hash,omitempty"`
-	SpanID         string `json:"span_id,omitempty"`
-	ParentSpanID   string `json:"parent_span_id,omitempty"`
+	// ReplayOf is the topic/partition@offset of the record this one is a
+	// replay of, by weft replay or redrive (its replay headers); "" for
+	// other records. ReplayJob is the job.
+	ReplayOf     string `json:"replay_of,omitempty"`
+	ReplayJob    string `json:"replay_job,omitempty"`
+	SpanID       string `json:"span_id,omitempty"`
+	ParentSpanID string `json:"parent_span_id,omitempty"`
 	// Parent is the event this one hangs under in the chain, and Via how
 	// that edge was found: explicit (causation id), trace (trace parent
 	// span) or inferred (workflow step order).
@@ -47,6 +52,12 @@ func (e *Engine) Chain(ctx context.Context, orderID string) ([]ChainEvent, error
 	return m[orderID], nil
 }
 
+// Chains is Chain for several orders, read in one query (the tracing
+// component places a pass's new events with it).
+func (e *Engine) Chains(ctx context.Context, orderIDs []string) (map[string][]ChainEvent, error) {
+	return e.chains(ctx, orderIDs)
+}
+
 // chains reads the chains of several orders in one query.
 func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]ChainEvent, error) {
 	out := map[string][]ChainEvent{}
@@ -54,12 +65,20 @@ func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]Ch
 		out[r.OrderID] = append(out[r.OrderID], ChainEvent{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 			EventID: r.EventID, Type: r.Type, Service: r.Service, EventTime: r.EventTime, IngestedAt: r.IngestedAt,
 			CausationID: r.CausationID, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
-			VersionVector: r.VersionVector, IdempotencyKey: r.IdempotencyKey, PayloadHash: r.PayloadHash})
+			VersionVector: r.VersionVector, IdempotencyKey: r.IdempotencyKey, PayloadHash: r.PayloadHash,
+			ReplayOf: r.ReplayOf, ReplayJob: r.ReplayJob})
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Replay marks count only for jobs weft planned (replayjobs.go).
+	if err := e.trustReplays(ctx, out); err != nil {
+		return nil, err
+	}
 	for id, evs := range out {
+		for i := range evs {
+			evs[i] = evs[i].replayIdentity()
+		}
 		out[id] = stitch(e.ranks, causalOrder(evs))
 	}
 	return out, nil

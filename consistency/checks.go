@@ -179,8 +179,10 @@ func collapse(rs []Raised) []Raised {
 }
 
 // checkDuplicates: one event id or idempotency key with different payloads.
-// Identical redeliveries are not findings.
+// Identical redeliveries are not findings, nor are weft's replays of a
+// record present.
 func checkDuplicates(evs []ChainEvent) []Raised {
+	evs = withoutReplaysOfPresent(evs)
 	if !repeats(evs, func(e *ChainEvent) string { return e.EventID }) &&
 		!repeats(evs, func(e *ChainEvent) string { return e.IdempotencyKey }) {
 		return nil // nothing delivered twice: the common case, without maps

@@ -36,6 +36,12 @@ type Config struct {
 	// longer as stopped); at or below interval (0 too) passes run every
 	// interval regardless. Default 1m.
 	BacklogInterval time.Duration `yaml:"backlog_interval"`
+	// Services maps a service that workflow steps name as owner to the
+	// consumer groups it reads with, so weft can say why an order waiting
+	// on it is stuck (not delivered, no answer…). A service not listed has
+	// the groups whose name equals or starts with its name. Default none.
+	// `weft services suggest` proposes entries from what it observes.
+	Services map[string]Service `yaml:"services"`
 }
 
 // Default returns the consistency defaults.
@@ -72,6 +78,7 @@ func (c Config) Validate() error {
 	for i, w := range c.Workflows {
 		p.Merge(fmt.Sprintf("workflows[%d]", i), w.withDefaults().Validate())
 	}
+	validateServices(c.Services, c.AllWorkflows(), &p)
 	return p.Err()
 }
 

@@ -37,6 +37,10 @@ type Settings struct {
 	// WallClock paces Run (its ticker, rests and yields); nil is the real
 	// clock. Tests pass a fake one to step through intervals.
 	WallClock clockwork.Clock
+	// OnFinding, when set, is called after each pass that stored a change
+	// with the findings it opened (status open) and resolved (status
+	// resolved), for notifications. It must not block: the pass waits.
+	OnFinding func([]Finding)
 }
 
 // PassResult summarizes one detector pass.
@@ -52,6 +56,10 @@ type PassResult struct {
 	Rechecked int
 	Opened    int
 	Resolved  int
+	// Reexplained is how many stuck findings of orders that did not change
+	// were stored again because why they are stuck changed (or its figures
+	// aged past a minute).
+	Reexplained int
 	// More is true when the pass stopped at its page size with orders left
 	// to look at; Run starts the next pass at once.
 	More bool
@@ -85,6 +93,7 @@ type Detector struct {
 	wall     clockwork.Clock
 	log      zerolog.Logger
 	open     *prometheus.GaugeVec
+	alerts   alertGauges
 	passes   prometheus.Counter
 	failures prometheus.Counter
 	yields   prometheus.Counter
@@ -92,6 +101,13 @@ type Detector struct {
 	duration prometheus.Histogram
 	// cur is the state after the last successful pass (nil before the first).
 	cur *detectorState
+	// whyAfter is the order id after which the next pass explains stuck
+	// findings again ("": from the first); whyPage how many it takes
+	// (reexplainPage).
+	whyAfter string
+	whyPage  int
+	// onFinding is Settings.OnFinding.
+	onFinding func([]Finding)
 }
 
 // pageSize bounds the orders one pass checks, and the due orders it looks
@@ -103,7 +119,7 @@ const pageSize = 20000
 func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *Detector {
 	d := &Detector{
 		engine: e, interval: interval, windows: win, settle: max(set.Settle, 0),
-		behind: set.Behind, backlog: set.BacklogInterval, wall: set.WallClock, storing: set.StoringSince,
+		behind: set.Behind, backlog: set.BacklogInterval, wall: set.WallClock, storing: set.StoringSince, onFinding: set.OnFinding,
 		log: set.Logger.With().Str("component", "detector").Logger(),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "weft", Subsystem: "consistency", Name: "open_findings",
 			Help: "Open or acknowledged findings after the last detector pass."}, []string{"kind", "workflow"}),
@@ -118,11 +134,13 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "weft", Subsystem: "consistency", Name: "detector_pass_seconds",
 			Help: "Duration of detector passes.", Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)}),
 	}
+	d.alerts, d.whyPage = newAlertGauges(), reexplainPage
 	if d.wall == nil {
 		d.wall = clockwork.NewRealClock()
 	}
 	if set.Registerer != nil {
 		set.Registerer.MustRegister(d.open, d.passes, d.failures, d.yields, d.checked, d.duration)
+		set.Registerer.MustRegister(d.alerts.collectors()...)
 	}
 	return d
 }
@@ -331,6 +349,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 	var (
 		want   = map[string]Finding{}
 		looked = make(map[string]bool, len(changed))
+		stuck  []*whyCase // explained below, once the page is read
 	)
 	// check reads the chains of ids, stores each order's progress, and
 	// collects the findings that hold into want.
@@ -354,8 +373,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 				p.Recheck = RecheckAt(evs, clock.Now, d.windows)
 				progress = append(progress, p)
 				if s, ok := e.stuckAt(p, clock.Now); ok {
-					f := stuckFinding(s, clock)
-					want[f.ID] = f
+					stuck = append(stuck, e.newWhyCase(s, evs))
 					res.Stuck++
 				}
 				for _, r := range CheckOrder(e.workflows, evs, clock.Now, d.windows) {
@@ -424,8 +442,7 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 			looked[k.OrderID] = true // one recheck, however many rows name it
 		case p.Deadline.Equal(k.Deadline):
 			if s, ok := e.stuckAt(p, clock.Now); ok {
-				f := stuckFinding(s, clock)
-				want[f.ID] = f
+				stuck = append(stuck, &whyCase{s: &s}) // its chain is read to explain it
 				res.Stuck++
 			}
 		}
@@ -435,6 +452,17 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		return PassResult{}, err
 	}
 	res.Due, res.Rechecked = len(dueIDs), len(recheck)
+
+	// Why each stuck order is stuck, from its chain and the newest
+	// queue-health sample.
+	snap := e.loadSnapshot(ctx)
+	if err := e.explainAll(ctx, stuck, snap, wall); err != nil {
+		return PassResult{}, err
+	}
+	for _, c := range stuck {
+		f := stuckFinding(*c.s, clock)
+		want[f.ID] = f
+	}
 	nextDue := nextIngest
 	if len(due) == pageSize {
 		nextDue.DueAfter = due[len(due)-1]
@@ -450,9 +478,10 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		return PassResult{}, err
 	}
 	now := wall
-	var writes []Finding
+	var writes, changes []Finding // changes: opened and resolved, for OnFinding
 	for id, f := range want {
-		if old, ok := active[id]; ok {
+		old, ok := active[id]
+		if ok {
 			if !looked[f.OrderID] {
 				continue // still stuck, nothing new to say
 			}
@@ -463,6 +492,9 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		}
 		f.LastSeen = now
 		writes = append(writes, f)
+		if !ok {
+			changes = append(changes, f)
+		}
 	}
 	for id, f := range active {
 		if _, still := want[id]; still || !looked[f.OrderID] {
@@ -472,9 +504,23 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		at := now
 		f.Status, f.ResolvedAt, f.LastSeen = StatusResolved, &at, now
 		writes = append(writes, f)
+		changes = append(changes, f)
+	}
+	if !res.More {
+		// The orders stuck since earlier passes did not change, but their
+		// consumers may have moved: explain them again.
+		re, err := d.reexplain(ctx, writes, clock, snap, now)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("explain stuck orders again")
+		}
+		writes = append(writes, re...)
+		res.Reexplained = len(re)
 	}
 	if err := e.writeFindings(ctx, writes, now); err != nil {
 		return PassResult{}, err
+	}
+	if d.onFinding != nil && len(changes) > 0 {
+		d.onFinding(changes)
 	}
 
 	next := nextDue
@@ -483,15 +529,15 @@ func (d *Detector) Pass(ctx context.Context) (PassResult, error) {
 		return PassResult{}, err
 	}
 	d.cur = &next
-	if err := d.refreshGauge(ctx); err != nil {
+	if err := d.refreshGauge(ctx, clock); err != nil {
 		d.log.Warn().Err(err).Msg("count open findings")
 	}
 	d.passes.Inc()
 	d.checked.Add(float64(res.Checked + res.Rechecked))
 	d.duration.Observe(time.Since(began).Seconds())
-	if res.Opened > 0 || res.Resolved > 0 || res.More {
+	if res.Opened > 0 || res.Resolved > 0 || res.Reexplained > 0 || res.More {
 		d.log.Info().Int("checked", res.Checked).Int("due", res.Due).Int("rechecked", res.Rechecked).Int("stuck", res.Stuck).Int("opened", res.Opened).
-			Int("resolved", res.Resolved).Bool("more", res.More).Time("watermark", clock.Now).
+			Int("resolved", res.Resolved).Int("reexplained", res.Reexplained).Bool("more", res.More).Time("watermark", clock.Now).
 			Dur("took", time.Since(began)).Msg("detector pass")
 	}
 	return res, nil
@@ -518,9 +564,47 @@ func (d *Detector) state(ctx context.Context) (detectorState, error) {
 	return detectorState{Workflows: digest, Clock: s.Clock}, nil
 }
 
-// refreshGauge sets weft_consistency_open_findings from the stored findings.
-func (d *Detector) refreshGauge(ctx context.Context) error {
+// reexplainPage bounds the stuck findings a pass explains again: with more
+// active stuck orders than that, each pass takes the next page, and an
+// order's reason follows its consumers within a few passes.
+const reexplainPage = 5000
+
+// reexplain explains again the next page of active stuck findings
+// (Engine.reexplain), those among writes aside.
+func (d *Detector) reexplain(ctx context.Context, writes []Finding, clock Clock, snap *queueSnapshot, now time.Time) ([]Finding, error) {
+	written := make(map[string]bool, len(writes))
+	for _, f := range writes {
+		written[f.ID] = true
+	}
+	rows, err := d.engine.store.ActiveStuckFindings(ctx, d.whyAfter, d.whyPage)
+	if err == nil && len(rows) == 0 && d.whyAfter != "" { // the last page was full: start over
+		rows, err = d.engine.store.ActiveStuckFindings(ctx, "", d.whyPage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.whyAfter = ""
+	if len(rows) == d.whyPage {
+		d.whyAfter = rows[len(rows)-1].OrderID
+	}
+	var page []Finding
+	for _, r := range rows {
+		if !written[r.ID] {
+			page = append(page, findingOf(r))
+		}
+	}
+	return d.engine.reexplain(ctx, page, clock, snap, now)
+}
+
+// refreshGauge sets weft_consistency_open_findings and the alert gauges
+// (weft_stuck_orders, weft_findings_open, weft_stuck_oldest_seconds) from
+// the stored findings, at stream time clock.
+func (d *Detector) refreshGauge(ctx context.Context, clock Clock) error {
 	counts, err := d.engine.store.ActiveFindingCounts(ctx)
+	if err != nil {
+		return err
+	}
+	stuck, err := d.engine.store.StuckCounts(ctx)
 	if err != nil {
 		return err
 	}
@@ -528,6 +612,7 @@ func (d *Detector) refreshGauge(ctx context.Context) error {
 	for _, c := range counts {
 		d.open.WithLabelValues(c.Kind, c.Workflow).Set(float64(c.N))
 	}
+	d.alerts.set(d.engine.workflows, stuck, counts, clock)
 	return nil
 }
 
@@ -566,16 +651,17 @@ func (e *Engine) prefetchChains(ctx context.Context, ids []string) <-chan chainB
 	return out
 }
 
-// stuckFinding is the finding of a stuck order.
+// stuckFinding is the finding of a stuck order, with why it is stuck when
+// that was worked out.
 func stuckFinding(s StuckOrder, clock Clock) Finding {
-	ev, _ := json.Marshal(struct {
-		StuckOrder
-		Watermark time.Time `json:"watermark"`
-	}{s, clock.Now})
+	ev, _ := json.Marshal(stuckEvidence{s.toMillis(), clock.Now})
+	summary := fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
+		s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)
+	if s.Why != nil {
+		summary += ": " + s.Why.Text
+	}
 	return Finding{ID: findingID(KindStuck, s.OrderID, s.Workflow, s.Step), Kind: KindStuck, OrderID: s.OrderID,
-		Workflow: s.Workflow, Step: s.Step, Since: s.EnteredAt, Evidence: ev,
-		Summary: fmt.Sprintf("%s in %s/%s for %s (SLA %s); waiting on %s for %v", s.OrderID, s.Workflow, s.Step,
-			s.InStep.Round(time.Second), s.SLA, s.Owner, s.Expects)}
+		Workflow: s.Workflow, Step: s.Step, Reason: s.Reason, Since: s.EnteredAt, Evidence: ev, Summary: summary}
 }
 
 // raisedFinding is the finding of a problem CheckOrder raised.

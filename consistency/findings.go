@@ -36,6 +36,9 @@ type Finding struct {
 	Workflow string `json:"workflow,omitempty"`
 	// Step is the workflow step of a stuck finding.
 	Step string `json:"step,omitempty"`
+	// Reason says why a stuck order is stuck (one of Reasons); its
+	// evidence holds the rest (the Why of the stuck order).
+	Reason string `json:"reason,omitempty"`
 	// Subject says what in the order the finding is about.
 	Subject string `json:"subject,omitempty"`
 	// Since is when the condition began, where that is known: for a stuck
@@ -104,7 +107,7 @@ func (e *Engine) activeFindingsOf(ctx context.Context, orderIDs []string) (map[s
 // findingOf is the finding a stored row holds; the epoch stands for a time
 // never set.
 func findingOf(r chstore.FindingRow) Finding {
-	f := Finding{ID: r.ID, Kind: r.Kind, OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, Subject: r.Subject,
+	f := Finding{ID: r.ID, Kind: r.Kind, OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, Reason: r.Reason, Subject: r.Subject,
 		Since: r.Since, Status: r.Status, Summary: r.Summary, Evidence: json.RawMessage(r.Evidence),
 		FirstSeen: r.FirstSeen, LastSeen: r.LastSeen, AckBy: r.AckBy, AckReason: r.AckReason}
 	if f.Since.Unix() <= 0 {
@@ -121,7 +124,7 @@ func findingOf(r chstore.FindingRow) Finding {
 
 // rowOf is the row that stores f.
 func rowOf(f Finding) chstore.FindingRow {
-	r := chstore.FindingRow{ID: f.ID, Kind: f.Kind, OrderID: f.OrderID, Workflow: f.Workflow, Step: f.Step, Subject: f.Subject,
+	r := chstore.FindingRow{ID: f.ID, Kind: f.Kind, OrderID: f.OrderID, Workflow: f.Workflow, Step: f.Step, Reason: f.Reason, Subject: f.Subject,
 		Since: f.Since, Status: f.Status, Summary: f.Summary, Evidence: string(f.Evidence),
 		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen, AckBy: f.AckBy, AckReason: f.AckReason}
 	if f.ResolvedAt != nil {

@@ -3,6 +3,8 @@ package consistency
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/weft-sh/weft/internal/chstore"
@@ -28,6 +30,10 @@ type StuckOrder struct {
 	Owner string `json:"owner"`
 	// Expects are the event types that would move the order on.
 	Expects []string `json:"expects"`
+	// Reason says why the order is stuck (one of Reasons), and Why says it
+	// with the evidence (docs/consistency.md, "Why is it stuck?").
+	Reason string `json:"reason,omitempty"`
+	Why    *Why   `json:"why,omitempty"`
 }
 
 // Filter narrows a stuck-orders query. Zero values match everything.
@@ -38,6 +44,8 @@ type Filter struct {
 	Service string
 	// OlderThan keeps orders at least this long in their step.
 	OlderThan time.Duration
+	// Reason keeps the orders stuck for this reason (one of Reasons).
+	Reason string
 	// Limit caps the rows returned; 0 means no cap.
 	Limit int
 	// Live evaluates every order now instead of reading the detector's
@@ -64,13 +72,18 @@ type Engine struct {
 	byName    map[string]Workflow
 	ranks     stepOrder              // stepRanks(workflows)
 	rules     []chstore.WorkflowRule // workflowRules(workflows)
+	why       whySettings            // SetDiagnosis
 	wall      func() time.Time
+	jobs      *knownJobs // replay jobs weft planned (replayjobs.go)
 }
 
 // NewEngine builds an engine over the given workflows. It does no I/O.
 func NewEngine(store *chstore.Store, workflows []Workflow) *Engine {
 	e := &Engine{store: store, workflows: workflows, byName: map[string]Workflow{}, ranks: stepRanks(workflows),
-		rules: workflowRules(workflows), wall: time.Now}
+		rules: workflowRules(workflows), why: defaultWhy(), wall: time.Now}
+	e.jobs = newKnownJobs(func(ctx context.Context, ids []string) (map[string]bool, error) {
+		return store.KnownReplayJobs(ctx, ids)
+	}, time.Now)
 	for _, w := range workflows {
 		e.byName[w.Name] = w
 	}
@@ -128,6 +141,9 @@ type StuckResult struct {
 	Orders []StuckOrder `json:"orders"`
 	// Total is how many orders match the filter, before the limit.
 	Total int `json:"total"`
+	// Reasons counts the orders matching the filter (before the limit) by
+	// why they are stuck.
+	Reasons map[string]int `json:"reasons"`
 	// Source says where the answer comes from: "detector" (the stuck
 	// findings of the detector's passes) or "live" (computed now from
 	// every order, when no detector runs).
@@ -148,24 +164,62 @@ func (e *Engine) Stuck(ctx context.Context, clock Clock, f Filter) (StuckResult,
 		return StuckResult{}, err
 	}
 	if f.Live || !ok || e.wall().Sub(st.PassAt) > maxSilence(st.Interval) {
-		orders, err := e.StuckLive(ctx, clock, Filter{Workflow: f.Workflow, Step: f.Step, Service: f.Service, OlderThan: f.OlderThan})
-		if err != nil {
-			return StuckResult{}, err
-		}
-		res := StuckResult{Orders: orders, Total: len(orders), Source: "live", LastPass: st.PassAt}
-		if f.Limit > 0 && len(res.Orders) > f.Limit {
-			res.Orders = res.Orders[:f.Limit]
-		}
-		return res, nil
+		res, err := e.stuckNow(ctx, clock, f)
+		res.LastPass = st.PassAt
+		return res, err
 	}
 	res, err := e.stuckFindings(ctx, clock, f)
 	res.LastPass, res.CatchingUp = st.PassAt, st.CatchingUp
 	return res, err
 }
 
+// stuckNow evaluates every order now (StuckLive) and explains the ones
+// listed: all of them when the filter asks for a reason.
+func (e *Engine) stuckNow(ctx context.Context, clock Clock, f Filter) (StuckResult, error) {
+	orders, err := e.StuckLive(ctx, clock, Filter{Workflow: f.Workflow, Step: f.Step, Service: f.Service, OlderThan: f.OlderThan})
+	if err != nil {
+		return StuckResult{}, err
+	}
+	total := len(orders)
+	if f.Reason == "" && f.Limit > 0 && len(orders) > f.Limit {
+		// Only the listed orders are explained: the counts by reason are
+		// of those.
+		orders = orders[:f.Limit]
+	}
+	if err := e.explainOrders(ctx, orders); err != nil {
+		return StuckResult{}, err
+	}
+	res := StuckResult{Orders: []StuckOrder{}, Reasons: map[string]int{}, Source: "live"}
+	for _, s := range orders {
+		if f.Reason != "" && s.Reason != f.Reason {
+			continue
+		}
+		res.Reasons[s.Reason]++
+		res.Orders = append(res.Orders, s)
+	}
+	res.Total = total
+	if f.Reason != "" {
+		res.Total = len(res.Orders)
+	}
+	if f.Limit > 0 && len(res.Orders) > f.Limit {
+		res.Orders = res.Orders[:f.Limit]
+	}
+	return res, nil
+}
+
+// explainOrders sets Why and Reason on each order, from its chain and the
+// newest queue-health sample.
+func (e *Engine) explainOrders(ctx context.Context, orders []StuckOrder) error {
+	cases := make([]*whyCase, len(orders))
+	for i := range orders {
+		cases[i] = &whyCase{s: &orders[i]}
+	}
+	return e.explainAll(ctx, cases, e.loadSnapshot(ctx), e.wall())
+}
+
 // stuckFindings reads the open and acknowledged stuck findings.
 func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (StuckResult, error) {
-	q := chstore.StuckFindingQuery{Workflow: f.Workflow, Step: f.Step, Limit: f.Limit}
+	q := chstore.StuckFindingQuery{Workflow: f.Workflow, Step: f.Step, Reason: f.Reason, Limit: f.Limit}
 	if f.Service != "" {
 		for _, w := range e.workflows {
 			for _, st := range w.Steps {
@@ -175,7 +229,7 @@ func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (Stuc
 			}
 		}
 		if len(q.Steps) == 0 {
-			return StuckResult{Orders: []StuckOrder{}, Source: "detector"}, nil
+			return StuckResult{Orders: []StuckOrder{}, Reasons: map[string]int{}, Source: "detector"}, nil
 		}
 	}
 	if f.OlderThan > 0 {
@@ -185,10 +239,14 @@ func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (Stuc
 	if err != nil {
 		return StuckResult{}, err
 	}
-	res := StuckResult{Orders: []StuckOrder{}, Total: total, Source: "detector"}
+	reasons, err := e.store.StuckFindingReasons(ctx, q)
+	if err != nil {
+		return StuckResult{}, err
+	}
+	res := StuckResult{Orders: []StuckOrder{}, Total: total, Reasons: reasons, Source: "detector"}
 	ids := make([]string, 0, len(rows))
 	for _, r := range rows {
-		s := StuckOrder{OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, EnteredAt: r.Since.UTC()}
+		s := StuckOrder{OrderID: r.OrderID, Workflow: r.Workflow, Step: r.Step, EnteredAt: r.Since.UTC(), Reason: r.Reason}
 		if w, ok := e.byName[s.Workflow]; ok {
 			if st, ok := w.Step(s.Step); ok {
 				s.SLA, s.Owner, s.Expects = st.SLA, st.Owner, st.Expects
@@ -206,15 +264,16 @@ func (e *Engine) stuckFindings(ctx context.Context, clock Clock, f Filter) (Stuc
 	for i := range res.Orders {
 		if l, ok := last[res.Orders[i].OrderID]; ok {
 			res.Orders[i].LastEventType, res.Orders[i].LastEventTime = l.LastEventType, l.LastEventTime.UTC()
+			res.Orders[i].Why = l.Why
 		}
 	}
 	return res, nil
 }
 
 // stuckLastEvents returns the last event of each of the given stuck
-// orders, from the evidence of its stuck finding: written when the finding
-// was opened or last refreshed, and the order has not changed since (a
-// change refreshes or resolves the finding).
+// orders, and why it is stuck, from the evidence of its stuck finding:
+// written when the finding was opened or last refreshed, and the order has
+// not changed since (a change refreshes or resolves the finding).
 func (e *Engine) stuckLastEvents(ctx context.Context, ids []string) (map[string]StuckOrder, error) {
 	evidence, err := e.store.StuckEvidence(ctx, ids)
 	if err != nil {
@@ -280,3 +339,59 @@ func workflowRules(ws []Workflow) []chstore.WorkflowRule {
 	}
 	return out
 }
+
+// StuckOf says whether an order is stuck, and why, given its chain evs:
+// from the detector's stuck finding while a detector runs (as Stuck
+// does), else evaluated now at clock. Empty when it is not stuck.
+func (e *Engine) StuckOf(ctx context.Context, clock Clock, orderID string, evs []ChainEvent) ([]StuckOrder, error) {
+	st, ok, err := e.loadState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok && e.wall().Sub(st.PassAt) <= maxSilence(st.Interval) {
+		fs, err := e.Findings(ctx, FindingFilter{Kind: KindStuck, OrderID: orderID, Status: "active"})
+		if err != nil {
+			return nil, err
+		}
+		var out []StuckOrder
+		for _, f := range fs {
+			var ev stuckEvidence
+			if json.Unmarshal(f.Evidence, &ev) != nil || ev.OrderID == "" {
+				continue
+			}
+			s := ev.StuckOrder
+			s.InStep = clock.Now.Sub(s.EnteredAt)
+			s.InStepSeconds = s.InStep.Seconds()
+			s.SLA = time.Duration(s.SLASeconds * float64(time.Second))
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	s, ok := e.stuckAt(progressOf(e.workflows, orderID, evs), clock.Now)
+	if !ok {
+		return nil, nil
+	}
+	c := e.newWhyCase(s, evs)
+	if err := e.explainAll(ctx, []*whyCase{c}, e.loadSnapshot(ctx), e.wall()); err != nil {
+		return nil, err
+	}
+	return []StuckOrder{*c.s}, nil
+}
+
+// toMillis is s with its seconds to the millisecond, as findings store
+// them: a float's last digits are noise, not evidence (and a long run of
+// digits reads like a card number to a scan for personal data).
+func (s StuckOrder) toMillis() StuckOrder {
+	s.InStepSeconds, s.SLASeconds = toMillis(s.InStepSeconds), toMillis(s.SLASeconds)
+	if s.Why != nil {
+		w := *s.Why
+		w.Groups = slices.Clone(w.Groups)
+		for i := range w.Groups {
+			w.Groups[i].LagSeconds = toMillis(w.Groups[i].LagSeconds)
+		}
+		s.Why = &w
+	}
+	return s
+}
+
+func toMillis(seconds float64) float64 { return math.Round(seconds*1000) / 1000 }

@@ -35,6 +35,7 @@ FROM %s FINAL
 WHERE kind = 'stuck' AND status != 'resolved' AND workflow = %s AND $__conditionalAll(step IN (${%s:sqlstring}), $%s)
 GROUP BY step
 ORDER BY orders DESC`, g.table("findings"), sqlString(w.Name), varStep, varStep))).
+		WithPanel(g.stuckByReason(w)).
 		WithRow(dashboard.NewRowBuilder("Time in step")).
 		WithPanel(g.timeInStepHeatmap(w)).
 		WithRow(dashboard.NewRowBuilder("Stuck orders")).
@@ -71,11 +72,30 @@ func (g *generator) timeInStepHeatmap(w consistency.Workflow) *heatmap.PanelBuil
 		Height(7)
 }
 
+// stuckByReason counts the open stuck findings of w by why the order is
+// stuck; every reason is listed, so zero means none.
+func (g *generator) stuckByReason(w consistency.Workflow) cog.Builder[dashboard.Panel] {
+	return rowsBarGauge("Stuck orders by reason",
+		"Why the stuck orders of the "+w.Name+" workflow are stuck: not-delivered (the owner's consumer group has not read the triggering record: a lagging or stopped consumer), "+
+			"no-answer (it read it and nothing followed: look at the service), dead-lettered (a record of the order is in a dead-letter topic), "+
+			"no-consumer (no group of the owner reads the topic), unknown (no queue-health sample). The Stuck orders table below says it order by order; `weft stuck --reason` lists them.",
+		"short", "orders",
+		fmt.Sprintf(`SELECT r AS reason, countIf(f.finding_id != '') AS orders
+FROM (SELECT arrayJoin(%s) AS r) AS reasons
+LEFT JOIN
+(
+    SELECT finding_id, if(reason = '', 'unknown', reason) AS reason FROM %s FINAL
+    WHERE kind = 'stuck' AND status != 'resolved' AND workflow = %s AND $__conditionalAll(step IN (${%s:sqlstring}), $%s)
+) AS f ON f.reason = reasons.r
+GROUP BY r
+ORDER BY orders DESC, r`, sqlList(consistency.Reasons), g.table("findings"), sqlString(w.Name), varStep, varStep))
+}
+
 // stuckTable lists the open stuck findings of w with the evidence the
-// detector stored: how long, against which SLA, waiting on whom.
+// detector stored: how long, against which SLA, waiting on whom, and why.
 func (g *generator) stuckTable(w consistency.Workflow) cog.Builder[dashboard.Panel] {
 	return tablePanel("Stuck orders",
-		"Orders of the "+w.Name+" workflow stuck past their step's SLA, longest first. waiting_on is the service that owes the next event; click an order id for its events and causal graph.",
+		"Orders of the "+w.Name+" workflow stuck past their step's SLA, longest first. waiting_on is the service that owes the next event; reason and why say why it has not come (from the owner's consumer groups, as queue health last sampled them); click an order id for its events and causal graph.",
 		fmt.Sprintf(`SELECT
     order_id,
     step,
@@ -83,6 +103,8 @@ func (g *generator) stuckTable(w consistency.Workflow) cog.Builder[dashboard.Pan
     JSONExtractFloat(evidence, 'in_step_seconds')  AS in_step,
     JSONExtractFloat(evidence, 'sla_seconds')      AS sla,
     JSONExtractString(evidence, 'last_event_type') AS last_event,
+    reason,
+    JSONExtractString(evidence, 'why', 'text')     AS why,
     status,
     first_seen,
     summary

@@ -22,6 +22,8 @@ const (
 	UIDPayments    = "weft-payments"
 	UIDQueues      = "weft-queues"
 	UIDConsistency = "weft-consistency"
+	UIDAudit       = "weft-audit"
+	UIDReplays     = "weft-replays"
 	UIDOrder       = "weft-order"
 )
 
@@ -32,6 +34,8 @@ var catalog = []struct{ uid, title, short string }{
 	{UIDPayments, "weft / Async payments", "Payment pipeline, retries, declines, dead letters, fallback paths"},
 	{UIDQueues, "weft / Queue health", "Consumer lag in messages and seconds, queue and dead-letter depth"},
 	{UIDConsistency, "weft / Consistency", "Findings, conflicts, gaps, pending compensations, convergence"},
+	{UIDAudit, "weft / Audit trail", "Last checkpoint per log, leaves behind the head, unsigned checkpoints, last verify, operator actions"},
+	{UIDReplays, "weft / Replays and dead letters", "Replay and redrive jobs by state, records replayed per topic, dead letters waiting and their age before and after a redrive"},
 	{UIDOrder, "weft / Order drill-down", "One order: events, causal graph, version vectors, findings"},
 }
 
@@ -149,6 +153,8 @@ func All(opts Options) ([]Dashboard, error) {
 		UIDPayments:    g.payments,
 		UIDQueues:      g.queues,
 		UIDConsistency: g.consistencyDashboard,
+		UIDAudit:       g.auditTrail,
+		UIDReplays:     g.replays,
 		UIDOrder:       g.order,
 	}
 	out := make([]Dashboard, 0, len(catalog))

@@ -3,26 +3,32 @@ package dashboards
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/demo"
 	"github.com/weft-sh/weft/internal/kafkaconn"
 	"github.com/weft-sh/weft/internal/testenv"
 	"github.com/weft-sh/weft/queuehealth"
+	"github.com/weft-sh/weft/tracing"
 )
 
 // loaded is one demo history, tapped into a fresh ClickHouse database: the
-// real broker, the real collector, one detector pass and queue-health
-// samples, as `weft run` would leave it.
+// real broker, the real collector with the audit trail on, one detector
+// pass, queue-health samples and a few operator actions, as `weft run`
+// and an operator would leave it.
 type loaded struct {
 	opts     Options
 	manifest *demo.Manifest
@@ -31,6 +37,12 @@ type loaded struct {
 	// reg holds the metrics the collector, detector and lag monitor exported.
 	reg      *describedRegistry
 	from, to time.Time
+	// store, brokers and topics are where the demo ran, for a redrive.
+	store   *chstore.Store
+	brokers []string
+	topics  demo.TopicNames
+	// traceIDs derive the orders' trace ids with the Tracer's key.
+	traceIDs tracing.IDs
 }
 
 func loadDemo(t *testing.T) *loaded {
@@ -58,7 +70,20 @@ func loadDemo(t *testing.T) *loaded {
 	ccfg.Topics.Include = []string{".*" + regexp.QuoteMeta("."+name)}
 	ccfg.Topics.RefreshInterval = time.Second
 	ccfg.Batch.FlushInterval = 100 * time.Millisecond
-	set := collector.Settings{Logger: zerolog.Nop(), Registerer: reg}
+	set := collector.Settings{Logger: zerolog.Nop(), Registerer: reg, Audit: demoAudit(t)}
+	// The Tracer, as weft run with tracing.clickhouse on: started before
+	// the tap (a first start reads from then on), its passes run once the
+	// demo is stored, its clock moved past consistency.settle.
+	traceKey := []byte("dashboards-test-trace-id-key-0123")
+	keyPath := filepath.Join(t.TempDir(), "id.key")
+	require.NoError(t, os.WriteFile(keyPath, traceKey, 0o600))
+	tcfg := tracing.Default()
+	tcfg.Enabled, tcfg.ClickHouse, tcfg.IDKeyFile = true, true, keyPath
+	traceClock := clockwork.NewFakeClockAt(time.Now().UTC())
+	tracer, err := tracing.New(tcfg, store, consistency.NewEngine(store, consistency.Builtin()), tracing.Settings{Logger: zerolog.Nop(),
+		Registerer: prometheus.NewRegistry(), Group: ccfg.Group, Settle: time.Second, Clock: traceClock})
+	require.NoError(t, err)
+	require.NoError(t, tracer.Start(ctx))
 	tap, err := collector.New(ccfg, kc, store, set)
 	require.NoError(t, err)
 	require.NoError(t, tap.Start(ctx))
@@ -96,20 +121,37 @@ func loadDemo(t *testing.T) *loaded {
 	<-done
 	require.NoError(t, tap.Shutdown(ctx))
 
-	// One detector pass raises the stuck findings.
-	det := consistency.NewDetector(consistency.NewEngine(store, consistency.Builtin()), time.Second,
+	// One detector pass raises the stuck findings, and says why, as weft
+	// run does: the tap's own group is nobody's service (the demo's
+	// services do not consume here, so no group of theirs reads a topic).
+	engine := consistency.NewEngine(store, consistency.Builtin())
+	require.NoError(t, engine.SetDiagnosis(consistency.Diagnosis{DLQPattern: dlq, IgnoreGroups: []string{ccfg.Group}}))
+	det := consistency.NewDetector(engine, time.Second,
 		consistency.Default().Windows, consistency.Settings{Logger: zerolog.Nop(), Registerer: reg})
 	res, err := det.Pass(ctx)
 	require.NoError(t, err)
 	require.NotZero(t, res.Opened, "stuck findings raised")
 
+	traceClock.Advance(time.Since(traceClock.Now()) + 2*time.Second)
+	for {
+		n, err := tracer.Pass(ctx)
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+	}
+
 	opts := DefaultOptions()
 	opts.Database = scfg.Database
 	opts.DLQPattern = dlq
-	return &loaded{
+	l := &loaded{
 		opts: opts, manifest: manifest, db: db, reg: reg,
 		from: manifest.WindowStart.Add(-time.Hour), to: time.Now().UTC().Add(time.Minute),
+		store: store, brokers: brokers, topics: dcfg.Topics, traceIDs: tracing.NewIDs(traceKey),
 	}
+	// Operator actions, verify runs among them, in the actions log.
+	l.recordActions(t, store, set.Audit)
+	return l
 }
 
 // describedRegistry remembers the name of every metric registered, whether

@@ -1,7 +1,7 @@
 // Package dashboards generates weft's Grafana dashboards as code, with the
 // grafana-foundation-sdk: commerce overview, BOPIS flow, async payments,
-// queue health, consistency and the order drill-down, each linked to the
-// others, querying weft's ClickHouse tables through the
+// queue health, consistency, the audit trail and the order drill-down,
+// each linked to the others, querying weft's ClickHouse tables through the
 // grafana-clickhouse-datasource plugin and weft's own metrics through
 // Prometheus.
 //

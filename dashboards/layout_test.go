@@ -84,6 +84,13 @@ func TestLayout(t *testing.T) {
 		t.Run(d.UID, func(t *testing.T) {
 			all := flatten(jd.Panels)
 			require.NotEmpty(t, all)
+			titles := map[string]bool{}
+			for _, p := range all {
+				if p.Type != "row" {
+					assert.False(t, titles[p.Title], "panel title %q is used once (the SQL tests find panels by title)", p.Title)
+					titles[p.Title] = true
+				}
+			}
 			for i, p := range all {
 				require.NotNil(t, p.GridPos, "panel %q has a position", p.Title)
 				g := p.GridPos

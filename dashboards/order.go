@@ -35,6 +35,7 @@ func (g *generator) order() *dashboard.DashboardBuilder {
 			"short", fmt.Sprintf("SELECT count() AS open FROM %s FINAL WHERE order_id = %s AND status != 'resolved'", g.table("findings"), id)).
 			Thresholds(thresholds(1, 1))).
 		WithPanel(g.causalGraph()).
+		WithPanel(g.orderTrace()).
 		WithPanel(tablePanel("Events",
 			"The order's records by event time, with where each came from (topic, partition, offset), what caused it, when weft stored it and how late it arrived.",
 			fmt.Sprintf(`SELECT
@@ -59,8 +60,8 @@ LEFT JOIN (SELECT event_id, version_vector FROM %[1]s WHERE order_id = %[2]s LIM
     ON e.causation_id = c.event_id
 ORDER BY e.event_time`, events, id)).Span(12).Height(10)).
 		WithPanel(tablePanel("Findings",
-			"Every finding about the order, open or resolved, with the detector's summary.",
-			fmt.Sprintf(`SELECT kind, workflow, step, subject, status, summary, first_seen, last_seen, resolved_at
+			"Every finding about the order, open or resolved, with the detector's summary; a stuck one says why the order is stuck (reason).",
+			fmt.Sprintf(`SELECT kind, workflow, step, reason, subject, status, summary, first_seen, last_seen, resolved_at
 FROM %s FINAL
 WHERE order_id = %s
 ORDER BY first_seen`, g.table("findings"), id)).Span(12).Height(10)).
@@ -71,6 +72,42 @@ FROM %s FINAL
 WHERE record_key = %s
 ORDER BY record_time`, g.table("quarantine"), id)).Height(6))
 }
+
+// orderTrace is the order's OpenTelemetry trace (docs/tracing.md) in
+// Grafana's trace view, read from otel_traces with the columns the
+// ClickHouse data source's trace query gives that view. Its trace id is a
+// keyed hash of the order id, which SQL cannot derive, so the spans are
+// found by their weft.order.id attribute, within the order's event times
+// (each span starts at its cause's event time and ends at its own), so that
+// only the days' partitions those times fall in are read.
+func (g *generator) orderTrace() *dashboard.PanelBuilder {
+	id := "${" + varOrderID + ":sqlstring}"
+	sql := fmt.Sprintf(`WITH
+    (SELECT min(event_time) FROM %[1]s WHERE order_id = %[3]s) AS order_start,
+    (SELECT max(event_time) FROM %[1]s WHERE order_id = %[3]s) AS order_end
+SELECT
+    TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,
+    SpanName AS operationName, Timestamp AS startTime, multiply(Duration, 0.000001) AS duration,
+    arrayMap(key -> map('key', key, 'value', SpanAttributes[key]), mapKeys(SpanAttributes)) AS tags,
+    arrayMap(key -> map('key', key, 'value', ResourceAttributes[key]), mapKeys(ResourceAttributes)) AS serviceTags,
+    StatusCode AS statusCode
+FROM %[2]s
+WHERE Timestamp >= order_start AND Timestamp <= order_end
+  AND SpanAttributes['%[4]s'] = %[3]s
+ORDER BY startTime ASC`, g.table("events"), g.table("otel_traces"), id, attrOrderID)
+	return dashboard.NewPanelBuilder().
+		Type("traces").
+		Title("Trace").
+		Description("The order as one OpenTelemetry trace (weft run with tracing.clickhouse on; `weft trace ORDER_ID` prints the same): a span per event under its cause, named after its topic, its service the one that emitted it, its duration the wait since its cause; the span of the order's latest event carries its findings. Empty when tracing is off or the spans are not stored yet (they follow their events by about 11 s).").
+		Datasource(*clickHouseRef()).
+		WithTarget(NewClickHouseQuery(sql).Traces()).
+		Span(24).
+		Height(14)
+}
+
+// attrOrderID is the span attribute holding the order id
+// (tracing.AttrOrderID; dashboards does not import the tracer).
+const attrOrderID = "weft.order.id"
 
 // causalGraph draws the order's events as nodes and "caused" as edges. A
 // cause an event names but weft never stored is drawn as a red node, so a

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/dashboards/internal/grafanasql"
 	"github.com/weft-sh/weft/internal/demo"
 )
@@ -65,7 +66,15 @@ func (l *loaded) query(t *testing.T, sqlText string) result {
 		require.NoError(t, rows.Scan(dest...))
 		row := make([]any, len(dest))
 		for i, d := range dest {
-			row[i] = reflect.ValueOf(d).Elem().Interface()
+			v := reflect.ValueOf(d).Elem()
+			if v.Kind() == reflect.Pointer { // a Nullable column: its value, or nil
+				if v.IsNil() {
+					row[i] = nil
+					continue
+				}
+				v = v.Elem()
+			}
+			row[i] = v.Interface()
 		}
 		r.rows = append(r.rows, row)
 	}
@@ -197,6 +206,14 @@ func checkShape(t *testing.T, p dashboard.Panel, key string, q ClickHouseQuery, 
 		}
 	case "table":
 		assert.NotEmpty(t, r.cols, key)
+	case "traces":
+		// The columns Grafana's trace view reads (the data source's trace
+		// query on the OpenTelemetry schema), and one trace.
+		assert.Equal(t, FormatTraces, q.Format, key)
+		for _, c := range []string{"traceID", "spanID", "parentSpanID", "serviceName", "operationName", "startTime", "duration", "tags", "serviceTags"} {
+			assert.Contains(t, r.cols, c, key)
+		}
+		assert.LessOrEqual(t, len(slices.Compact(slices.Sorted(slices.Values(r.values("traceID"))))), 1, "%s: one trace", key)
 	default:
 		t.Errorf("%s: no shape check for panel type %s", key, p.Type)
 	}
@@ -207,12 +224,17 @@ func checkShape(t *testing.T, p dashboard.Panel, key string, q ClickHouseQuery, 
 var nonEmpty = map[string][]string{
 	UIDOverview: {"Orders started", "Stuck now", "Abandonment", "Availability", "Orders by state",
 		"Throughput by event type", "Latency between steps"},
-	UIDBOPIS:    {"Funnel", "Stuck orders by step", "Stuck orders", "Time in placed", "Time in customer_notified"},
+	UIDBOPIS:    {"Funnel", "Stuck orders by step", "Stuck orders by reason", "Stuck orders", "Time in placed", "Time in customer_notified"},
 	UIDPayments: {"Payment status pipeline", "Payment outcomes", "Orders by number of retries", "Payment paths", "Dead-letter records", "Oldest dead-letter record", "Dead-letter depth", "Dead-lettered payments"},
 	UIDQueues:   {"Lag (messages)", "Queue depth", "Dead-letter depth", "Current lag by group and topic"},
 	UIDConsistency: {"Findings raised by kind", "Open findings by kind", "Open findings", "Concurrent events (conflicts)",
 		"Missing causes (gaps)", "Version-vector gaps", "Pending compensations", "Convergence time"},
-	UIDOrder: {"Distinct events", "Records", "Duration", "Causal chain", "Events", "Version vectors"},
+	UIDAudit: {"Logs in the trail", "Logs", "Leaves not checkpointed", "Longest wait for a checkpoint", "Logs with unsigned checkpoints",
+		"Records stored and logged", "Leaves appended by topic", "Last verify", "Since last verify", "Failed verify runs",
+		"Verify runs in the time range", "Verify runs", "Operator actions by verb", "Operator actions"},
+	// Before a redrive (checkReplays runs one): the dead letters wait.
+	UIDReplays: {"Dead letters waiting", "Oldest dead letter waiting", "Dead-letter topics", "Dead-letter depth (Kafka)", "Dead letters and redrives"},
+	UIDOrder:   {"Distinct events", "Records", "Duration", "Causal chain", "Trace", "Events", "Version vectors"},
 }
 
 func numberAt(r result) float64 {
@@ -255,6 +277,12 @@ func TestPanelsAgainstClickHouse(t *testing.T) {
 	t.Run("faults", func(t *testing.T) { l.checkFaults(t, runs) })
 	t.Run(UIDOrder, func(t *testing.T) { l.checkDrillDown(t, ds[len(ds)-1]) })
 	t.Run("metrics", func(t *testing.T) { l.checkMetrics(t, ds) })
+	t.Run("replays", func(t *testing.T) {
+		l.checkReplays(t, ds[slices.IndexFunc(ds, func(d Dashboard) bool { return d.UID == UIDReplays })], runs[UIDReplays])
+	})
+	t.Run("audit", func(t *testing.T) {
+		l.checkAudit(t, ds[slices.IndexFunc(ds, func(d Dashboard) bool { return d.UID == UIDAudit })], runs[UIDAudit])
+	})
 	t.Logf("queries: %s", time.Since(queried).Round(time.Millisecond))
 }
 
@@ -276,8 +304,27 @@ func (l *loaded) checkFaults(t *testing.T, runs map[string]map[string]panelRun) 
 
 	// Every stuck order the BOPIS table lists was injected as stuck.
 	stuck := ids(l.manifest.FaultsOf(demo.KindStuck), order)
-	for _, id := range runs[UIDBOPIS]["Stuck orders"]["A"].values("order_id") {
+	table := runs[UIDBOPIS]["Stuck orders"]["A"]
+	for _, id := range table.values("order_id") {
 		assert.Contains(t, stuck, id)
+	}
+	// Why: no service of the demo consumes here (only weft's tap, nobody's
+	// service), so every stuck order waits on a service that reads nothing,
+	// unless the service emitted the trigger itself and owes the answer.
+	// Every reason is listed, and they add up to the stuck orders.
+	byReason := map[string]float64{}
+	r := runs[UIDBOPIS]["Stuck orders by reason"]["A"]
+	for _, row := range r.rows {
+		var n float64
+		_, _ = fmt.Sscan(fmt.Sprint(row[r.col("orders")]), &n)
+		byReason[fmt.Sprint(row[r.col("reason")])] = n
+	}
+	assert.Len(t, byReason, len(consistency.Reasons))
+	assert.Positive(t, byReason[consistency.ReasonNoConsumer])
+	assert.Equal(t, float64(len(table.rows)), byReason[consistency.ReasonNoConsumer]+byReason[consistency.ReasonNoAnswer], "%v", byReason)
+	for i, why := range table.values("why") {
+		assert.NotEmpty(t, why, "row %d", i)
+		assert.Contains(t, consistency.Reasons, table.values("reason")[i])
 	}
 	// The dead-lettered payments are exactly the failed payments.
 	assert.Equal(t, ids(l.manifest.FaultsOf(demo.KindPaymentFailed), order),
@@ -314,6 +361,20 @@ func (l *loaded) checkDrillDown(t *testing.T, d Dashboard) {
 			for _, e := range [][]string{edges.values("source"), edges.values("target")} {
 				for _, id := range e {
 					assert.Contains(t, ids, id, "every edge ends at a node (Grafana's node graph requires it)")
+				}
+			}
+			// The trace: one span per distinct event, the trace id weft
+			// order, weft trace and the API give the order, every parent
+			// one of its spans (a root has none).
+			spans := run["Trace"]["A"]
+			assert.Len(t, spans.rows, int(numberAt(run["Distinct events"]["A"])), "a span per event")
+			spanIDs := spans.values("spanID")
+			for i, tid := range spans.values("traceID") {
+				assert.Equal(t, l.traceIDs.TraceID(f.OrderID).String(), tid)
+				// A lost or orphaned event's cause was never stored: its
+				// parent is the span that cause would have.
+				if p := spans.values("parentSpanID")[i]; p != "" && kind != demo.KindLost && kind != demo.KindOrphan {
+					assert.Contains(t, spanIDs, p, "a parent in the trace")
 				}
 			}
 			titles := nodes.values("title")

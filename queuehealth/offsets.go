@@ -29,6 +29,7 @@ type offsets struct {
 
 type groupOffsets struct {
 	state     string
+	members   int32           // -1: not described
 	committed map[tp]int64    // monitored partitions the group committed to
 	topics    map[string]bool // monitored topics it committed to or is assigned
 }
@@ -110,12 +111,12 @@ func (m *Monitor) readGroups(ctx context.Context, o *offsets) error {
 			classic = append(classic, g.Group)
 		}
 		names = append(names, g.Group)
-		o.groups[g.Group] = &groupOffsets{state: g.State, committed: map[tp]int64{}, topics: map[string]bool{}}
+		o.groups[g.Group] = &groupOffsets{state: g.State, members: -1, committed: map[tp]int64{}, topics: map[string]bool{}}
 	}
 	if len(names) == 0 {
 		return errors.Join(partial...)
 	}
-	assign := func(group, state string, ts kadm.TopicsSet) {
+	assign := func(group, state string, members int, ts kadm.TopicsSet) {
 		g := o.groups[group]
 		if g == nil {
 			return
@@ -123,6 +124,7 @@ func (m *Monitor) readGroups(ctx context.Context, o *offsets) error {
 		if state != "" {
 			g.state = state
 		}
+		g.members = int32(members)
 		for topic := range ts {
 			if _, ok := o.dlq[topic]; ok {
 				g.topics[topic] = true
@@ -136,7 +138,7 @@ func (m *Monitor) readGroups(ctx context.Context, o *offsets) error {
 		}
 		for name, d := range described {
 			if d.Err == nil {
-				assign(name, d.State, kadm.DescribedGroups{name: d}.AssignedPartitions())
+				assign(name, d.State, len(d.Members), kadm.DescribedGroups{name: d}.AssignedPartitions())
 			}
 		}
 	}
@@ -147,7 +149,7 @@ func (m *Monitor) readGroups(ctx context.Context, o *offsets) error {
 		}
 		for name, d := range described {
 			if d.Err == nil {
-				assign(name, d.State, d.AssignedPartitions())
+				assign(name, d.State, len(d.Members), d.AssignedPartitions())
 			}
 		}
 	}

@@ -23,8 +23,10 @@ type GroupLag struct {
 	Group string `json:"group"`
 	// State is the group's state: Stable, Empty (no member: nobody consumes), …
 	State string `json:"state"`
-	Topic string `json:"topic"`
-	DLQ   bool   `json:"dlq"`
+	// Members is how many members the group had; -1 when unknown.
+	Members int32  `json:"members"`
+	Topic   string `json:"topic"`
+	DLQ     bool   `json:"dlq"`
 	// LagMessages is the sum over partitions of end offset − committed offset
 	// (− start offset where the group has not committed).
 	LagMessages int64 `json:"lag_messages"`
@@ -87,6 +89,7 @@ type healthRow struct {
 	LagSeconds, CommitAge float64
 	ProduceRate           float64
 	State                 string
+	Members               int32 // -1: unknown
 	DLQ                   bool
 }
 
@@ -122,7 +125,7 @@ func reportFromRows(now time.Time, rows []healthRow) Report {
 		if !ok {
 			i = len(rep.Groups)
 			groups[key] = i
-			rep.Groups = append(rep.Groups, GroupLag{Group: r.Group, State: r.State, Topic: r.Topic, DLQ: r.DLQ})
+			rep.Groups = append(rep.Groups, GroupLag{Group: r.Group, State: r.State, Members: r.Members, Topic: r.Topic, DLQ: r.DLQ})
 		}
 		g := &rep.Groups[i]
 		g.LagMessages += r.Lag

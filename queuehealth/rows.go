@@ -74,7 +74,7 @@ func (h *history) rows(o *offsets) *pendingRows {
 				pr.bound[p] = s
 			}
 			r := healthRow{Topic: topic, Partition: part, Start: start, End: end, Committed: -1,
-				Lag: max(end-start, 0), LagSeconds: -1, ProduceRate: rate, DLQ: o.dlq[topic]}
+				Lag: max(end-start, 0), LagSeconds: -1, ProduceRate: rate, Members: -1, DLQ: o.dlq[topic]}
 			pos := at{p, -1}
 			if r.DLQ {
 				r.LagSeconds = 0
@@ -95,7 +95,7 @@ func (h *history) rows(o *offsets) *pendingRows {
 				p := tp{topic, part}
 				start, end := o.start[p], o.end[p]
 				r := healthRow{Group: group, Topic: topic, Partition: part, Start: start, End: end, Committed: -1,
-					ProduceRate: rates[p], State: g.state, DLQ: o.dlq[topic]}
+					ProduceRate: rates[p], State: g.state, Members: g.members, DLQ: o.dlq[topic]}
 				from := start
 				if c, ok := g.committed[p]; ok {
 					r.Committed = c

@@ -24,7 +24,7 @@ func LatestStored(ctx context.Context, s *chstore.Store) (Report, error) {
 		rows[i] = healthRow{Group: r.Group, Topic: r.Topic, Partition: r.Partition,
 			Start: r.StartOffset, End: r.EndOffset, Committed: r.CommittedOffset, Lag: r.LagMessages,
 			LagSeconds: r.LagSeconds, CommitAge: r.CommitAgeSeconds, ProduceRate: r.ProduceRate,
-			State: r.GroupState, DLQ: r.DLQ}
+			State: r.GroupState, Members: r.Members, DLQ: r.DLQ}
 	}
 	return reportFromRows(ts, rows), nil
 }
@@ -38,7 +38,7 @@ func store(ctx context.Context, s *chstore.Store, at time.Time, rows []healthRow
 		out[i] = chstore.QueueHealthRow{Group: r.Group, Topic: r.Topic, Partition: r.Partition,
 			StartOffset: r.Start, EndOffset: r.End, CommittedOffset: r.Committed, LagMessages: r.Lag,
 			LagSeconds: r.LagSeconds, CommitAgeSeconds: r.CommitAge, ProduceRate: r.ProduceRate,
-			GroupState: r.State, DLQ: r.DLQ}
+			GroupState: r.State, Members: r.Members, DLQ: r.DLQ}
 	}
 	return s.InsertQueueHealth(ctx, at, out)
 }

@@ -25,7 +25,7 @@ leaf of a Merkle log per topic-partition, whose checkpoints weft signs.
 Exit codes: 0 verified, 4 tampered (the evidence was checked and does not
 hold), 1 could not verify.`,
 	}
-	cmd.AddCommand(newAuditKeyCmd(g), newAuditVerifyCmd(g), newAuditVerifyBundleCmd(g))
+	cmd.AddCommand(newAuditKeyCmd(g), newAuditVerifyCmd(g), newAuditVerifyBundleCmd(g), newAuditExportCmd(g), newAuditEraseCmd(g))
 	return cmd
 }
 

@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
 	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // tapAudit is the tap's audit hook built from the audit block: nil when
@@ -31,4 +35,22 @@ func tapAudit(c auditor.Config) (*collector.Audit, error) {
 	}
 	return &collector.Audit{ClusterID: c.ClusterID, Signer: signer, SourceKey: source,
 		EveryLeaves: c.Checkpoint.EveryLeaves, Every: c.Checkpoint.Every, Dir: c.Checkpoint.Dir}, nil
+}
+
+// auditWatch is weft run's scheduled verification (audit.verify), with
+// the verifier key of the signer it checkpoints with. Each run is an
+// operator action of "weft", from "run <host>".
+func auditWatch(cfg Config, audit *collector.Audit, store *chstore.Store, actions *collector.ActionLog,
+	reg prometheus.Registerer, log zerolog.Logger) *collector.AuditWatch {
+	opts := collector.AuditVerify{ClusterID: cfg.Audit.ClusterID, CheckpointDir: cfg.Audit.Checkpoint.Dir}
+	if audit.Signer != nil {
+		// A key that signs checks its own signatures: cannot fail.
+		opts.Verifier, _ = auditor.NewVerifier(audit.Signer.VerifierKey())
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return collector.NewAuditWatch(store, opts, cfg.Audit.Verify.Every, cfg.Audit.Verify.Window, collector.AuditWatchSettings{
+		Logger: log, Registerer: reg, Actions: actions, Actor: "weft", Origin: "run " + host})
 }

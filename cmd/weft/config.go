@@ -18,10 +18,15 @@ import (
 	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/auth"
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/config"
+	"github.com/weft-sh/weft/internal/httpserver"
 	"github.com/weft-sh/weft/internal/kafkaconn"
+	"github.com/weft-sh/weft/notify"
 	"github.com/weft-sh/weft/queuehealth"
+	"github.com/weft-sh/weft/replay"
+	"github.com/weft-sh/weft/tracing"
 )
 
 // Config is weft.yaml: one block per component.
@@ -42,6 +47,15 @@ type Config struct {
 	Consistency consistency.Config `yaml:"consistency"`
 	// Audit configures the audit trail's keys (docs/audit.md).
 	Audit auditor.Config `yaml:"audit"`
+	// Alerts configures the webhooks `weft run` notifies of findings
+	// (docs/runbook.md, "Webhooks").
+	Alerts notify.Config `yaml:"alerts"`
+	// Replay configures weft replay and weft redrive, off by default
+	// (docs/replay.md).
+	Replay replay.Config `yaml:"replay"`
+	// Tracing gives every order an OpenTelemetry trace, exported over
+	// OTLP and stored in otel_traces (docs/tracing.md).
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // CollectorConfig is the collector block: the tap's keys and, under lag,
@@ -79,9 +93,23 @@ type HTTPConfig struct {
 	// Listen is the address to serve on. Default 127.0.0.1:8080; "" disables it.
 	Listen string `yaml:"listen"`
 	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
-	// the same address. Default false: they reveal internals and cost CPU
-	// while a profile is taken.
+	// the same address, to the operator role. Default false: they reveal
+	// internals and cost CPU while a profile is taken.
 	Pprof bool `yaml:"pprof"`
+	// Auth decides who may call the API (docs/security.md). Default on,
+	// with no credentials: every /api/ request is refused until tokens or
+	// an OIDC issuer are configured.
+	Auth auth.Config `yaml:"auth"`
+	// TLS serves HTTPS. Default off.
+	TLS httpserver.TLS `yaml:"tls"`
+}
+
+// Validate reports every problem of the block with its key.
+func (c HTTPConfig) Validate() error {
+	var p config.Problems
+	p.Merge("auth", c.Auth.Validate())
+	p.Merge("tls", c.TLS.Validate())
+	return p.Err()
 }
 
 // RuntimeConfig configures the Go runtime of `weft run` (memlimit.go).
@@ -99,13 +127,16 @@ type RuntimeConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Log:         LogConfig{Level: "info", Format: "auto"},
-		HTTP:        HTTPConfig{Listen: "127.0.0.1:8080"},
+		HTTP:        HTTPConfig{Listen: "127.0.0.1:8080", Auth: auth.Default()},
 		Runtime:     RuntimeConfig{MemoryLimit: defaultMemoryLimit},
 		Kafka:       kafkaconn.Default(),
 		ClickHouse:  chstore.Default(),
 		Collector:   CollectorConfig{Config: collector.Default(), Lag: queuehealth.Default()},
 		Consistency: consistency.Default(),
 		Audit:       auditor.Default(),
+		Alerts:      notify.Default(),
+		Replay:      replay.Default(),
+		Tracing:     tracing.Default(),
 	}
 }
 
@@ -125,11 +156,15 @@ func (c Config) Validate() error {
 	if c.Runtime.MemoryLimit < 0 || c.Runtime.MemoryLimit > 0 && c.Runtime.MemoryLimit < minMemoryLimit {
 		p.Addf("runtime.memory_limit", "must be 0 (no limit) or at least %d bytes (64 MiB), got %d", int64(minMemoryLimit), c.Runtime.MemoryLimit)
 	}
+	p.Merge("http", c.HTTP.Validate())
 	p.Merge("kafka", c.Kafka.Validate())
 	p.Merge("clickhouse", c.ClickHouse.Validate())
 	p.Merge("collector", c.Collector.Validate())
 	p.Merge("consistency", c.Consistency.Validate())
 	p.Merge("audit", c.Audit.Validate())
+	p.Merge("alerts", c.Alerts.Validate(consistency.Kinds))
+	p.Merge("replay", c.Replay.Validate())
+	p.Merge("tracing", c.Tracing.Validate())
 	return p.Err()
 }
 

@@ -204,3 +204,19 @@ func TestCollectorLagConfig(t *testing.T) {
 	assert.ErrorContains(t, err, "collector.lag.interval: must be at least 1s")
 	assert.ErrorContains(t, err, "collector.batch.max_records: must be positive")
 }
+
+// TestAuditVerifyConfig: the schedule's defaults, and a window shorter
+// than the schedule refused with its key.
+func TestAuditVerifyConfig(t *testing.T) {
+	c, err := loadValid(writeFile(t, "audit:\n  checkpoint:\n    every: 30s\n"))
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, c.Audit.Verify.Every)
+	assert.Equal(t, 2*time.Hour, c.Audit.Verify.Window)
+
+	c, err = loadValid(writeFile(t, "audit:\n  verify:\n    every: 0s\n"))
+	require.NoError(t, err, "0 turns it off")
+	assert.Zero(t, c.Audit.Verify.Every)
+
+	_, err = loadValid(writeFile(t, "audit:\n  verify:\n    every: 2h\n    window: 1h\n"))
+	assert.ErrorContains(t, err, "audit.verify.window: 1h0m0s is shorter than verify.every (2h0m0s)")
+}

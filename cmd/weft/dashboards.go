@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"github.com/weft-sh/weft/alerts"
 	"github.com/weft-sh/weft/dashboards"
 )
 
@@ -16,8 +18,8 @@ func newDashboardsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dashboards",
 		Short: "Generate weft's Grafana dashboards, or push them to Grafana",
-		Long: `weft's six Grafana dashboards (commerce overview, BOPIS flow, async payments,
-queue health, consistency, order drill-down) are generated from the config:
+		Long: `weft's seven Grafana dashboards (commerce overview, BOPIS flow, async payments,
+queue health, consistency, audit trail, order drill-down) are generated from the config:
 its ClickHouse database, its workflows and its dead-letter pattern. They use the
 grafana-clickhouse-datasource plugin and a Prometheus data source.`,
 	}
@@ -40,7 +42,7 @@ func dashboardOptions(c Config) dashboards.Options {
 }
 
 func newDashboardsGenerateCmd(g *globalFlags) *cobra.Command {
-	var out, dashPath, grafanaCH, passwordEnv string
+	var out, dashPath, grafanaCH, passwordEnv, promUID string
 	cmd := &cobra.Command{
 		Use:   "generate --out DIR",
 		Short: "Write the dashboards' JSON and Grafana provisioning files to DIR",
@@ -88,6 +90,17 @@ data source, password read by Grafana from an environment variable).`,
 			if err != nil {
 				return err
 			}
+			if promUID != "" {
+				groups, err := alerts.Rules(alertOptions(c))
+				if err != nil {
+					return err
+				}
+				p, err := writeGrafanaAlerting(filepath.Join(out, "provisioning", "alerting", "weft.yaml"), groups, promUID)
+				if err != nil {
+					return err
+				}
+				written = append(written, p)
+			}
 			w := cmd.OutOrStdout()
 			for _, p := range written {
 				fmt.Fprintln(w, p)
@@ -99,6 +112,7 @@ data source, password read by Grafana from an environment variable).`,
 	f.StringVar(&out, "out", "", "directory to write to (created if missing)")
 	f.StringVar(&dashPath, "dashboards-path", "", "where Grafana reads DIR/dashboards (default: its absolute path here)")
 	f.StringVar(&grafanaCH, "grafana-clickhouse", "", "ClickHouse native host:port as Grafana reaches it (default: clickhouse.addr)")
+	f.StringVar(&promUID, "prometheus-uid", "", "also write provisioning/alerting/weft.yaml: weft's alert rules as Grafana-managed rules on this Prometheus data source UID")
 	f.StringVar(&passwordEnv, "password-env", "WEFT_CLICKHOUSE_PASSWORD", "environment variable of Grafana holding the ClickHouse password (\"\" for none)")
 	return cmd
 }

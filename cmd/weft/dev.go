@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/weft-sh/weft/auditor"
+	"github.com/weft-sh/weft/internal/auth"
 	"github.com/weft-sh/weft/internal/demo"
 	"github.com/weft-sh/weft/internal/embedch"
 )
@@ -72,7 +76,7 @@ turns them off.`,
 	return cmd
 }
 
-func runDev(ctx context.Context, o devOptions, out io.Writer) error {
+func runDev(ctx context.Context, o devOptions, out io.Writer) (retErr error) {
 	log := newLogger(LogConfig{Level: "info", Format: "auto"})
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -86,8 +90,12 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ch, err := embedch.Start(ctx, embedch.Options{LibPath: lib, DataDir: filepath.Join(dataDir, "clickhouse"),
-		TCPPort: o.chTCP, HTTPPort: o.chHTTP, Logger: log})
+	// Supervised: if the engine dies, it is restarted on the same data and
+	// ports, and weft rides through as through any ClickHouse outage
+	// (docs/architecture.md, "The embedded ClickHouse").
+	ch, err := embedch.Supervise(ctx, embedch.SuperviseOptions{Options: embedch.Options{
+		LibPath: lib, DataDir: filepath.Join(dataDir, "clickhouse"),
+		TCPPort: o.chTCP, HTTPPort: o.chHTTP, Logger: log}})
 	if err != nil {
 		return fmt.Errorf("embedded clickhouse: %w", err)
 	}
@@ -110,10 +118,21 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	cfg.HTTP.Listen = o.httpListen
 	cfg.Consistency.Interval = o.detectInterval
 	cfg.Collector.Topics.RefreshInterval = 2 * time.Second
+	if cfg.Collector.InstanceID, err = devInstanceID(dataDir); err != nil {
+		return err
+	}
 	if err := devAudit(&cfg, dataDir); err != nil {
 		return err
 	}
+	tokens, err := devTokens(&cfg, dataDir)
+	if err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dataDir, "weft.yaml")
+	devReplay(&cfg, demo.DefaultConfig().Topics)
+	if err := devTracing(&cfg, dataDir, os.Getenv("WEFT_DEV_OTLP_ENDPOINT")); err != nil {
+		return err
+	}
 	if err := writeDevConfig(cfgPath, cfg); err != nil {
 		return err
 	}
@@ -137,6 +156,25 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A ClickHouse that keeps dying stops everything, with its reason.
+	chGaveUp := make(chan error, 1)
+	go func() {
+		select {
+		case <-ch.Done():
+			chGaveUp <- ch.Err()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		select {
+		case gaveUp := <-chGaveUp:
+			if gaveUp != nil {
+				retErr = gaveUp
+			}
+		default:
+		}
+	}()
 	started := make(chan struct{})
 	runErr := make(chan error, 1)
 	go func() { runErr <- runWeft(ctx, cfg, log, started) }()
@@ -152,7 +190,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 
 	select {
 	case m := <-histDone:
-		printDevBanner(out, cfgPath, cfg, ch, kf, m)
+		printDevBanner(out, cfgPath, cfg, devAddrs{kafka: kf.ListenAddrs()[0], clickhouse: ch.Addr(), clickhouseHTTP: ch.HTTPAddr(), clickhouseLog: ch.ServerLog()}, m, tokens)
 	case err := <-demoErr:
 		cancel()
 		<-runErr
@@ -238,7 +276,49 @@ func devAudit(cfg *Config, dataDir string) error {
 	cfg.Audit.Enabled, cfg.Audit.ClusterID = true, "dev"
 	cfg.Audit.SigningKeyFile, cfg.Audit.SourceKeyFile = signing, source
 	cfg.Audit.Checkpoint.Dir = filepath.Join(dir, "checkpoints")
+	// Sooner than the default minute, so an order the banner suggests
+	// exporting is covered by a checkpoint by the time one tries.
+	cfg.Audit.Checkpoint.Every = 10 * time.Second
+	// Verified by weft itself every minute (weft_audit_verify_* metrics).
+	cfg.Audit.Verify.Every, cfg.Audit.Verify.Window = time.Minute, 10*time.Minute
 	return cfg.Audit.Validate()
+}
+
+// devReplay turns replay on for `weft dev`, allowed to produce to the
+// demo's topics but its dead-letter topic, so the banner's redrive works.
+func devReplay(cfg *Config, topics demo.TopicNames) {
+	cfg.Replay.Enabled = true
+	cfg.Replay.Allow = nil
+	for _, t := range topics.All() {
+		if t != topics.Name(demo.TopicPaymentsDLQ) {
+			cfg.Replay.Allow = append(cfg.Replay.Allow, regexp.QuoteMeta(t))
+		}
+	}
+}
+
+// devTracing turns tracing on for `weft dev`: every order's spans go into
+// otel_traces (the Grafana ClickHouse data source's trace view), and to an
+// OTLP/HTTP endpoint when one is given (WEFT_DEV_OTLP_ENDPOINT, e.g. a
+// local Jaeger's http://127.0.0.1:4318/v1/traces). The id key is generated
+// on first use and kept in the data directory (0600).
+func devTracing(cfg *Config, dataDir, endpoint string) error {
+	dir := filepath.Join(dataDir, "tracing")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tracing dir: %w", err)
+	}
+	key := filepath.Join(dir, "id.key")
+	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(key, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+			return fmt.Errorf("tracing id key: %w", err)
+		}
+	}
+	cfg.Tracing.Enabled, cfg.Tracing.ClickHouse, cfg.Tracing.IDKeyFile = true, true, key
+	cfg.Tracing.Endpoint = endpoint
+	return cfg.Tracing.Validate()
 }
 
 func writeDevConfig(path string, cfg Config) error {
@@ -247,13 +327,18 @@ func writeDevConfig(path string, cfg Config) error {
 		ClickHouse any `yaml:"clickhouse"`
 		HTTP       any `yaml:"http"`
 		Audit      any `yaml:"audit"`
+		Replay     any `yaml:"replay"`
+		Tracing    any `yaml:"tracing"`
 	}{
 		map[string]any{"brokers": cfg.Kafka.Brokers},
 		map[string]any{"addr": cfg.ClickHouse.Addr, "database": cfg.ClickHouse.Database},
-		map[string]any{"listen": cfg.HTTP.Listen},
+		map[string]any{"listen": cfg.HTTP.Listen, "auth": map[string]any{"tokens": cfg.HTTP.Auth.Tokens}},
 		map[string]any{"enabled": cfg.Audit.Enabled, "cluster_id": cfg.Audit.ClusterID,
 			"signing_key_file": cfg.Audit.SigningKeyFile, "source_key_file": cfg.Audit.SourceKeyFile,
 			"checkpoint": map[string]any{"dir": cfg.Audit.Checkpoint.Dir}},
+		map[string]any{"enabled": cfg.Replay.Enabled, "allow": cfg.Replay.Allow},
+		map[string]any{"enabled": cfg.Tracing.Enabled, "id_key_file": cfg.Tracing.IDKeyFile, "clickhouse": cfg.Tracing.ClickHouse,
+			"endpoint": cfg.Tracing.Endpoint},
 	})
 	if err != nil {
 		return err
@@ -262,7 +347,10 @@ func writeDevConfig(path string, cfg Config) error {
 	return os.WriteFile(path, append([]byte(header), b...), 0o644)
 }
 
-func printDevBanner(w io.Writer, cfgPath string, cfg Config, ch *embedch.Server, kf *kfake.Cluster, m *demo.Manifest) {
+// devAddrs are where the embedded servers listen, for the banner.
+type devAddrs struct{ kafka, clickhouse, clickhouseHTTP, clickhouseLog string }
+
+func printDevBanner(w io.Writer, cfgPath string, cfg Config, addrs devAddrs, m *demo.Manifest, tokens map[auth.Role]string) {
 	rel := cfgPath
 	if wd, err := os.Getwd(); err == nil {
 		if r, err := filepath.Rel(wd, cfgPath); err == nil && !strings.HasPrefix(r, "..") {
@@ -288,20 +376,37 @@ weft is running on embedded servers, with demo traffic (%s).
   As JSON:          %[2]s stuck -c %[3]s -o json
   One order:        %[2]s order %[4]s -c %[3]s
   Its events:       %[2]s events --order %[4]s -c %[3]s
+  Its trace:        %[2]s trace %[4]s -o otlp-json -c %[3]s    (every order's spans also in ClickHouse otel_traces%[18]s)
   Queue health:     %[2]s lag -c %[3]s
   Audit trail:      %[2]s audit verify -c %[3]s
-  Audit key:        %[2]s audit key -c %[3]s    (checkpoints signed; copies in %[9]s/audit/checkpoints)
-  HTTP API:         curl http://%[5]s/api/v1/stuck
+  Audit key:        %[2]s audit key -c %[3]s    (checkpoints signed every %[12]s; copies in %[9]s/audit/checkpoints)
+  Its evidence:     %[2]s audit export --order %[4]s --out %[13]s -c %[3]s
+  Checked offline:  %[2]s audit verify-bundle %[13]s --key "$(%[2]s audit key -c %[3]s)"
+  Failed payments:  %[2]s redrive %[16]s --dry-run -c %[3]s    (then --yes: back to their topic, docs/replay.md)
+  A time range:     %[2]s replay range --topic %[19]s --from 1h --to now --type %[20]s --dry-run -c %[3]s
+  Web console:      http://%[5]s/   (log in with a token below; operator to acknowledge findings)
+  HTTP API:         curl -H "Authorization: Bearer %[14]s" http://%[5]s/api/v1/stuck
   Metrics:          curl http://%[5]s/metrics
-
+%[15]s
   Kafka (kfake):    %[6]s
   ClickHouse:       %[7]s (native), http://%[8]s
+  ClickHouse log:   %[17]s (restarted if it dies)
   Data:             %[9]s
 
 The detector runs every %[10]s; new stuck orders appear as their SLAs pass.
 %[11]sPress Ctrl-C to stop everything.
-`, m.Summary(), self, rel, example, cfg.HTTP.Listen, kf.ListenAddrs()[0], ch.Addr(), ch.HTTPAddr(),
-		filepath.Dir(cfgPath), cfg.Consistency.Interval, consumersNote(m))
+`, m.Summary(), self, rel, example, cfg.HTTP.Listen, addrs.kafka, addrs.clickhouse, addrs.clickhouseHTTP,
+		filepath.Dir(cfgPath), cfg.Consistency.Interval, consumersNote(m), cfg.Audit.Checkpoint.Every, filepath.Join(filepath.Dir(rel), example+".zip"),
+		tokens[auth.Viewer], tokensNote(tokens, filepath.Dir(cfgPath), self), demo.DefaultConfig().Topics.Name(demo.TopicPaymentsDLQ),
+		addrs.clickhouseLog, otlpNote(cfg), demo.DefaultConfig().Topics.Name(demo.TopicPayments), demo.PaymentAuthorized)
+}
+
+// otlpNote says, for the banner, where spans are exported besides ClickHouse.
+func otlpNote(cfg Config) string {
+	if cfg.Tracing.Endpoint == "" {
+		return "; WEFT_DEV_OTLP_ENDPOINT=URL exports them over OTLP too"
+	}
+	return " and sent to " + cfg.Tracing.Endpoint
 }
 
 // consumersNote says, for the banner, how the services' consumer groups

@@ -36,6 +36,7 @@ func newEmbeddedClickHouseCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Path, "path", "", "data directory")
 	cmd.Flags().IntVar(&o.TCPPort, "tcp-port", 0, "native protocol port on 127.0.0.1")
 	cmd.Flags().IntVar(&o.HTTPPort, "http-port", 0, "HTTP port on 127.0.0.1")
+	cmd.Flags().StringVar(&o.LogLevel, "log-level", "", "ClickHouse's log level")
 	for _, f := range []string{"lib", "path", "tcp-port", "http-port"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
@@ -45,8 +46,8 @@ func newEmbeddedClickHouseCmd() *cobra.Command {
 // newClickHouseServerCmd runs the embedded ClickHouse in the foreground.
 func newClickHouseServerCmd() *cobra.Command {
 	var (
-		dataDir, lib, cacheDir, registry string
-		tcpPort, httpPort                int
+		dataDir, lib, cacheDir, registry, logLevel string
+		tcpPort, httpPort                          int
 	)
 	cmd := &cobra.Command{
 		Use:   "clickhouse-server",
@@ -55,7 +56,11 @@ func newClickHouseServerCmd() *cobra.Command {
 only and without authentication. On first use the engine library (about 170 MB
 to download, 570 MB on disk) is fetched from the npm registry into the cache
 directory and checked against a pinned sha256. Data is kept in --data-dir from
-one run to the next. Stop it with Ctrl-C or SIGTERM.`,
+one run to the next, with ClickHouse's own log (clickhouse-server.log and
+clickhouse-server.err.log). If the server dies it is restarted on the same data
+and ports, with one line saying how it died; after 5 deaths in a row within a
+minute of starting, this command gives up and exits 1. Stop it with Ctrl-C or
+SIGTERM.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,19 +80,19 @@ one run to the next. Stop it with Ctrl-C or SIGTERM.`,
 					return err
 				}
 			}
-			srv, err := embedch.Start(ctx, embedch.Options{
-				LibPath: lib, DataDir: dataDir, TCPPort: tcpPort, HTTPPort: httpPort, Logger: log.Logger,
-			})
+			srv, err := embedch.Supervise(ctx, embedch.SuperviseOptions{Options: embedch.Options{
+				LibPath: lib, DataDir: dataDir, TCPPort: tcpPort, HTTPPort: httpPort, Logger: log.Logger, LogLevel: logLevel,
+			}})
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "ClickHouse is listening: native %s, http://%s\n", srv.Addr(), srv.HTTPAddr())
-			fmt.Fprintf(out, "data: %s\nlog:  %s\nPress Ctrl-C to stop.\n", srv.DataDir(), srv.LogFile())
+			fmt.Fprintf(out, "data: %s\nlog:  %s\nPress Ctrl-C to stop.\n", srv.DataDir(), srv.ServerLog())
 			select {
 			case <-ctx.Done():
-			case <-srv.Done():
-				return srv.Wait()
+			case <-srv.Done(): // it kept dying: restarted, then given up on
+				return srv.Err()
 			}
 			fmt.Fprintln(out, "stopping ClickHouse")
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -99,6 +104,7 @@ one run to the next. Stop it with Ctrl-C or SIGTERM.`,
 	f.StringVar(&dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/weft/clickhouse or ~/.local/share/weft/clickhouse)")
 	f.IntVar(&tcpPort, "tcp-port", 9000, "native protocol port on 127.0.0.1 (0 picks a free one)")
 	f.IntVar(&httpPort, "http-port", 8123, "HTTP port on 127.0.0.1 (0 picks a free one)")
+	f.StringVar(&logLevel, "log-level", embedch.DefaultLogLevel, "level of ClickHouse's log, clickhouse-server.log in the data directory (warning, information, debug, trace)")
 	f.StringVar(&lib, "lib", "", "use this libchdb.so instead of fetching the pinned one")
 	f.StringVar(&cacheDir, "cache-dir", "", "where the engine library is cached (default $"+embedch.EnvCacheDir+", else the user cache directory/weft)")
 	f.StringVar(&registry, "registry", "", "npm registry URL (default $"+embedch.EnvRegistryURL+", else "+embedch.DefaultRegistryURL+")")

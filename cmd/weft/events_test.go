@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/collector"
+	"github.com/weft-sh/weft/internal/auth"
 	"github.com/weft-sh/weft/internal/event"
 	"github.com/weft-sh/weft/internal/testenv"
 )
@@ -118,10 +119,11 @@ func TestEventsAPI(t *testing.T) {
 		evs = append(evs, e)
 	}
 	require.NoError(t, store.InsertEvents(ctx, evs, time.Now().UTC(), "api-1"))
-	h := newAPI(nil, store, nil, prometheus.NewRegistry(), zerolog.Nop(), false)
+	authn, tokens := testAuth(t, "test", nil, nil, nil)
+	h := newAPI(nil, store, nil, nil, authn, prometheus.NewRegistry(), zerolog.Nop(), false, nil, nil, nil)
 	get := func(query string) (int, EventsReport, string) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/events?"+query, nil))
+		h.ServeHTTP(rec, withToken(httptest.NewRequest(http.MethodGet, "/api/v1/events?"+query, nil), tokens[auth.Viewer]))
 		var (
 			rep  EventsReport
 			fail struct{ Error string }

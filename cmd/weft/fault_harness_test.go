@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/weft-sh/weft/collector"
 	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/testenv"
 )
 
 // The fault tests run weft as a separate process (this test binary, see
@@ -168,6 +171,25 @@ func (p *weftProc) stop(t *testing.T) {
 	}
 }
 
+// consumed is how many records a stopped weft consumed, from its last
+// log line ("weft stopped").
+func (p *weftProc) consumed(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	require.NoError(t, err)
+	for _, line := range slices.Backward(strings.Split(string(b), "\n")) {
+		var l struct {
+			Message  string `json:"message"`
+			Consumed int64  `json:"consumed"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "weft stopped" {
+			return l.Consumed
+		}
+	}
+	t.Fatalf("no \"weft stopped\" line; log:\n%s", p.tail())
+	return 0
+}
+
 func (p *weftProc) tail() string {
 	b, _ := os.ReadFile(p.log)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -260,4 +282,26 @@ func requireExact(t *testing.T, chCfg chstore.Config, topic string, l *ledger) {
 	require.Zero(t, missing, "records produced but not stored")
 	require.Zero(t, wrong, "records stored with other content")
 	require.Zero(t, extra, "records stored that were never produced")
+}
+
+// faultRig is what every fault test starts from: the real servers, a
+// topic of its own, an audit trail, and the environment of a weft tapping
+// that topic in group g_<name>.
+type faultRig struct {
+	brokers     []string
+	ch          chstore.Config
+	name, topic string
+	audit       *faultAudit
+	env         []string
+}
+
+// newFaultRig creates the topic prefix_<name> with its partitions; extra
+// environment entries follow weftEnv's.
+func newFaultRig(t *testing.T, prefix string, partitions int32, extra ...string) faultRig {
+	t.Helper()
+	r := faultRig{brokers: testenv.Kafka(t), ch: testenv.ClickHouse(t), name: testenv.Name(t), audit: newFaultAudit(t)}
+	r.topic = "orders." + prefix + "_" + r.name
+	testenv.CreateTopic(t, r.brokers, r.topic, partitions, nil)
+	r.env = append(weftEnv(r.brokers, r.ch, "g_"+r.name, r.topic, r.audit), extra...)
+	return r
 }

@@ -14,30 +14,31 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/embedch"
 	"github.com/weft-sh/weft/internal/testenv"
 )
 
-func weftEnv(brokers []string, ch chstore.Config, group, topic string) []string {
-	return []string{
+// weftEnv is the configuration of a fault test's weft processes: its
+// brokers, database, group and topic, and its audit trail.
+func weftEnv(brokers []string, ch chstore.Config, group, topic string, a *faultAudit) []string {
+	return append([]string{
 		"WEFT_KAFKA_BROKERS=" + strings.Join(brokers, ","),
 		"WEFT_CLICKHOUSE_ADDR=" + strings.Join(ch.Addr, ","),
 		"WEFT_CLICKHOUSE_DATABASE=" + ch.Database,
 		"WEFT_COLLECTOR_GROUP=" + group,
 		"WEFT_COLLECTOR_TOPICS_INCLUDE=" + regexp.QuoteMeta(topic),
-	}
+	}, a.env...)
 }
 
-// TestFaultKill9: kill -9 the tap several times mid-stream.
+// TestFaultKill9: kill -9 the tap several times mid-stream. Every record
+// is stored once and logged once.
 func TestFaultKill9(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	ch := testenv.ClickHouse(t)
-	name := testenv.Name(t)
-	topic := "orders.kill_" + name
-	testenv.CreateTopic(t, brokers, topic, 4, nil)
-	env := weftEnv(brokers, ch, "g_"+name, topic)
+	r := newFaultRig(t, "kill", 4)
+	brokers, ch, topic, a, env := r.brokers, r.ch, r.topic, r.audit, r.env
 
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 2000, stop)
@@ -52,6 +53,7 @@ func TestFaultKill9(t *testing.T) {
 	close(stop)
 	l.waitProduced(t)
 	requireExact(t, ch, topic, l)
+	requireAuditWhole(t, ch, topic, a)
 }
 
 // TestFaultClickHouseOutage: ClickHouse stops for 30 s under load. The tap
@@ -80,7 +82,8 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	testenv.CreateTopic(t, brokers, topic, 4, nil)
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1000, stop)
-	p := startWeft(t, append(weftEnv(brokers, ch, "g_"+name, topic), "WEFT_CLICKHOUSE_DIAL_TIMEOUT=2s"))
+	a := newFaultAudit(t)
+	p := startWeft(t, append(weftEnv(brokers, ch, "g_"+name, topic, a), "WEFT_CLICKHOUSE_DIAL_TIMEOUT=2s"))
 	time.Sleep(3 * time.Second)
 
 	require.NoError(t, srv.Shutdown(context.Background()))
@@ -96,6 +99,7 @@ func TestFaultClickHouseOutage(t *testing.T) {
 	close(stop)
 	l.waitProduced(t)
 	requireExact(t, ch, topic, l)
+	requireAuditWhole(t, ch, topic, a)
 
 	assert.Contains(t, sawNotReady, "clickhouse", "/readyz says why during the outage")
 	code, _ := p.readyz()
@@ -128,7 +132,8 @@ func TestFaultBrokerRestart(t *testing.T) {
 	testenv.CreateTopic(t, brokers, topic, 4, nil)
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1000, stop)
-	startWeft(t, weftEnv(brokers, ch, "g_"+name, topic))
+	a := newFaultAudit(t)
+	startWeft(t, weftEnv(brokers, ch, "g_"+name, topic, a))
 	time.Sleep(3 * time.Second)
 	broker("stop")
 	time.Sleep(3 * time.Second)
@@ -137,17 +142,14 @@ func TestFaultBrokerRestart(t *testing.T) {
 	close(stop)
 	l.waitProduced(t)
 	requireExact(t, ch, topic, l)
+	requireAuditWhole(t, ch, topic, a)
 }
 
 // TestFaultRebalance: a second replica joins and leaves the group several
 // times while traffic flows; partitions move between them.
 func TestFaultRebalance(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	ch := testenv.ClickHouse(t)
-	name := testenv.Name(t)
-	topic := "orders.rebalance_" + name
-	testenv.CreateTopic(t, brokers, topic, 6, nil)
-	env := weftEnv(brokers, ch, "g_"+name, topic)
+	r := newFaultRig(t, "rebalance", 6)
+	brokers, ch, topic, a, env := r.brokers, r.ch, r.topic, r.audit, r.env
 	stop := make(chan struct{})
 	l := stream(t, brokers, topic, 1500, stop)
 	startWeft(t, env)
@@ -161,6 +163,43 @@ func TestFaultRebalance(t *testing.T) {
 	close(stop)
 	l.waitProduced(t)
 	requireExact(t, ch, topic, l)
+	requireAuditWhole(t, ch, topic, a)
+}
+
+// TestFaultRedelivery: mid-stream the tap stops and its group's offsets
+// are reset to the start (an operator's reset, or another group reading
+// into the same database): every record is read again. The redelivered
+// records get no second leaf, and those produced meanwhile are logged
+// once.
+func TestFaultRedelivery(t *testing.T) {
+	r := newFaultRig(t, "redelivery", 4)
+	brokers, ch, topic, a, env := r.brokers, r.ch, r.topic, r.audit, r.env
+	group := "g_" + r.name
+	stop := make(chan struct{})
+	l := stream(t, brokers, topic, 1500, stop)
+	p := startWeft(t, env)
+	time.Sleep(3 * time.Second)
+	p.stop(t)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	require.NoError(t, err)
+	defer cl.Close()
+	reset := kadm.Offsets{}
+	for part := int32(0); part < 4; part++ {
+		reset.Add(kadm.Offset{Topic: topic, Partition: part, At: 0, LeaderEpoch: -1})
+	}
+	resp, err := kadm.NewClient(cl).CommitOffsets(context.Background(), group, reset)
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+
+	p = startWeft(t, env)
+	time.Sleep(4 * time.Second)
+	close(stop)
+	l.waitProduced(t)
+	requireExact(t, ch, topic, l)
+	p.stop(t)
+	assert.Equal(t, int64(l.len()), p.consumed(t), "the second run read every record again")
+	requireAuditWhole(t, ch, topic, a)
 }
 
 func freePort(t *testing.T) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/consistency"
+	"github.com/weft-sh/weft/internal/chstore"
 )
 
 // FindingsReport is the answer of `weft findings` and GET /api/v1/findings.
@@ -81,21 +84,43 @@ func printFindings(w io.Writer, fs []consistency.Finding) {
 }
 
 func newAckCmd(g *globalFlags) *cobra.Command {
-	var by, reason string
+	var reason string
 	cmd := &cobra.Command{
 		Use:   "ack FINDING_ID",
 		Short: "Acknowledge a finding: who, when and why",
 		Long: `ack records that a person has seen a finding and why it may stay open. It
 stays acknowledged while the problem lasts and resolves itself when the
-order is fixed.`,
+order is fixed.
+
+This command writes to ClickHouse directly, so it has no login of weft's
+to go by: the acknowledgement is recorded as by $WEFT_USER, else your OS
+login name, and the operator-actions log (docs/audit.md) records it with
+the origin "cli <login>@<host>" — the OS user and host it ran as. There is
+no --by: through the API (POST /api/v1/findings/{id}/ack) the
+acknowledgement is recorded under the caller's token or OIDC identity.`,
 		Example: `  weft ack 3f9c0a1b2c3d4e5f6a7b --reason "payments outage, replay scheduled"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(reason) == "" {
 				return usageError{fmt.Errorf("--reason is required: say why")}
 			}
-			return g.withEngine(cmd.Context(), func(e *consistency.Engine) error {
-				f, err := e.Acknowledge(cmd.Context(), args[0], by, reason)
+			ctx := cmd.Context()
+			return g.withStore(ctx, func(cfg Config, store *chstore.Store) error {
+				actions, err := actionLog(cfg, store)
+				if err != nil {
+					return err
+				}
+				engine, err := newEngine(cfg, store)
+				if err != nil {
+					return err
+				}
+				by, origin := cliActor()
+				f, err := engine.Acknowledge(ctx, args[0], by, reason)
+				outcome, detail := outcomeOf(err, reason)
+				if lerr := logAction(ctx, actions, auditor.Action{Actor: by, Origin: origin, Verb: "ack", Resource: "finding/" + args[0],
+					Outcome: outcome, Detail: detail}, f.OrderID); lerr != nil {
+					return errors.Join(err, lerr)
+				}
 				if err != nil {
 					return err
 				}
@@ -105,7 +130,6 @@ order is fixed.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", currentUser(), "who acknowledges (default: $WEFT_USER, else the login name)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required)")
 	return cmd
 }
@@ -114,6 +138,11 @@ func currentUser() string {
 	if u := os.Getenv("WEFT_USER"); u != "" {
 		return u
 	}
+	return osUser()
+}
+
+// osUser is the login name of the process's user, or "".
+func osUser() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}

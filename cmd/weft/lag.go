@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weft-sh/weft/queuehealth"
+
+	"github.com/weft-sh/weft/internal/humanize"
 )
 
 // LagView is the answer of `weft lag`: a queue-health sample and where it
@@ -165,7 +167,7 @@ func printLag(w io.Writer, v LagView) {
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\n", g.Group, g.State, g.Topic, g.LagMessages,
-				seconds(g.LagSeconds), seconds(g.CommitAgeSeconds), lagging, len(g.Partitions))
+				humanize.Seconds(g.LagSeconds), humanize.Seconds(g.CommitAgeSeconds), lagging, len(g.Partitions))
 		}
 	}
 	_ = tw.Flush()
@@ -177,7 +179,7 @@ func printLag(w io.Writer, v LagView) {
 	for _, t := range v.Topics {
 		dlq, oldest := "", "-"
 		if t.DLQ {
-			dlq, oldest = "yes", seconds(t.OldestAgeSeconds)
+			dlq, oldest = "yes", humanize.Seconds(t.OldestAgeSeconds)
 		}
 		rate := "-"
 		if t.ProduceRate >= 0 {
@@ -186,12 +188,4 @@ func printLag(w io.Writer, v LagView) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.Topic, dlq, t.DepthMessages, rate, oldest)
 	}
 	_ = tw.Flush()
-}
-
-// seconds renders a duration in seconds for a person; negative is unknown.
-func seconds(s float64) string {
-	if s < 0 {
-		return "-"
-	}
-	return human(time.Duration(s * float64(time.Second)))
 }

@@ -46,6 +46,8 @@ type globalFlags struct {
 	clickhouse []string
 	database   string
 	output     string
+	// otlpJSON lets --output be otlp-json (weft trace alone).
+	otlpJSON bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -69,12 +71,18 @@ chain in ClickHouse, and finds the orders that are stuck and why.`,
 		newRunCmd(g),
 		newStuckCmd(g),
 		newOrderCmd(g),
+		newTraceCmd(g),
 		newFindingsCmd(g),
 		newEventsCmd(g),
 		newAckCmd(g),
 		newLagCmd(g),
+		newServicesCmd(g),
 		newAuditCmd(g),
+		newReplayCmd(g),
+		newRedriveCmd(g),
+		newAuthCmd(g),
 		newDashboardsCmd(g),
+		newAlertsCmd(g),
 		newDevCmd(g),
 		newDemoCmd(),
 		newEmbeddedClickHouseCmd(),
@@ -98,6 +106,9 @@ func (g *globalFlags) load() (Config, error) {
 	}
 	if g.database != "" {
 		c.ClickHouse.Database = g.database
+	}
+	if g.output == "otlp-json" && g.otlpJSON {
+		return c, c.Validate()
 	}
 	if g.output != "text" && g.output != "json" {
 		return Config{}, usageError{fmt.Errorf("--output %q: want text or json", g.output)}

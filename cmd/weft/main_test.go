@@ -93,3 +93,27 @@ func TestUnreachableKafkaIsOneLine(t *testing.T) {
 	assert.True(t, strings.HasPrefix(last, "weft: kafka unreachable: brokers 127.0.0.1:1 did not answer"), last)
 	assert.NotContains(t, stderr, "goroutine")
 }
+
+// TestUnreachableIssuerIsOneLine: an OIDC issuer that does not answer
+// stops `weft run` at start, before any component starts, with one line
+// naming the key.
+func TestUnreachableIssuerIsOneLine(t *testing.T) {
+	ch := testenv.ClickHouse(t)
+	code, stderr := runMain(t, []string{"WEFT_HTTP_LISTEN=127.0.0.1:0", "WEFT_HTTP_AUTH_OIDC_ISSUER=http://127.0.0.1:1", "WEFT_HTTP_AUTH_OIDC_AUDIENCE=weft"},
+		"run", "--brokers", "127.0.0.1:1", "--clickhouse", ch.Addr[0], "--database", ch.Database)
+	assert.Equal(t, 1, code, stderr)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	assert.True(t, strings.HasPrefix(lines[len(lines)-1], "weft: http.auth.oidc.issuer http://127.0.0.1:1: discovery failed: "), stderr)
+	assert.NotContains(t, stderr, "kafka", "no component started")
+}
+
+// TestBadAuthConfigNamesTheKey: a token with an unknown role, or a hash
+// that is not one, is a config error naming its key.
+func TestBadAuthConfigNamesTheKey(t *testing.T) {
+	path := writeFile(t, "http:\n  auth:\n    tokens:\n      - name: alice\n        roles: [admin]\n        hash: weft_plaintext\n")
+	code, stderr := runMain(t, nil, "run", "--config", path)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `http.auth.tokens[0].roles[0]: unknown role "admin": want viewer, operator, auditor`)
+	assert.Contains(t, stderr, "http.auth.tokens[0].hash: want sha256:<64 hex digits>")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "one line: %q", stderr)
+}

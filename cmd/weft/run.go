@@ -19,7 +19,9 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/component"
 	"github.com/weft-sh/weft/internal/httpserver"
+	"github.com/weft-sh/weft/notify"
 	"github.com/weft-sh/weft/queuehealth"
+	"github.com/weft-sh/weft/tracing"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -28,7 +30,11 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the tap, the stuck-order detector and the HTTP API",
 		Long: `run consumes every commerce topic of the configured Kafka cluster into
 ClickHouse (it never produces to that cluster), runs the detector on an
-interval, and serves /metrics, /healthz, /readyz and the JSON API.`,
+interval, and serves /metrics, /healthz, /readyz and the JSON API.
+
+Every /api/ route needs a bearer token or an OIDC JWT with a role
+(http.auth; make a token with ` + "`weft auth token`" + `), and http.tls serves
+HTTPS: docs/security.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -83,7 +89,11 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err != nil {
 		return err
 	}
-	col, err := collector.New(cfg.Collector.Config, cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg, Audit: audit})
+	var actions *collector.ActionLog
+	if audit != nil {
+		actions = collector.NewActionLog(*audit, store)
+	}
+	col, err := collector.New(tapConfig(cfg.Collector.Config, os.Getenv), cfg.Kafka, store, collector.Settings{Logger: log, Registerer: reg, Audit: audit})
 	if err != nil {
 		return err
 	}
@@ -91,22 +101,84 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if err != nil {
 		return err
 	}
-	engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
+	engine, err := newEngine(cfg, store)
+	if err != nil {
+		return err
+	}
+	notifier, err := notify.New(cfg.Alerts, notify.Settings{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	var tr *tracing.Tracer
+	if cfg.Tracing.Enabled {
+		tr, err = tracing.New(cfg.Tracing, store, engine, tracing.Settings{Logger: log, Registerer: reg, Group: cfg.Collector.Group,
+			Settle: cfg.Consistency.Settle, StoringSince: col.StoringSince})
+		if err != nil {
+			return err
+		}
+	}
+	var hear []func([]consistency.Finding)
+	if notifier.Enabled() {
+		hear = append(hear, notifier.Notify)
+	}
+	if tr != nil && tr.WantsFindings() {
+		hear = append(hear, tr.OnFinding)
+	}
+	var onFinding func([]consistency.Finding)
+	if len(hear) > 0 {
+		onFinding = func(fs []consistency.Finding) {
+			for _, h := range hear {
+				h(fs)
+			}
+		}
+	}
 	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle,
-		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval, StoringSince: col.StoringSince})
+		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval, StoringSince: col.StoringSince, OnFinding: onFinding})
 
 	parts := []component.Named{
 		{Name: "collector", Component: col},
 		{Name: "queue health", Component: lag},
 		{Name: "detector", Component: det},
 	}
+	if notifier.Enabled() {
+		parts = append(parts, component.Named{Name: "notify", Component: notifier})
+	}
+	if audit != nil && cfg.Audit.Verify.Every > 0 {
+		parts = append(parts, component.Named{Name: "audit verify", Component: auditWatch(cfg, audit, store, actions, reg, log)})
+	}
+	if tr != nil {
+		parts = append(parts, component.Named{Name: "tracing", Component: tr})
+	}
+	// weft_replay_jobs, counted from the shared table whether or not this
+	// process runs jobs: one started by weft replay that failed alerts too.
+	parts = append(parts, component.Named{Name: "replay metrics", Component: newReplayJobStates(store, reg, log)})
+	var srv *httpserver.Server
 	if cfg.HTTP.Listen != "" {
-		parts = append(parts, component.Named{Name: "http", Component: httpserver.New(cfg.HTTP.Listen, newAPI(engine, store, col, reg, log, cfg.HTTP.Pprof))})
+		authn, err := startAuth(ctx, cfg.HTTP.Auth, actions, reg, log)
+		if err != nil {
+			return err
+		}
+		traceID := orderTraceIDs(cfg)
+		cons, err := newConsole(engine, store, actions, authn, log, traceID)
+		if err != nil {
+			return err
+		}
+		jobs := newReplayJobs(cfg, store, actions, log)
+		jobs.register(reg)
+		parts = append(parts, component.Named{Name: "replay jobs", Component: jobs})
+		api := newAPI(engine, store, col, actions, authn, reg, log, cfg.HTTP.Pprof, cons, jobs, traceID)
+		srv = httpserver.New(cfg.HTTP.Listen, api, httpserver.Settings{TLS: cfg.HTTP.TLS, Logger: log.With().Str("component", "http").Logger()})
+		parts = append(parts, component.Named{Name: "http", Component: srv})
 	}
 	err = component.Runner{
 		Components: parts,
 		OnStarted: func() {
-			log.Info().Str("http", cfg.HTTP.Listen).Strs("brokers", cfg.Kafka.Brokers).Strs("clickhouse", cfg.ClickHouse.Addr).
+			ev := log.Info().Str("http", cfg.HTTP.Listen).Bool("https", cfg.HTTP.TLS.Enabled())
+			if srv != nil {
+				// The address bound, also when http.listen asked for port 0.
+				ev = ev.Str("console", srv.URL()+"/")
+			}
+			ev.Strs("brokers", cfg.Kafka.Brokers).Strs("clickhouse", cfg.ClickHouse.Addr).
 				Str("database", cfg.ClickHouse.Database).Msg("weft running")
 			if started != nil {
 				close(started)

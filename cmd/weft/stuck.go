@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
+
+	"github.com/weft-sh/weft/internal/humanize"
 )
 
 // StuckReport is the answer of `weft stuck` and GET /api/v1/stuck.
@@ -36,6 +40,9 @@ func stuckReport(ctx context.Context, e *consistency.Engine, f consistency.Filte
 	if res.Orders == nil {
 		res.Orders = []consistency.StuckOrder{}
 	}
+	if res.Reasons == nil {
+		res.Reasons = map[string]int{}
+	}
 	return StuckReport{Clock: clock, StuckResult: res}, nil
 }
 
@@ -45,14 +52,25 @@ func newStuckCmd(g *globalFlags) *cobra.Command {
 		Use:   "stuck",
 		Short: "List orders stuck past their step's SLA",
 		Long: `stuck lists every order that made no progress within its current step's SLA:
-order id, workflow, current step, time in step, last event, and the service
-that owes the next event, longest in its step first. Time is measured against
-the event-time watermark. While weft run's detector is running the list is its
-open stuck findings (fast on any number of orders); otherwise, or with --live,
-every order is evaluated now.`,
-		Example: "  weft stuck\n  weft stuck --workflow bopis --older-than 30m\n  weft stuck -o json",
+order id, workflow, current step, time in step, last event, the service
+that owes the next event, and why the order is stuck, longest in its step
+first. Time is measured against the event-time watermark. While weft run's
+detector is running the list is its open stuck findings (fast on any number of
+orders); otherwise, or with --live, every order is evaluated now.
+
+Why an order is stuck (REASON), from the owner's consumer groups as queue
+health last sampled them (docs/consistency.md, "Why is it stuck?"):
+  not-delivered  the owner's group has not read the record that should trigger it
+  no-answer      the group read it (or the owner emitted it itself) and nothing followed
+  dead-lettered  a record of the order sits in a dead-letter topic
+  no-consumer    no group of the owner reads the trigger's topic
+  unknown        the evidence is missing (no queue-health sample, no owner, …)`,
+		Example: "  weft stuck\n  weft stuck --reason not-delivered\n  weft stuck --workflow bopis --older-than 30m\n  weft stuck -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkReason(f.Reason); err != nil {
+				return usageError{fmt.Errorf("--reason: %w", err)}
+			}
 			return g.withEngine(cmd.Context(), func(e *consistency.Engine) error {
 				rep, err := stuckReport(cmd.Context(), e, f)
 				if err != nil {
@@ -66,6 +84,7 @@ every order is evaluated now.`,
 	fl.StringVar(&f.Workflow, "workflow", "", "only this workflow")
 	fl.StringVar(&f.Step, "step", "", "only orders in this step")
 	fl.StringVar(&f.Service, "service", "", "only orders waiting on this service")
+	fl.StringVar(&f.Reason, "reason", "", "only orders stuck for this reason: "+strings.Join(consistency.Reasons, ", "))
 	fl.DurationVar(&f.OlderThan, "older-than", 0, "only orders at least this long in their step")
 	fl.IntVar(&f.Limit, "limit", defaultStuckLimit, "show at most this many orders (0: all)")
 	fl.BoolVar(&f.Live, "live", false, "evaluate every order now instead of reading the detector's findings")
@@ -86,33 +105,59 @@ func printStuck(w io.Writer, rep StuckReport) {
 		return
 	}
 	if rep.Total > len(rep.Orders) {
-		fmt.Fprintf(w, "%d stuck orders, the %d longest stuck shown (--limit) (watermark %s)\n\n", rep.Total, len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+		fmt.Fprintf(w, "%d stuck orders, the %d longest stuck shown (--limit) (watermark %s)\n", rep.Total, len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
 	} else {
-		fmt.Fprintf(w, "%d stuck orders (watermark %s)\n\n", len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
+		fmt.Fprintf(w, "%d stuck orders (watermark %s)\n", len(rep.Orders), rep.Clock.Now.Format(time.RFC3339))
 	}
+	if r := reasonCounts(rep.Reasons); r != "" {
+		fmt.Fprintf(w, "Why: %s\n", r)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tWORKFLOW\tSTEP\tIN STEP\tSLA\tLAST EVENT\tAT\tWAITING ON")
+	fmt.Fprintln(tw, "ORDER\tWORKFLOW\tSTEP\tIN STEP\tSLA\tLAST EVENT\tAT\tWAITING ON\tREASON\tWHY")
 	for _, s := range rep.Orders {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\n", s.OrderID, s.Workflow, s.Step,
-			human(s.InStep), human(s.SLA), s.LastEventType, s.LastEventTime.Format("2006-01-02 15:04:05"),
-			s.Owner, strings.Join(s.Expects, "|"))
+		reason, why := s.Reason, ""
+		if reason == "" {
+			reason = "-"
+		}
+		if s.Why != nil {
+			why = s.Why.Text
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\t%s\n", s.OrderID, s.Workflow, s.Step,
+			humanize.Duration(s.InStep), humanize.Duration(s.SLA), s.LastEventType, s.LastEventTime.Format("2006-01-02 15:04:05"),
+			s.Owner, strings.Join(s.Expects, "|"), reason, why)
 	}
 	_ = tw.Flush()
 }
 
-// human renders a duration the way a person reads it: 2h05m, 7m30s, 45s.
-func human(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
-		return d.String()
+// checkReason accepts "" (any reason) and the reasons weft gives.
+func checkReason(r string) error {
+	if r != "" && !slices.Contains(consistency.Reasons, r) {
+		return fmt.Errorf("%q is not one of %s", r, strings.Join(consistency.Reasons, ", "))
 	}
+	return nil
+}
+
+// reasonCounts says how many orders are stuck for each reason, most first:
+// "7 not-delivered, 4 no-answer, 1 dead-lettered".
+func reasonCounts(by map[string]int) string {
+	type rc struct {
+		reason string
+		n      int
+	}
+	var rs []rc
+	for r, n := range by {
+		if r == "" {
+			r = "not yet explained"
+		}
+		rs = append(rs, rc{r, n})
+	}
+	slices.SortFunc(rs, func(a, b rc) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.reason, b.reason)) })
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%d %s", r.n, r.reason)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func writeIndentedJSON(w io.Writer, v any) error {
@@ -124,6 +169,30 @@ func writeIndentedJSON(w io.Writer, v any) error {
 // withEngine loads the config, opens ClickHouse and runs fn with a
 // consistency engine over the configured workflows.
 func (g *globalFlags) withEngine(ctx context.Context, fn func(*consistency.Engine) error) error {
+	return g.withStore(ctx, func(cfg Config, store *chstore.Store) error {
+		e, err := newEngine(cfg, store)
+		if err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// newEngine is the consistency engine of cfg: its workflows, and what it
+// needs to say why stuck orders are stuck — the services' consumer groups
+// (consistency.services), the dead-letter topics (collector.lag.dlq_pattern),
+// weft's own group (collector.group, nobody's service), and how old a
+// queue-health sample may be (three sampling intervals and a minute).
+func newEngine(cfg Config, store *chstore.Store) (*consistency.Engine, error) {
+	e := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())
+	err := e.SetDiagnosis(consistency.Diagnosis{Services: cfg.Consistency.Services, DLQPattern: cfg.Collector.Lag.DLQPattern,
+		IgnoreGroups: []string{cfg.Collector.Group}, SampleMaxAge: 3*cfg.Collector.Lag.Interval + time.Minute})
+	return e, err
+}
+
+// withStore loads the configuration, opens (and migrates) the store, and
+// runs fn with both.
+func (g *globalFlags) withStore(ctx context.Context, fn func(Config, *chstore.Store) error) error {
 	cfg, err := g.load()
 	if err != nil {
 		return err
@@ -133,7 +202,7 @@ func (g *globalFlags) withEngine(ctx context.Context, fn func(*consistency.Engin
 		return err
 	}
 	defer store.Close()
-	return fn(consistency.NewEngine(store, cfg.Consistency.AllWorkflows()))
+	return fn(cfg, store)
 }
 
 // emit writes v as indented JSON with -o json, else as text.

@@ -18,6 +18,18 @@ const (
 	// TargetAuditOnOff is issue 13's: the tap with the audit trail on at
 	// least 0.9 × the same tap with it off, in one run.
 	TargetAuditOnOff = 0.9
+	// TargetVerifyVsSelect and TargetVerifyRSS are issue 13's for `weft
+	// audit verify`: at least half the rate of a bare SELECT of the
+	// columns it reads, in at most 300 MB whatever the table size.
+	TargetVerifyVsSelect = 0.5
+	TargetVerifyRSS      = 300_000_000
+	// TargetReplayVsProducer is issue 14's: weft replay without a rate
+	// cap at least 0.8 × a bare franz-go producer writing the same records.
+	TargetReplayVsProducer = 0.8
+	// TargetTracingOnOff is issue 15's: the tap with tracing on (the
+	// Tracer storing spans in ClickHouse) at least 0.9 × the same tap with
+	// it off, in one run.
+	TargetTracingOnOff = 0.9
 )
 
 // Report is what Suite measured.
@@ -36,12 +48,19 @@ type Report struct {
 	Tap, Full []WeftResult
 	// Audit are the tap-only runs with the audit trail on.
 	Audit []WeftResult
+	// Tracing are the tap-only runs with tracing on.
+	Tracing []WeftResult
+	// Replay is the replay phase, when it ran.
+	Replay *ReplayResult
 }
 
 func (r Run) String() string {
 	return fmt.Sprintf("%d events in %s (%.0f events/s, first after %s)", r.Events,
 		r.Elapsed.Round(time.Millisecond), r.Rate(), r.FirstRow.Round(time.Millisecond))
 }
+
+// Median is the run of median time of ws.
+func Median(ws []WeftResult) Run { return median(runsOf(ws)) }
 
 // medianWeft is the run of median time.
 func medianWeft(ws []WeftResult) WeftResult {
@@ -100,11 +119,22 @@ func (rep *Report) Ratios(ws []WeftResult) (vsBare, vsEngine, vsEngineEvents flo
 	return vsBare, vsEngine, vsEngineEvents
 }
 
+// Verify is the `weft audit verify` of the median audit run, if any.
+func (rep *Report) Verify() *VerifyResult {
+	if len(rep.Audit) == 0 {
+		return nil
+	}
+	return medianWeft(rep.Audit).Verify
+}
+
 // PeakRSS is the highest VmHWM of the runs.
 func PeakRSS(ws []WeftResult) int64 {
 	var m int64
 	for _, w := range ws {
 		m = max(m, w.PeakRSS, w.PeakRSSEnd)
+		if w.Trace != nil {
+			m = max(m, w.Trace.PeakRSS)
+		}
 	}
 	return m
 }
@@ -137,14 +167,19 @@ func (rep *Report) Print(out io.Writer) {
 	row("ClickHouse Kafka engine → weft's schema (SQL decode)", rep.EngineEvents)
 	row("weft run, tap only (all rows queryable)", runsOf(rep.Tap))
 	row("weft run, tap only, audit trail on", runsOf(rep.Audit))
+	row("weft run, tap only, tracing on (spans in ClickHouse)", runsOf(rep.Tracing))
 	row("weft run, all defaults (+ detector, queue health)", runsOf(rep.Full))
+	if r := rep.Replay; r != nil {
+		row(fmt.Sprintf("bare franz-go producer (%s records in memory)", thousands(float64(r.Records))), r.Bare)
+		row("weft replay, no rate cap (read back, transactions, cursor)", r.Replay)
+	}
 	tw.Flush()
 
 	fmt.Fprintln(out)
 	for _, v := range []struct {
 		name string
 		ws   []WeftResult
-	}{{"tap only", rep.Tap}, {"tap, audit on", rep.Audit}, {"defaults", rep.Full}} {
+	}{{"tap only", rep.Tap}, {"tap, audit on", rep.Audit}, {"tap, tracing on", rep.Tracing}, {"defaults", rep.Full}} {
 		if len(v.ws) == 0 {
 			continue
 		}
@@ -160,6 +195,42 @@ func (rep *Report) Print(out io.Writer) {
 			fmt.Fprintf(out, "  freshness at %s events/s (reached %s, %s events): produce → queryable p50 %s, p99 %s, max %s (polled every %s)\n",
 				thousands(f.Rate), thousands(f.Achieved), thousands(float64(f.Events)), secs(f.P50), secs(f.P99), secs(f.Max), f.Poll)
 		}
+	}
+
+	if n := min(len(rep.Tap), len(rep.Audit)); n > 0 {
+		// Run i of each path ran side by side (Suite interleaves them).
+		fmt.Fprint(out, "weft, audit trail on ÷ off, run by run:")
+		for i := range n {
+			fmt.Fprintf(out, " %.2f", rep.Audit[i].Run.Rate()/rep.Tap[i].Run.Rate())
+		}
+		fmt.Fprintln(out)
+	}
+	if n := min(len(rep.Tap), len(rep.Tracing)); n > 0 {
+		fmt.Fprint(out, "weft, tracing on ÷ off, run by run:")
+		for i := range n {
+			fmt.Fprintf(out, " %.2f", rep.Tracing[i].Run.Rate()/rep.Tap[i].Run.Rate())
+		}
+		fmt.Fprintln(out)
+		for i, w := range rep.Tracing {
+			if t := w.Trace; t != nil {
+				fmt.Fprintf(out, "  tracing run %d: %s of %s spans stored with the backlog, %s after %s more, %s spans/s (Tracer CPU %s, %.0f µs/span; peak RSS then %s)\n",
+					i+1, thousands(float64(t.SpansAtBacklog)), thousands(float64(t.Events)), thousands(float64(t.Spans)),
+					secs(t.CaughtUp), thousands(float64(t.Spans-t.SpansAtBacklog)/max(t.CaughtUp.Seconds(), 1e-9)), secs(t.CPU), perEvent(t.CPU, int(max(t.Spans-t.SpansAtBacklog, 1))), mb(t.PeakRSS))
+			}
+		}
+	}
+
+	ver := rep.Verify()
+	if ver != nil {
+		fmt.Fprintf(out, "\nweft audit verify over the audit run's trail (%s rows, %s leaves): %s, %d findings\n\n",
+			thousands(float64(ver.Events)), thousands(float64(ver.Leaves)), ver.Verdict, ver.Findings)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "read\trows/s\ttime\tclient CPU\tClickHouse CPU\tpeak RSS\t")
+		fmt.Fprintf(tw, "weft audit verify (a process)\t%s\t%s\t%s\t%s\t%s\t\n", thousands(ver.Rate()), secs(ver.Elapsed),
+			secs(ver.ClientCPU), secs(ver.ServerCPU), mb(ver.PeakRSS))
+		fmt.Fprintf(tw, "bare clickhouse-go SELECT of its columns (faster of 2)\t%s\t%s\t%s\t%s\t\t\n", thousands(ver.Bare.Rate()),
+			secs(ver.Bare.Elapsed), secs(ver.Bare.ClientCPU), secs(ver.Bare.ServerCPU))
+		tw.Flush()
 	}
 
 	fmt.Fprintln(out)
@@ -188,10 +259,25 @@ func (rep *Report) Print(out io.Writer) {
 			on, off := median(runsOf(rep.Audit)).Rate(), median(runsOf(rep.Tap)).Rate()
 			fmt.Fprintf(tw, "weft (tap) audit trail on ÷ off\t%.2f\t≥ %.2f\t%s\n", on/off, TargetAuditOnOff, verdict(on/off >= TargetAuditOnOff))
 		}
+		if v.name == "tap only" && len(rep.Tracing) > 0 {
+			on, off := median(runsOf(rep.Tracing)).Rate(), median(runsOf(rep.Tap)).Rate()
+			fmt.Fprintf(tw, "weft (tap) tracing on ÷ off\t%.2f\t≥ %.2f\t%s\n", on/off, TargetTracingOnOff, verdict(on/off >= TargetTracingOnOff))
+			rss := PeakRSS(rep.Tracing)
+			fmt.Fprintf(tw, "weft (tap, tracing on) peak RSS\t%s\t≤ %s\t%s\n", mb(rss), mb(TargetPeakRSS), verdict(rss <= TargetPeakRSS))
+		}
 		if f := Fresh(v.ws); f != nil {
 			fmt.Fprintf(tw, "weft (%s) freshness p99 at %s events/s\t%s\t≤ %s\t%s\n", v.name, thousands(f.Rate), secs(f.P99),
 				secs(TargetFreshnessP99), verdict(f.P99 <= TargetFreshnessP99))
 		}
+	}
+	if r := rep.Replay; r != nil {
+		fmt.Fprintf(tw, "weft replay ÷ bare franz-go producer\t%.2f\t≥ %.2f\t%s\n", r.Ratio(), TargetReplayVsProducer, verdict(r.Ratio() >= TargetReplayVsProducer))
+	}
+	if ver != nil {
+		fmt.Fprintf(tw, "weft audit verify ÷ bare SELECT of its columns\t%.2f\t≥ %.2f\t%s\n", ver.Ratio(), TargetVerifyVsSelect,
+			verdict(ver.Ratio() >= TargetVerifyVsSelect))
+		fmt.Fprintf(tw, "weft audit verify peak RSS\t%s\t≤ %s\t%s\n", mb(ver.PeakRSS), mb(TargetVerifyRSS), verdict(ver.PeakRSS <= TargetVerifyRSS))
+		fmt.Fprintf(tw, "weft audit verify findings on untouched data\t%d\t0\t%s\n", ver.Findings, verdict(ver.Findings == 0 && ver.Verdict == "verified"))
 	}
 	tw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/weft-sh/weft/internal/chstore"
+	"github.com/weft-sh/weft/internal/event"
 )
 
 // Server is the benchmark's connection to ClickHouse, and every statement
@@ -117,6 +118,20 @@ func (s *Server) rowCounter(db string, tables ...string) (func(context.Context) 
 		err := s.conn.QueryRow(ctx, query).Scan(&n)
 		return n, err
 	}, nil
+}
+
+// distinctEvents is the number of distinct (order, event id) pairs in db's
+// events: the spans the Tracer stores for them (docs/tracing.md).
+func (s *Server) distinctEvents(ctx context.Context, db string) (uint64, error) {
+	q, err := qualified(db, "events")
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT uniqExact(order_id, event_id) FROM "+q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count distinct events: %w", err)
+	}
+	return n, nil
 }
 
 // highOffsets returns the highest offset stored in db's events table of
@@ -235,4 +250,70 @@ func (s *Server) createKafkaQueue(ctx context.Context, db string, brokers []stri
 		clickhouse.Named("group", group),
 		clickhouse.Named("consumers", uint64(max(c.Consumers, 1))),
 		clickhouse.Named("flush_interval_ms", uint64(max(c.FlushInterval.Milliseconds(), 1))))
+}
+
+// What `weft audit verify` reads (chstore.AuditEventStream,
+// AuditQuarantineStream, AuditLeaves), column for column.
+const (
+	verifyEventColumns = `topic, partition, offset, record_key, record_time,
+event_id, event_type, service, order_id, event_time, causation_id, correlation_id, trace_id, span_id, parent_span_id,
+trace_state, version_vector, idempotency_key, format, headers, payload, payload_hash`
+	verifyQuarantineColumns = `topic, partition, offset, record_key, record_time, value, value_size, headers, reason`
+	verifyLeafColumns       = `topic, partition, leaf_index, kind, offset, end, order_id, leaf, leaf_hash, salt, state`
+)
+
+// bareSelect reads, with one streaming SELECT per table (no filter, no
+// order), the columns verify reads of db's events, quarantine and
+// audit_leaves, scanning every row into the types verify scans it into;
+// it returns the events and quarantine rows read. It is the floor of what
+// any reader of those rows through clickhouse-go can do.
+func (s *Server) bareSelect(ctx context.Context, db string) (records uint64, err error) {
+	read := func(table, columns string, scan func(driver.Rows) error) (uint64, error) {
+		q, err := qualified(db, table)
+		if err != nil {
+			return 0, err
+		}
+		rows, err := s.conn.Query(ctx, "SELECT "+columns+" FROM "+q)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", table, err)
+		}
+		defer rows.Close()
+		var n uint64
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return n, fmt.Errorf("%s: %w", table, err)
+			}
+			n++
+		}
+		return n, rows.Err()
+	}
+	events, err := read("events", verifyEventColumns, func(rows driver.Rows) error {
+		var e event.Event
+		var format, payload string
+		return rows.Scan(&e.Topic, &e.Partition, &e.Offset, &e.Key, &e.RecordTime, &e.EventID, &e.Type, &e.Service,
+			&e.OrderID, &e.EventTime, &e.CausationID, &e.CorrelationID, &e.TraceID, &e.SpanID, &e.ParentSpanID, &e.TraceState,
+			&e.VersionVector, &e.IdempotencyKey, &format, &e.Headers, &payload, &e.PayloadHash)
+	})
+	if err != nil {
+		return 0, err
+	}
+	quarantined, err := read("quarantine", verifyQuarantineColumns, func(rows driver.Rows) error {
+		var q event.Quarantined
+		var key, value string
+		var size uint64
+		return rows.Scan(&q.Topic, &q.Partition, &q.Offset, &key, &q.RecordTime, &value, &size, &q.Headers, &q.Reason)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := read("audit_leaves", verifyLeafColumns, func(rows driver.Rows) error {
+		var topic, kind, orderID, leaf, hash, salt, state string
+		var partition int32
+		var index uint64
+		var offset, end int64
+		return rows.Scan(&topic, &partition, &index, &kind, &offset, &end, &orderID, &leaf, &hash, &salt, &state)
+	}); err != nil {
+		return 0, err
+	}
+	return events + quarantined, nil
 }

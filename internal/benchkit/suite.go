@@ -25,8 +25,11 @@ type Options struct {
 	Workload   Workload
 	// Paths are the paths measured (AllPaths): "consume", "insert",
 	// "engine" (Kafka engine, raw rows), "engine-events" (Kafka engine into
-	// weft's schema), "tap" (weft with the tap alone) and "weft" (every
-	// default). Default all of them.
+	// weft's schema), "replay" (weft replay against a bare producer), "tap"
+	// (weft with the tap alone), "audit" and "tracing" (the tap alone with
+	// the audit trail, or the Tracer storing spans in ClickHouse, on) and
+	// "weft" (every default). Default all of
+	// them.
 	Paths []string
 	// ConsumeRuns is how many bare-consume runs are made (cheap); the
 	// median is reported. Default 3.
@@ -50,7 +53,7 @@ type Options struct {
 
 // AllPaths names every measured path, in the order they run.
 func AllPaths() []string {
-	return []string{"consume", "insert", "engine", "engine-events", "tap", "audit", "weft"}
+	return []string{"consume", "insert", "engine", "engine-events", "replay", "tap", "audit", "tracing", "weft"}
 }
 
 func (o Options) runs(path string, n int) int {
@@ -162,13 +165,35 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 
+	if n := o.runs("replay", o.Runs); n > 0 {
+		r, err := ReplayBench(ctx, o, pre.Topic, w.Records, n, "bench_replay_"+suffix)
+		if err != nil {
+			return nil, fmt.Errorf("replay phase: %w", err)
+		}
+		rep.Replay = &r
+	}
+	weftPaths := []string{"tap", "audit", "tracing", "weft"}
+	runs := 0
+	for _, p := range weftPaths {
+		runs = max(runs, o.runs(p, o.Runs))
+	}
+	if runs == 0 {
+		return rep, nil
+	}
 	bin, err := BuildWeft(ctx, o.Dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, path := range []string{"tap", "audit", "weft"} {
-		tapOnly, audit := path != "weft", path == "audit"
-		for i := range o.runs(path, o.Runs) {
+	// The weft paths' runs are interleaved (tap, audit, tracing, weft,
+	// then again), so that a machine whose speed drifts during the suite
+	// (other work on it) weighs on each path alike: the audit trail's and
+	// the Tracer's on ÷ off compare runs made side by side.
+	for i := range runs {
+		for _, path := range weftPaths {
+			if i >= o.runs(path, o.Runs) {
+				continue
+			}
+			tapOnly := path != "weft"
 			name := fmt.Sprintf("%s_%d_%s", suffix, i, path)
 			// Each run gets its own freshness topic, empty when weft starts.
 			fresh := "weft-bench-fresh-" + strings.ReplaceAll(name, "_", "-")
@@ -181,7 +206,8 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 			wr, err := weftRun(ctx, o, admin, WeftConfig{
 				Bin: bin, Dir: o.Dir, Brokers: o.Brokers, ClickHouse: o.ClickHouse,
 				Database: "bench_weft_" + name, Group: "bench-weft-" + name,
-				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly, Audit: audit,
+				Topics: []string{pre.Topic, fresh}, TapOnly: tapOnly, Audit: path == "audit",
+				Tracing: path == "tracing",
 			}, pre.Topic, fresh, measureFresh)
 			if measureFresh {
 				deleteTopic(o.Brokers, fresh)
@@ -196,6 +222,8 @@ func Suite(ctx context.Context, o Options) (*Report, error) {
 				rep.Tap = append(rep.Tap, wr)
 			case "audit":
 				rep.Audit = append(rep.Audit, wr)
+			case "tracing":
+				rep.Tracing = append(rep.Tracing, wr)
 			default:
 				rep.Full = append(rep.Full, wr)
 			}
@@ -210,6 +238,8 @@ func variant(path string) string {
 		return "tap only"
 	case "audit":
 		return "tap with the audit trail"
+	case "tracing":
+		return "tap with tracing"
 	}
 	return "defaults"
 }

@@ -2,6 +2,8 @@ package benchkit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +58,10 @@ type WeftConfig struct {
 	// Audit turns the audit trail on (audit.enabled), with a signing key
 	// and a source key generated into Dir.
 	Audit bool
+	// Tracing turns the Tracer on (tracing.enabled) with every span stored
+	// in ClickHouse (tracing.clickhouse, as `make run` does) and no OTLP
+	// endpoint, an id key generated into Dir (docs/tracing.md).
+	Tracing bool
 }
 
 // freePort returns a 127.0.0.1 address nothing listens on right now.
@@ -102,11 +108,18 @@ func StartWeft(c WeftConfig) (*Weft, error) {
 		cfg["collector"].(map[string]any)["lag"] = map[string]any{"enabled": false}
 	}
 	if c.Audit {
-		a, err := auditKeys(c.Dir)
+		a, err := auditKeys(c.Dir, c.Database)
 		if err != nil {
 			return nil, err
 		}
 		cfg["audit"] = a
+	}
+	if c.Tracing {
+		key, err := tracingKey(c.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg["tracing"] = map[string]any{"enabled": true, "id_key_file": key, "clickhouse": true}
 	}
 	body, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -146,8 +159,11 @@ func (w *Weft) Exited() (error, bool) {
 }
 
 // PeakRSS is the process's high-water resident set size (VmHWM), in bytes.
-func (w *Weft) PeakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+func (w *Weft) PeakRSS() (int64, error) { return vmHWM(w.cmd.Process.Pid) }
+
+// vmHWM is process pid's high-water resident set size, in bytes.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -238,9 +254,25 @@ func (w *Weft) Alive() error {
 	return nil
 }
 
+// tracingKey writes a random tracing id key into dir and returns its path.
+func tracingKey(dir string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "tracing-id.key")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("tracing id key: %w", err)
+	}
+	return path, nil
+}
+
 // auditKeys writes a signing key and a source key into dir and returns the
-// audit block that uses them, checkpoints copied to dir/checkpoints.
-func auditKeys(dir string) (map[string]any, error) {
+// audit block that uses them, checkpoints copied to dir/checkpoints/<db>:
+// a sink of its own for each run's database, or verify rightly reports the
+// checkpoints of an earlier run (signed with its key, not in this
+// database) as tampering.
+func auditKeys(dir, db string) (map[string]any, error) {
 	skey, _, err := auditor.GenerateKey("weft-bench")
 	if err != nil {
 		return nil, err
@@ -253,5 +285,5 @@ func auditKeys(dir string) (map[string]any, error) {
 		return nil, err
 	}
 	return map[string]any{"enabled": true, "cluster_id": "bench", "signing_key_file": signing, "source_key_file": source,
-		"checkpoint": map[string]any{"dir": filepath.Join(dir, "checkpoints")}}, nil
+		"checkpoint": map[string]any{"dir": filepath.Join(dir, "checkpoints", db)}}, nil
 }

@@ -33,61 +33,28 @@ type AuditLeafRow struct {
 	State []byte
 }
 
-// InsertAuditLeaves writes leaves in one batch, deduplicated by token like
-// InsertEvents: a retry with the same token is dropped whole.
+// InsertAuditLeaves writes leaves in one insert over the insert
+// connection, as InsertEvents writes events, deduplicated by token the
+// same way: a retry with the same token is dropped whole.
 func (s *Store) InsertAuditLeaves(ctx context.Context, rows []AuditLeafRow, at time.Time, token string) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(dedupContext(ctx, token), "INSERT INTO "+s.Table("audit_leaves")+
-		` (topic, partition, leaf_index, kind, offset, end, order_id, leaf, leaf_hash, salt, state, stored_at)`)
-	if err != nil {
-		return fmt.Errorf("prepare audit leaves batch: %w", err)
-	}
-	defer b.Abort() //nolint:errcheck // no-op after Send
-	for i := range rows {
-		r := &rows[i]
-		if err := b.Append(r.Topic, r.Partition, r.LeafIndex, r.Kind, r.Offset, r.End, r.OrderID,
-			string(r.Leaf), string(r.LeafHash[:]), string(r.Salt), string(r.State), at); err != nil {
-			return fmt.Errorf("append audit leaf %s/%d#%d: %w", r.Topic, r.Partition, r.LeafIndex, err)
-		}
-	}
-	if err := b.Send(); err != nil {
+	fill := func(i, j int) { s.leaves.fill(rows[i:j], at) }
+	if err := s.ins.insert(ctx, s.Table("audit_leaves"), s.leaves.input, len(rows), fill, dedupSettings(token)); err != nil {
 		return fmt.Errorf("insert %d audit leaves: %w", len(rows), err)
 	}
 	return nil
 }
 
-// AuditState is the newest stored state of one topic-partition's log.
+// AuditState names one topic-partition's log, as AuditLogs lists them
+// (State is left empty there).
 type AuditState struct {
 	Topic     string
 	Partition int32
 	State     []byte
-}
-
-// AuditStates returns, per topic-partition, the state stored with its
-// highest leaf that carries one: where the tap resumes.
-func (s *Store) AuditStates(ctx context.Context) ([]AuditState, error) {
-	rows, err := s.conn.Query(ctx, `SELECT topic, partition, argMax(state, leaf_index)
-FROM `+s.Table("audit_leaves")+`
-WHERE state != ''
-GROUP BY topic, partition
-ORDER BY topic, partition`)
-	if err != nil {
-		return nil, fmt.Errorf("read audit states: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditState
-	for rows.Next() {
-		var st AuditState
-		var state string
-		if err := rows.Scan(&st.Topic, &st.Partition, &state); err != nil {
-			return nil, fmt.Errorf("scan audit state: %w", err)
-		}
-		st.State = []byte(state)
-		out = append(out, st)
-	}
-	return out, rows.Err()
+	// Size is the log's leaves when AuditLogs listed it.
+	Size uint64
 }
 
 // AuditLeafHashes hands fn the leaf hashes of a topic-partition's log with
@@ -121,12 +88,17 @@ LIMIT 1 BY leaf_index`)
 // AuditLeaves hands fn every stored leaf row of a topic-partition's log in
 // index order, streaming, duplicates included (a verifier reports them).
 func (s *Store) AuditLeaves(ctx context.Context, topic string, partition int32, fn func(AuditLeafRow) error) error {
+	return s.AuditLeavesFrom(ctx, topic, partition, 0, fn)
+}
+
+// AuditLeavesFrom is AuditLeaves from leaf index from on.
+func (s *Store) AuditLeavesFrom(ctx context.Context, topic string, partition int32, from uint64, fn func(AuditLeafRow) error) error {
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
-		"topic": topic, "partition": fmt.Sprint(partition),
+		"topic": topic, "partition": fmt.Sprint(partition), "from": fmt.Sprint(from),
 	}))
 	rows, err := s.conn.Query(ctx, `SELECT topic, partition, leaf_index, kind, offset, end, order_id, leaf, leaf_hash, salt, state
 FROM `+s.Table("audit_leaves")+`
-WHERE topic = {topic:String} AND partition = {partition:Int32}
+WHERE topic = {topic:String} AND partition = {partition:Int32} AND leaf_index >= {from:UInt64}
 ORDER BY leaf_index`)
 	if err != nil {
 		return fmt.Errorf("read audit leaves of %s/%d: %w", topic, partition, err)
@@ -149,7 +121,8 @@ ORDER BY leaf_index`)
 
 // AuditLogs lists the topic-partitions that have leaves.
 func (s *Store) AuditLogs(ctx context.Context) ([]AuditState, error) {
-	rows, err := s.conn.Query(ctx, `SELECT DISTINCT topic, partition FROM `+s.Table("audit_leaves")+` ORDER BY topic, partition`)
+	rows, err := s.conn.Query(ctx, `SELECT topic, partition, max(leaf_index) + 1 FROM `+s.Table("audit_leaves")+`
+GROUP BY topic, partition ORDER BY topic, partition`)
 	if err != nil {
 		return nil, fmt.Errorf("list audit logs: %w", err)
 	}
@@ -157,7 +130,7 @@ func (s *Store) AuditLogs(ctx context.Context) ([]AuditState, error) {
 	var out []AuditState
 	for rows.Next() {
 		var st AuditState
-		if err := rows.Scan(&st.Topic, &st.Partition); err != nil {
+		if err := rows.Scan(&st.Topic, &st.Partition, &st.Size); err != nil {
 			return nil, fmt.Errorf("scan audit log: %w", err)
 		}
 		out = append(out, st)
@@ -206,6 +179,36 @@ ORDER BY size, created_at`)
 			return nil, fmt.Errorf("scan checkpoint: %w", err)
 		}
 		c.Root, c.Note = [32]byte([]byte(root)), []byte(note)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CheckpointHead is the newest checkpoint of one audit log.
+type CheckpointHead struct {
+	Origin    string
+	Size      uint64
+	Signed    bool
+	CreatedAt time.Time
+}
+
+// LatestCheckpoints returns each log's newest checkpoint (the largest,
+// then the latest), by origin: the console's audit status.
+func (s *Store) LatestCheckpoints(ctx context.Context) ([]CheckpointHead, error) {
+	rows, err := s.conn.Query(ctx, `SELECT origin, max(size), argMax(signed, (size, created_at)), max(created_at)
+FROM `+s.Table("audit_checkpoints")+`
+GROUP BY origin
+ORDER BY origin`)
+	if err != nil {
+		return nil, fmt.Errorf("read latest checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []CheckpointHead
+	for rows.Next() {
+		var c CheckpointHead
+		if err := rows.Scan(&c.Origin, &c.Size, &c.Signed, &c.CreatedAt); err != nil {
+			return nil, fmt.Errorf("scan checkpoint: %w", err)
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

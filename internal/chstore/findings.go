@@ -14,13 +14,15 @@ import (
 // the Unix epoch when read.
 type FindingRow struct {
 	ID, Kind, OrderID, Workflow, Step, Subject string
-	Since                                      time.Time
-	Status, Summary                            string
-	Evidence                                   string // JSON
-	FirstSeen, LastSeen, ResolvedAt            time.Time
-	AckBy                                      string
-	AckAt                                      time.Time
-	AckReason                                  string
+	// Reason says why a stuck order is stuck ("" on other kinds).
+	Reason                          string
+	Since                           time.Time
+	Status, Summary                 string
+	Evidence                        string // JSON
+	FirstSeen, LastSeen, ResolvedAt time.Time
+	AckBy                           string
+	AckAt                           time.Time
+	AckReason                       string
 }
 
 // FindingQuery narrows Findings; zero values match everything.
@@ -38,7 +40,7 @@ type FindingQuery struct {
 // others (open, acknowledged) are active.
 const StatusResolved = "resolved"
 
-const findingColumns = `finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence,
+const findingColumns = `finding_id, kind, order_id, workflow, step, reason, subject, since, status, summary, evidence,
        first_seen, last_seen, resolved_at, ack_by, ack_at, ack_reason`
 
 // Findings reads the latest version of the findings q matches, last seen
@@ -88,7 +90,7 @@ func (s *Store) queryFindings(ctx context.Context, q string, args ...any) ([]Fin
 	var out []FindingRow
 	for rows.Next() {
 		var f FindingRow
-		if err := rows.Scan(&f.ID, &f.Kind, &f.OrderID, &f.Workflow, &f.Step, &f.Subject, &f.Since, &f.Status, &f.Summary, &f.Evidence,
+		if err := rows.Scan(&f.ID, &f.Kind, &f.OrderID, &f.Workflow, &f.Step, &f.Reason, &f.Subject, &f.Since, &f.Status, &f.Summary, &f.Evidence,
 			&f.FirstSeen, &f.LastSeen, &f.ResolvedAt, &f.AckBy, &f.AckAt, &f.AckReason); err != nil {
 			return nil, fmt.Errorf("scan finding: %w", err)
 		}
@@ -118,14 +120,14 @@ func (s *Store) insertFindings(ctx context.Context, fs []FindingRow, at time.Tim
 		return nil
 	}
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.Table("findings")+
-		` (finding_id, kind, order_id, workflow, step, subject, since, status, summary, evidence, first_seen, last_seen,
+		` (finding_id, kind, order_id, workflow, step, reason, subject, since, status, summary, evidence, first_seen, last_seen,
 		   resolved_at, ack_by, ack_at, ack_reason, updated_at)`)
 	if err != nil {
 		return fmt.Errorf("prepare findings batch: %w", err)
 	}
 	defer b.Abort() //nolint:errcheck // no-op after Send
 	for _, f := range fs {
-		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Subject, f.Since, f.Status, f.Summary, f.Evidence,
+		if err := b.Append(f.ID, f.Kind, f.OrderID, f.Workflow, f.Step, f.Reason, f.Subject, f.Since, f.Status, f.Summary, f.Evidence,
 			f.FirstSeen, f.LastSeen, f.ResolvedAt, f.AckBy, f.AckAt, f.AckReason, at); err != nil {
 			return fmt.Errorf("append finding: %w", err)
 		}
@@ -175,6 +177,8 @@ type StuckFindingQuery struct {
 	Workflow, Step string
 	// Steps keeps the findings in one of these steps (none: any step).
 	Steps []StepRef
+	// Reason keeps the stuck orders stuck for this reason.
+	Reason string
 	// SinceBy keeps the findings whose condition began at or before it.
 	SinceBy time.Time
 	// Limit caps the rows returned; 0 means no cap.
@@ -184,13 +188,44 @@ type StuckFindingQuery struct {
 // StuckFindingRow is an active stuck finding: the order, where it is stuck
 // and since when.
 type StuckFindingRow struct {
-	OrderID, Workflow, Step string
-	Since                   time.Time
+	OrderID, Workflow, Step, Reason string
+	Since                           time.Time
 }
 
 // StuckFindings reads the active stuck findings q matches, stuck longest
 // first, and how many match before the limit.
 func (s *Store) StuckFindings(ctx context.Context, q StuckFindingQuery) ([]StuckFindingRow, int, error) {
+	where, args := q.where()
+	limit := ""
+	if q.Limit > 0 {
+		limit, args = "LIMIT ?", append(args, q.Limit)
+	}
+	rows, err := s.conn.Query(ctx, `
+SELECT order_id, workflow, step, reason, since, count() OVER () AS total
+FROM `+s.Table("findings")+` FINAL
+WHERE `+where+`
+ORDER BY since, order_id
+`+limit, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stuck findings: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out   []StuckFindingRow
+		total uint64
+	)
+	for rows.Next() {
+		var r StuckFindingRow
+		if err := rows.Scan(&r.OrderID, &r.Workflow, &r.Step, &r.Reason, &r.Since, &total); err != nil {
+			return nil, 0, fmt.Errorf("scan stuck finding: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, int(total), rows.Err()
+}
+
+// where is the condition the active stuck findings q matches satisfy.
+func (q StuckFindingQuery) where() (string, []any) {
 	where := []string{"kind = ?", "status != ?"}
 	args := []any{KindStuck, StatusResolved}
 	if q.Workflow != "" {
@@ -206,35 +241,38 @@ func (s *Store) StuckFindings(ctx context.Context, q StuckFindingQuery) ([]Stuck
 		}
 		where, args = append(where, "(workflow, step) IN (?)"), append(args, steps)
 	}
+	if q.Reason != "" {
+		where, args = append(where, "reason = ?"), append(args, q.Reason)
+	}
 	if !q.SinceBy.IsZero() {
 		where, args = append(where, "since <= "+msParam), append(args, q.SinceBy.UnixMilli())
 	}
-	limit := ""
-	if q.Limit > 0 {
-		limit, args = "LIMIT ?", append(args, q.Limit)
-	}
-	rows, err := s.conn.Query(ctx, `
-SELECT order_id, workflow, step, since, count() OVER () AS total
-FROM `+s.Table("findings")+` FINAL
-WHERE `+strings.Join(where, " AND ")+`
-ORDER BY since, order_id
-`+limit, args...)
+	return strings.Join(where, " AND "), args
+}
+
+// StuckFindingReasons counts the active stuck findings q matches (its
+// limit aside) by reason.
+func (s *Store) StuckFindingReasons(ctx context.Context, q StuckFindingQuery) (map[string]int, error) {
+	where, args := q.where()
+	rows, err := s.conn.Query(ctx, `SELECT reason, count() FROM `+s.Table("findings")+` FINAL
+WHERE `+where+`
+GROUP BY reason`, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("stuck findings: %w", err)
+		return nil, fmt.Errorf("stuck findings by reason: %w", err)
 	}
 	defer rows.Close()
-	var (
-		out   []StuckFindingRow
-		total uint64
-	)
+	out := map[string]int{}
 	for rows.Next() {
-		var r StuckFindingRow
-		if err := rows.Scan(&r.OrderID, &r.Workflow, &r.Step, &r.Since, &total); err != nil {
-			return nil, 0, fmt.Errorf("scan stuck finding: %w", err)
+		var (
+			reason string
+			n      uint64
+		)
+		if err := rows.Scan(&reason, &n); err != nil {
+			return nil, fmt.Errorf("scan stuck findings by reason: %w", err)
 		}
-		out = append(out, r)
+		out[reason] = int(n)
 	}
-	return out, int(total), rows.Err()
+	return out, rows.Err()
 }
 
 // StuckEvidence reads the evidence (JSON) of the active stuck findings of
@@ -260,4 +298,44 @@ WHERE kind = ? AND order_id IN ? AND status != ?`, KindStuck, orderIDs, StatusRe
 		out[id] = ev
 	}
 	return out, rows.Err()
+}
+
+// StuckCount is how many orders are stuck in one step of one workflow for
+// one reason, and since when the longest stuck of them waits.
+type StuckCount struct {
+	Workflow, Step, Reason string
+	N                      uint64
+	// Oldest is the earliest time one of them entered the step.
+	Oldest time.Time
+}
+
+// StuckCounts counts the active stuck findings by workflow, step and
+// reason: one row per combination that has any.
+func (s *Store) StuckCounts(ctx context.Context) ([]StuckCount, error) {
+	rows, err := s.conn.Query(ctx, `SELECT workflow, step, reason, count(), min(since) FROM `+s.Table("findings")+` FINAL
+WHERE kind = ? AND status != ?
+GROUP BY workflow, step, reason
+ORDER BY workflow, step, reason`, KindStuck, StatusResolved)
+	if err != nil {
+		return nil, fmt.Errorf("count stuck findings: %w", err)
+	}
+	defer rows.Close()
+	var out []StuckCount
+	for rows.Next() {
+		var c StuckCount
+		if err := rows.Scan(&c.Workflow, &c.Step, &c.Reason, &c.N, &c.Oldest); err != nil {
+			return nil, fmt.Errorf("scan stuck count: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ActiveStuckFindings reads up to limit active stuck findings whose order
+// id is after after, in order id order: a range of the table's key, so a
+// detector can go through every stuck order a page per pass.
+func (s *Store) ActiveStuckFindings(ctx context.Context, after string, limit int) ([]FindingRow, error) {
+	return s.queryFindings(ctx, "SELECT "+findingColumns+" FROM "+s.Table("findings")+
+		" FINAL WHERE kind = ? AND order_id > ? AND status != ? ORDER BY order_id, finding_id LIMIT ?",
+		KindStuck, after, StatusResolved, limit)
 }

@@ -15,12 +15,13 @@ import (
 // assumed stored; the caller retries the same batch with the same token, so
 // a batch that was stored although the call failed is not stored twice.
 // An empty token disables insert deduplication. The batch goes over the
-// store's insert connection (eventWriter), not the query pool.
+// store's insert connection (insertConn), not the query pool.
 func (s *Store) InsertEvents(ctx context.Context, evs []event.Event, ingestedAt time.Time, token string) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	if err := s.events.insert(ctx, s.Table("events"), evs, ingestedAt, dedupSettings(token)); err != nil {
+	fill := func(i, j int) { s.events.fill(evs[i:j], ingestedAt) }
+	if err := s.ins.insert(ctx, s.Table("events"), s.events.input, len(evs), fill, dedupSettings(token)); err != nil {
 		return fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
 	return nil

@@ -25,7 +25,10 @@ type QueueHealthRow struct {
 	CommitAgeSeconds float64
 	ProduceRate      float64 // -1: unknown
 	GroupState       string
-	DLQ              bool
+	// Members is how many members the group had; -1: unknown (topic rows,
+	// a group not described, rows stored before migration 015).
+	Members int32
+	DLQ     bool
 }
 
 // QueueHealthCommit is where a group's committed offset on one partition
@@ -43,7 +46,7 @@ type QueueHealthCommit struct {
 }
 
 const queueHealthColumns = `ts, group_id, topic, partition, start_offset, end_offset, committed_offset,
-	lag_messages, lag_seconds, commit_age_seconds, produce_rate, group_state, is_dlq`
+	lag_messages, lag_seconds, commit_age_seconds, produce_rate, group_state, members, is_dlq`
 
 // InsertQueueHealth appends one queue-health sample, taken at ts. A failure
 // is retryable.
@@ -59,7 +62,7 @@ func (s *Store) InsertQueueHealth(ctx context.Context, ts time.Time, rows []Queu
 	ts = ts.UTC()
 	for _, r := range rows {
 		if err := b.Append(ts, r.Group, r.Topic, r.Partition, r.StartOffset, r.EndOffset, r.CommittedOffset,
-			r.LagMessages, r.LagSeconds, r.CommitAgeSeconds, r.ProduceRate, r.GroupState, r.DLQ); err != nil {
+			r.LagMessages, r.LagSeconds, r.CommitAgeSeconds, r.ProduceRate, r.GroupState, r.Members, r.DLQ); err != nil {
 			return fmt.Errorf("append queue_health row: %w", err)
 		}
 	}
@@ -87,7 +90,7 @@ func (s *Store) LatestQueueHealth(ctx context.Context) (time.Time, []QueueHealth
 	for rows.Next() {
 		var r QueueHealthRow
 		if err := rows.Scan(&ts, &r.Group, &r.Topic, &r.Partition, &r.StartOffset, &r.EndOffset, &r.CommittedOffset,
-			&r.LagMessages, &r.LagSeconds, &r.CommitAgeSeconds, &r.ProduceRate, &r.GroupState, &r.DLQ); err != nil {
+			&r.LagMessages, &r.LagSeconds, &r.CommitAgeSeconds, &r.ProduceRate, &r.GroupState, &r.Members, &r.DLQ); err != nil {
 			return time.Time{}, nil, fmt.Errorf("read queue_health: %w", err)
 		}
 		out = append(out, r)
@@ -129,4 +132,40 @@ func (s *Store) QueueHealthCommits(ctx context.Context, within time.Duration) ([
 		return nil, fmt.Errorf("read stored commits: %w", err)
 	}
 	return out, nil
+}
+
+// QueueHealthGroupSeen is the last sample in which a group was seen on a topic.
+type QueueHealthGroupSeen struct {
+	Group, Topic string
+	// LastSeen is the time of that sample; State the group's state then.
+	LastSeen time.Time
+	State    string
+}
+
+// QueueHealthGroupsSeen reads, for each group sampled on one of topics
+// within the last `within` (by the server's clock), the last sample that
+// saw it there: a group missing from the newest sample is gone since.
+func (s *Store) QueueHealthGroupsSeen(ctx context.Context, topics []string, within time.Duration) ([]QueueHealthGroupSeen, error) {
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	rows, err := s.conn.Query(ctx, `
+		SELECT group_id, topic, max(ts) AS last_ts, argMax(group_state, ts) AS state
+		FROM `+s.Table("queue_health")+`
+		WHERE group_id != '' AND topic IN ? AND ts > now64(3) - toIntervalMillisecond(?)
+		GROUP BY group_id, topic
+		ORDER BY group_id, topic`, topics, within.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("read groups seen on %d topics: %w", len(topics), err)
+	}
+	defer rows.Close()
+	var out []QueueHealthGroupSeen
+	for rows.Next() {
+		var g QueueHealthGroupSeen
+		if err := rows.Scan(&g.Group, &g.Topic, &g.LastSeen, &g.State); err != nil {
+			return nil, fmt.Errorf("read groups seen: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }

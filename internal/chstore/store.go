@@ -29,9 +29,13 @@ var ErrUnreachable = errors.New("clickhouse unreachable")
 
 // Store is a connection to ClickHouse bound to weft's database.
 type Store struct {
-	conn   driver.Conn
-	db     string
-	events *eventWriter // InsertEvents' own connection
+	conn driver.Conn
+	db   string
+	// ins is the insert connection of the batch inserts; events and leaves
+	// are the columns they fill.
+	ins    *insertConn
+	events *eventWriter
+	leaves *leafWriter
 }
 
 // login is how the store's two connections (clickhouse-go's pool for
@@ -86,7 +90,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if db == "" {
 		db = "weft"
 	}
-	return &Store{conn: conn, db: db, events: newEventWriter(l)}, nil
+	return &Store{conn: conn, db: db, ins: newInsertConn(l), events: newEventWriter(), leaves: newLeafWriter()}, nil
 }
 
 // open connects clickhouse-go's pool and pings the server.
@@ -123,7 +127,7 @@ func (s *Store) Table(name string) string { return s.db + "." + name }
 const msParam = "fromUnixTimestamp64Milli(?, 'UTC')"
 
 // Close closes the connection.
-func (s *Store) Close() error { return errors.Join(s.events.close(), s.conn.Close()) }
+func (s *Store) Close() error { return errors.Join(s.ins.close(), s.conn.Close()) }
 
 // Migrate creates the database and applies every embedded migration that has
 // not been applied yet, in file-name order. It is safe to run concurrently from

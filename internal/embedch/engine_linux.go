@@ -8,16 +8,19 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
 )
 
 // runEngine is Serve once its options are checked.
-func runEngine(libPath string, o ServeOptions) error {
+// The engine's native port is enginePort; o.TCPPort is guardNative's.
+func runEngine(libPath string, o ServeOptions, enginePort int) error {
 	if runtime.GOARCH != "amd64" {
 		return fmt.Errorf("embedch: the embedded ClickHouse engine runs on linux/amd64 only, not linux/%s", runtime.GOARCH)
 	}
+	goHandlers := currentHandlers()
 	lib, err := purego.Dlopen(libPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return fmt.Errorf("embedch: load ClickHouse engine %s: %w", libPath, err)
@@ -33,16 +36,17 @@ func runEngine(libPath string, o ServeOptions) error {
 		}
 		purego.RegisterFunc(fn, sym)
 	}
-	// void chdb_set_signal_handlers_enabled(int enabled), since chDB 26.3.
-	if sym, err := purego.Dlsym(lib, "chdb_set_signal_handlers_enabled"); err == nil {
-		var setSignalHandlers func(enabled int32)
-		purego.RegisterFunc(&setSignalHandlers, sym)
-		// Left on, chDB replaces the Go runtime's handlers for SIGSEGV and
-		// the other deadly signals with ones lacking SA_ONSTACK that sleep
-		// before dying; turning them off resets those signals to SIG_DFL.
-		// Keep Go's handlers instead: a crash then ends the process at once.
-		keepSignalHandlers(func() { setSignalHandlers(0) })
-	}
+	// The engine's own handlers for the deadly signals (SIGSEGV, SIGABRT,
+	// SIGBUS, SIGILL, SIGFPE, ...) stay on: they write the signal, the thread,
+	// the query and a stack trace to ClickHouse's log before the process dies
+	// (docs/architecture.md, "The embedded ClickHouse"). With Go's handlers
+	// in their place, a deadly signal on one of the engine's threads is not
+	// Go's to handle: Go re-raises it with the default action and the process
+	// dies without a word. The engine installs them as it starts serving,
+	// without SA_ONSTACK; keepOnSignalStack adds the flag, as the Go runtime
+	// requires of foreign handlers (one run on a goroutine's small stack
+	// could overflow it).
+	go keepOnSignalStack(goHandlers, time.Second)
 
 	// Exit promptly and with status 0 when the parent stops us.
 	stop := make(chan os.Signal, 1)
@@ -56,9 +60,11 @@ func runEngine(libPath string, o ServeOptions) error {
 	args := []string{
 		"clickhouse",
 		"--path=" + o.Path,
-		"--tcp_port=" + strconv.Itoa(o.TCPPort),
+		"--tcp_port=" + strconv.Itoa(enginePort),
 		"--http_port=" + strconv.Itoa(o.HTTPPort),
 		"--listen_host=" + ListenHost,
+		"--config-file=" + o.configFile(),
+		"--log-level=" + o.logLevel(),
 		"--query=" + serveQuery,
 	}
 	cargs := make([][]byte, len(args))
@@ -93,8 +99,8 @@ func goString(p *byte) string {
 }
 
 // kernelSigaction holds a struct sigaction as rt_sigaction(2) reads and
-// writes it; it is larger than the kernel's on every architecture, and only
-// ever copied back as it was read.
+// writes it, larger than the kernel's: on linux/amd64, the only platform the
+// engine runs on, [0] is the handler and [1] the flags.
 type kernelSigaction [8]uint64
 
 func sigaction(sig int, act, old *kernelSigaction) {
@@ -102,19 +108,36 @@ func sigaction(sig int, act, old *kernelSigaction) {
 		uintptr(unsafe.Pointer(act)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
 }
 
-// keepSignalHandlers runs f and then puts back every signal disposition that
-// f changed.
-func keepSignalHandlers(f func()) {
-	const nsig = 64
-	var before, after [nsig + 1]kernelSigaction
+const (
+	nsig      = 64
+	saOnStack = 0x08000000 // SA_ONSTACK
+)
+
+// currentHandlers returns every signal's handler (SIG_DFL is 0, SIG_IGN 1).
+func currentHandlers() [nsig + 1]uint64 {
+	var h [nsig + 1]uint64
 	for s := 1; s <= nsig; s++ {
-		sigaction(s, nil, &before[s])
+		var a kernelSigaction
+		sigaction(s, nil, &a)
+		h[s] = a[0]
 	}
-	f()
-	for s := 1; s <= nsig; s++ {
-		sigaction(s, nil, &after[s])
-		if after[s] != before[s] {
-			sigaction(s, &before[s], nil)
+	return h
+}
+
+// keepOnSignalStack adds SA_ONSTACK to every handler installed since before
+// (the handlers the process had before the engine loaded: Go's), now and
+// then every interval, since the engine installs its handlers at some point
+// while it starts and again on some of its threads.
+func keepOnSignalStack(before [nsig + 1]uint64, interval time.Duration) {
+	for {
+		for s := 1; s <= nsig; s++ {
+			var a kernelSigaction
+			sigaction(s, nil, &a)
+			if a[0] > 1 && a[0] != before[s] && a[1]&saOnStack == 0 {
+				a[1] |= saOnStack
+				sigaction(s, &a, nil)
+			}
 		}
+		time.Sleep(interval)
 	}
 }

@@ -7,6 +7,6 @@ import (
 	"runtime"
 )
 
-func runEngine(string, ServeOptions) error {
+func runEngine(string, ServeOptions, int) error {
 	return fmt.Errorf("embedch: the embedded ClickHouse engine runs on linux/amd64 only, not %s/%s", runtime.GOOS, runtime.GOARCH)
 }

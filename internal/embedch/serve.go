@@ -1,11 +1,15 @@
 package embedch
 
 import (
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // The child process: Start runs Command (by default the running executable
@@ -27,11 +31,38 @@ const serveQuery = "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; " +
 	"SELECT sleepEachRow(1) FROM numbers(1000000000) " +
 	"SETTINGS max_block_size=1, function_sleep_max_microseconds_per_block=0 FORMAT Null"
 
+// Files Serve keeps in the data directory beside the databases.
+const (
+	// ServerLogName is ClickHouse's own log: warnings, errors and, when it
+	// crashes, the signal, thread, query and stack trace.
+	ServerLogName = "clickhouse-server.log"
+	// ServerErrorLogName holds the errors and fatal messages of
+	// ServerLogName alone.
+	ServerErrorLogName = "clickhouse-server.err.log"
+	// ConfigName is the server configuration Serve writes at every start.
+	ConfigName = "clickhouse-embedded.xml"
+	// DefaultLogLevel is ClickHouse's log level unless ServeOptions says
+	// otherwise.
+	DefaultLogLevel = "information"
+)
+
 // ServeOptions configures Serve.
 type ServeOptions struct {
 	Path     string // data directory (clickhouse --path); created if missing
 	TCPPort  int    // native protocol port on ListenHost
 	HTTPPort int    // HTTP port on ListenHost
+	// LogLevel of ServerLogName: fatal, error, warning, information, debug
+	// or trace. Empty means DefaultLogLevel.
+	LogLevel string
+}
+
+func (o ServeOptions) configFile() string { return filepath.Join(o.Path, ConfigName) }
+
+func (o ServeOptions) logLevel() string {
+	if o.LogLevel == "" {
+		return DefaultLogLevel
+	}
+	return o.LogLevel
 }
 
 // ChildArgs are the flags of ChildCommand that make it Serve(lib, o).
@@ -41,6 +72,7 @@ func ChildArgs(lib string, o ServeOptions) []string {
 		"--path=" + o.Path,
 		"--tcp-port=" + strconv.Itoa(o.TCPPort),
 		"--http-port=" + strconv.Itoa(o.HTTPPort),
+		"--log-level=" + o.logLevel(),
 	}
 }
 
@@ -67,6 +99,7 @@ func ChildMain() {
 	fs.StringVar(&o.Path, "path", "", "data directory")
 	fs.IntVar(&o.TCPPort, "tcp-port", 0, "native protocol port")
 	fs.IntVar(&o.HTTPPort, "http-port", 0, "HTTP port")
+	fs.StringVar(&o.LogLevel, "log-level", "", "ClickHouse's log level")
 	if err := fs.Parse(args); err != nil {
 		os.Exit(2)
 	}
@@ -90,8 +123,53 @@ func Serve(libPath string, o ServeOptions) error {
 	if libPath == "" || o.Path == "" || o.TCPPort <= 0 || o.HTTPPort <= 0 {
 		return errors.New("embedch: Serve needs a library, a data path and both ports")
 	}
+	switch o.logLevel() {
+	case "fatal", "critical", "error", "warning", "notice", "information", "debug", "trace", "test":
+	default:
+		return fmt.Errorf("embedch: unknown ClickHouse log level %q", o.LogLevel)
+	}
 	if err := os.MkdirAll(o.Path, 0o755); err != nil {
 		return fmt.Errorf("embedch: %w", err)
 	}
-	return runEngine(libPath, o)
+	if err := writeConfig(o); err != nil {
+		return err
+	}
+	// Clients reach the engine through guardNative (guard.go).
+	ln, err := listenGuard(o.TCPPort)
+	if err != nil {
+		return err
+	}
+	enginePort, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
+	go guardNative(ln, net.JoinHostPort(ListenHost, strconv.Itoa(enginePort)))
+	return runEngine(libPath, o, enginePort)
+}
+
+// writeConfig writes the server's configuration into the data directory,
+// replacing the one an earlier start wrote: ClickHouse's log files beside
+// the data, rotated. (The level comes from --log-level: the engine ignores
+// logger.level.)
+func writeConfig(o ServeOptions) error {
+	esc := func(s string) string {
+		var b strings.Builder
+		_ = xml.EscapeText(&b, []byte(s))
+		return b.String()
+	}
+	conf := `<!-- Written by weft at every start of the embedded ClickHouse (internal/embedch); edits are lost. -->
+<clickhouse>
+    <logger>
+        <log>` + esc(filepath.Join(o.Path, ServerLogName)) + `</log>
+        <errorlog>` + esc(filepath.Join(o.Path, ServerErrorLogName)) + `</errorlog>
+        <errorlog_level>error</errorlog_level>
+        <size>50M</size>
+        <count>2</count>
+    </logger>
+</clickhouse>
+`
+	if err := os.WriteFile(o.configFile(), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("embedch: server configuration: %w", err)
+	}
+	return nil
 }

@@ -45,6 +45,12 @@ type Options struct {
 	// LogFile receives the child's stdout and stderr, appended. Empty means
 	// DataDir/clickhouse-embedded.log.
 	LogFile string
+	// LogLevel of ClickHouse's own log, DataDir/clickhouse-server.log (see
+	// ServeOptions). Empty means DefaultLogLevel.
+	LogLevel   string
+	supervised bool // a Supervisor reports the child's death
+	restart    bool // a Supervisor's restart: it says when the server is back
+
 	// Command is the child's argv before ChildArgs. Empty means
 	// {os.Executable(), ChildCommand}: weft serves that hidden subcommand, and
 	// other binaries (tests) call ChildMain. ChildEnv=1 is always set.
@@ -56,13 +62,19 @@ type Server struct {
 	cmd      *exec.Cmd
 	addr     string
 	httpAddr string
+	tcpPort  int
+	httpPort int
 	dataDir  string
 	logFile  string
 	logStart int64 // offset of this run in logFile
+	errStart int64 // offset of this run in the server's error log
+	began    time.Time
 	log      zerolog.Logger
+	o        Options
 
 	done    chan struct{} // closed once the child is reaped
 	exitErr error         // cmd.Wait's result, set before done closes
+	exited  time.Time     // when it was reaped, set before done closes
 
 	ready    atomic.Bool // startup succeeded: an exit from now on is news
 	stopped  atomic.Bool // Shutdown or a failed start stops the child: its exit is expected
@@ -129,13 +141,20 @@ func start(ctx context.Context, o Options, tcpPort, httpPort int) (*Server, erro
 	}
 	defer logf.Close() // the child has its own descriptor
 	logStart, _ := logf.Seek(0, io.SeekEnd)
+	var errStart int64
+	if fi, err := os.Stat(filepath.Join(o.DataDir, ServerErrorLogName)); err == nil {
+		errStart = fi.Size()
+	}
 	fmt.Fprintf(logf, "--- weft: starting embedded ClickHouse at %s (native %s:%d, http %s:%d)\n",
 		begun.Format(time.RFC3339), ListenHost, tcpPort, ListenHost, httpPort)
 
-	so := ServeOptions{Path: o.DataDir, TCPPort: tcpPort, HTTPPort: httpPort}
+	so := ServeOptions{Path: o.DataDir, TCPPort: tcpPort, HTTPPort: httpPort, LogLevel: o.LogLevel}
 	cmd := exec.Command(o.Command[0], append(o.Command[1:len(o.Command):len(o.Command)], ChildArgs(o.LibPath, so)...)...)
 	cmd.Dir = o.DataDir // whatever the engine writes relative to its cwd lands here
-	cmd.Env = append(os.Environ(), ChildEnv+"=1")
+	// LIBC_FATAL_STDERR_: glibc writes its fatal messages ("free(): invalid
+	// pointer", "buffer overflow detected") to stderr, so to the log, rather
+	// than to the terminal the child may share with weft.
+	cmd.Env = append(os.Environ(), ChildEnv+"=1", "LIBC_FATAL_STDERR_=1")
 	cmd.Stdout, cmd.Stderr = logf, logf // *os.File: the child writes directly, no copying goroutines
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -145,9 +164,14 @@ func start(ctx context.Context, o Options, tcpPort, httpPort int) (*Server, erro
 		cmd:      cmd,
 		addr:     net.JoinHostPort(ListenHost, strconv.Itoa(tcpPort)),
 		httpAddr: net.JoinHostPort(ListenHost, strconv.Itoa(httpPort)),
+		tcpPort:  tcpPort,
+		httpPort: httpPort,
 		dataDir:  o.DataDir,
 		logFile:  o.LogFile,
 		logStart: logStart,
+		errStart: errStart,
+		began:    begun,
+		o:        o,
 		log:      o.Logger.With().Str("component", "embedded-clickhouse").Int("pid", cmd.Process.Pid).Logger(),
 		done:     make(chan struct{}),
 	}
@@ -162,17 +186,23 @@ func start(ctx context.Context, o Options, tcpPort, httpPort int) (*Server, erro
 		return nil, err
 	}
 	s.ready.Store(true)
-	s.log.Info().Str("addr", s.addr).Str("http", s.httpAddr).Str("data_dir", s.dataDir).
+	up := s.log.Info()
+	if o.restart {
+		up = s.log.Debug()
+	}
+	up.Str("addr", s.addr).Str("http", s.httpAddr).Str("data_dir", s.dataDir).
 		Str("log", s.logFile).Dur("startup", time.Since(begun)).Msg("embedded ClickHouse is up")
 	return s, nil
 }
 
 func (s *Server) reap() {
 	err := s.cmd.Wait()
-	s.exitErr = err
+	s.exitErr, s.exited = err, time.Now()
 	close(s.done)
-	if s.ready.Load() && !s.stopped.Load() {
-		s.log.Error().Err(err).Str("log_tail", s.logTail()).Msg("embedded ClickHouse exited")
+	if s.ready.Load() && !s.stopped.Load() && !s.o.supervised {
+		c := s.Crash()
+		s.log.Error().Str("exit", c.Exit).Str("reason", c.Reason).Str("stderr", c.Stderr).
+			Str("log", s.ServerLog()).Msg("embedded ClickHouse exited")
 	}
 }
 
@@ -247,7 +277,9 @@ func (s *Server) Wait() error {
 	if s.stopped.Load() {
 		return nil
 	}
-	return fmt.Errorf("embedch: ClickHouse exited unexpectedly (%v); log %s ends:\n%s", s.exitErr, s.logFile, s.logTail())
+	c := s.Crash()
+	return fmt.Errorf("embedch: ClickHouse exited unexpectedly (%s)%s; its log: %s; its output (%s) ends:\n%s",
+		c.Exit, reasonSuffix(c.Reason), s.ServerLog(), s.logFile, s.logTail())
 }
 
 // Shutdown stops the server: SIGTERM to its process group, then SIGKILL if

@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestServeUntilCancelled(t *testing.T) {
-	s := New("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	s := New("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }), Settings{})
 	require.NoError(t, s.Start(context.Background()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -40,7 +40,7 @@ func TestBusyPortFailsStart(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	s := New(ln.Addr().String(), http.NotFoundHandler())
+	s := New(ln.Addr().String(), http.NotFoundHandler(), Settings{})
 	err = s.Start(context.Background())
 	require.ErrorContains(t, err, "http listen "+ln.Addr().String())
 	require.NoError(t, s.Shutdown(context.Background()), "Shutdown without a Start that succeeded")
