@@ -453,7 +453,7 @@ func appendCheckpoint(dir string, sc auditor.SignedCheckpoint) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint sink: %w", err)
 	}
-	name := filepath.Join(dir, url.PathEscape(sc.Origin)+".checkpoints")
+	name := sinkFile(dir, sc.Origin)
 	f, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("checkpoint sink: %w", err)
@@ -469,6 +469,11 @@ func appendCheckpoint(dir string, sc auditor.SignedCheckpoint) error {
 		return fmt.Errorf("checkpoint sink %s: %w", name, err)
 	}
 	return nil
+}
+
+// sinkFile is the file of the log origin's checkpoints in the sink dir.
+func sinkFile(dir, origin string) string {
+	return filepath.Join(dir, url.PathEscape(origin)+".checkpoints")
 }
 
 // forget drops the logs of partitions the tap no longer owns.

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -102,4 +103,71 @@ func TestAuditCheckpointStoredAfterClickHouseRefusedIt(t *testing.T) {
 	rep, err := VerifyAudit(ctx, store, AuditVerify{ClusterID: audit.ClusterID, Topic: topic, Verifier: verifier, CheckpointDir: audit.Dir})
 	require.NoError(t, err)
 	assert.Empty(t, rep.Findings, "every checkpoint in the sink is in ClickHouse")
+}
+
+// TestAuditCheckpointInTheSinkOnlyIsStoredOnRestart: a tap killed between
+// writing a checkpoint to the sink and inserting it into ClickHouse (here:
+// the newest stored checkpoint deleted after a clean stop, which leaves
+// the same state) left one that verify reports as missing. The next tap to
+// open the log stores it, because its root is that of the state stored on
+// its last leaf; a forged checkpoint in the sink, of a size the log never
+// had, is not stored and verify still reports it.
+func TestAuditCheckpointInTheSinkOnlyIsStoredOnRestart(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	store := testenv.Store(t)
+	conn := testenv.Conn(t)
+	topic := "orders.ckptsink_" + testenv.Name(t)
+	testenv.CreateTopic(t, brokers, topic, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	produceOrders(ctx, t, brokers, topic, 0, 20)
+
+	audit, verifier := testAudit(t)
+	audit.EveryLeaves = 1000 // one checkpoint, when the tap stops
+	pattern, group := regexp.QuoteMeta(topic), "g_"+testenv.Name(t)
+	c, stop := auditTap(t, brokers, store, audit, group, pattern, 50)
+	waitStored(t, c, 20)
+	stop()
+	origin := auditor.LogOrigin(audit.ClusterID, topic, 0)
+	cps, err := store.Checkpoints(ctx, origin)
+	require.NoError(t, err)
+	require.Equal(t, uint64(20), cps[len(cps)-1].Size)
+	require.NoError(t, conn.Exec(ctx, "ALTER TABLE "+store.Table("audit_checkpoints")+
+		" DELETE WHERE origin = ? AND size = 20 SETTINGS mutations_sync = 2", origin))
+	forged, err := audit.Signer.Sign(auditor.Checkpoint{Origin: origin, Size: 100, Root: auditor.Hash{1}})
+	require.NoError(t, err)
+	require.NoError(t, appendCheckpoint(audit.Dir, forged))
+
+	verify := func() []string {
+		rep, err := VerifyAudit(ctx, store, AuditVerify{ClusterID: audit.ClusterID, Topic: topic, Verifier: verifier, CheckpointDir: audit.Dir})
+		require.NoError(t, err)
+		var out []string
+		for _, f := range rep.Findings {
+			out = append(out, fmt.Sprintf("%s %d", f.Kind, f.Size))
+		}
+		return out
+	}
+	before := verify()
+	require.Contains(t, before, FindingMissingCkpt+" 20", "the crash's state: the sink's checkpoint of 20 leaves is not stored")
+
+	_, done, stopRun := runAuditTap(t, brokers, store, audit, group, pattern)
+	produceOrders(ctx, t, brokers, topic, 20, 1) // the log opens when a record of it arrives
+	require.Eventually(t, func() bool { return countLeaves(t, store, topic, 0) == 21 }, time.Minute, 50*time.Millisecond)
+	stopRun()
+	require.NoError(t, <-done)
+
+	cps, err = store.Checkpoints(ctx, origin)
+	require.NoError(t, err)
+	var sizes []uint64
+	for _, c := range cps {
+		sizes = append(sizes, c.Size)
+	}
+	assert.Contains(t, sizes, uint64(20), "the sink's checkpoint of 20 leaves stored on restart")
+	for _, c := range cps {
+		assert.NotEqual(t, auditor.Hash{1}, auditor.Hash(c.Root), "the forged checkpoint is not stored")
+	}
+	after := verify()
+	assert.NotContains(t, after, FindingMissingCkpt+" 20")
+	assert.NotEmpty(t, after, "the forged checkpoint is still reported")
+	t.Logf("verify before the restart: %v; after: %v", before, after)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/weft-sh/weft/auditor"
 	"github.com/weft-sh/weft/internal/chstore"
@@ -43,6 +44,9 @@ func (t *auditTrail) open(ctx context.Context, tp topicPartition, b *batch) (*au
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	l := &auditLog{}
+	if err := t.restoreFromSink(ctx, tp, origin); err != nil {
+		return nil, err
+	}
 	row, hasCP, err := t.store.LastCheckpoint(ctx, origin)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -82,6 +86,56 @@ func (t *auditTrail) open(ctx context.Context, tp topicPartition, b *batch) (*au
 		}
 	}
 	return l, nil
+}
+
+// restoreFromSink stores in ClickHouse the checkpoints of the log origin
+// that reached the sink but not ClickHouse because the process that signed
+// them died between the two writes (the tap writes the sink first): each
+// newer than every stored checkpoint of the log and with the root of the
+// state stored on its last leaf, so it is the tap's own. Anything else in
+// the sink and not in ClickHouse stays for `weft audit verify` to report as
+// a missing checkpoint.
+func (t *auditTrail) restoreFromSink(ctx context.Context, tp topicPartition, origin string) error {
+	if t.cfg.Dir == "" {
+		return nil
+	}
+	notes, err := readSink(sinkFile(t.cfg.Dir, origin))
+	if err != nil || len(notes) == 0 {
+		return err
+	}
+	rows, err := t.store.Checkpoints(ctx, origin)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	var newest uint64
+	stored := map[string]bool{}
+	for _, r := range rows {
+		stored[string(r.Note)], newest = true, max(newest, r.Size)
+	}
+	for _, n := range notes {
+		sc, err := auditor.ParseCheckpoint(n, origin)
+		if stored[string(n)] || err != nil || sc.Size == 0 || sc.Size <= newest {
+			continue
+		}
+		states, err := t.store.AuditStatesAt(ctx, tp.topic, tp.partition, sc.Size-1)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		if !slices.ContainsFunc(states, func(s []byte) bool {
+			p, err := auditor.ParsePartitionState(s)
+			return err == nil && p.Log().Size() == sc.Size && p.Log().Root() == sc.Root
+		}) {
+			continue
+		}
+		row := chstore.CheckpointRow{Origin: origin, Size: sc.Size, Root: sc.Root, Note: n, Signed: sc.Signed, CreatedAt: time.Now().UTC()}
+		if err := t.store.InsertCheckpoint(ctx, row); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		newest = sc.Size
+		t.log.Info().Str("origin", origin).Uint64("size", sc.Size).
+			Msg("audit: stored a checkpoint that reached the sink but not ClickHouse (the process that signed it stopped between the two writes)")
+	}
+	return nil
 }
 
 // extends checks, with auditor.VerifyExtends, that the stored log to is

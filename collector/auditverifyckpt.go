@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -75,7 +73,7 @@ func (lv *logVerify) checkpoints(ctx context.Context) ([]ckpt, error) {
 		addRoot(sc.Size, sc.Root, "ClickHouse")
 	}
 	if lv.v.CheckpointDir != "" {
-		notes, err := readSink(filepath.Join(lv.v.CheckpointDir, url.PathEscape(origin)+".checkpoints"))
+		notes, err := readSink(sinkFile(lv.v.CheckpointDir, origin))
 		if err != nil {
 			return nil, err
 		}
