@@ -231,6 +231,9 @@ var adversarialHeaders = []string{
 	"traceparent=00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01\ntracestate=x=y",
 	"traceparent=00-00000000000000000000000000000000-00f067aa0ba902b7-01\nb3=80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
 	"b3=a3ce929d0e0e4736-00f067aa0ba902b7",
+	"X-B3-TraceId=463ac35c9f6413ad48485a3953bb6124\nX-B3-SpanId=a2fb4a1d1a96d312\nX-B3-ParentSpanId=0020000000000001",
+	"x-datadog-trace-id=1234567890123456789\nx-datadog-parent-id=987654321\nx-datadog-tags=_dd.p.dm=-1,_dd.p.tid=640CFD8D00000000",
+	"x-datadog-trace-id=0\nx-datadog-parent-id=1\nb3=zz",
 	"X-Order=H-7\nx-caused-by=u0\nx-idem=i\nx-ts=2026-01-01T00:00:00Z\nx-vv={\"s\":3}",
 	"ce_type=T\nce_subject=o\ncontent-type=application/cloudevents+json\nx-order=\nce_source=https://a/b/",
 }

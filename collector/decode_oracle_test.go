@@ -6,7 +6,7 @@ package collector
 // holds Decoder.Decode to; only the names changed, and its JSON codec is now
 // encoding/json itself (it was goccy/go-json, held to encoding/json's
 // results). Helpers the rewrite left as they were (mappingFor, serviceName,
-// parseFlatCounters, parseB3, stdReason) are shared.
+// parseFlatCounters, parseB3 and foreignTraceContext, stdReason) are shared.
 
 import (
 	"bytes"
@@ -383,7 +383,8 @@ func (v *oracleRecord) traceContext(e *event.Event) {
 		}
 		return
 	}
-	if traceID, spanID, parent, ok := parseB3(v.headers[event.HeaderB3]); ok {
+	get := func(k string) string { return v.headers[k] }
+	if traceID, spanID, parent, ok := foreignTraceContext(get); ok {
 		e.TraceID, e.SpanID, e.ParentSpanID = traceID, spanID, parent
 	}
 }

@@ -2,14 +2,17 @@ package collector
 
 import (
 	"encoding/base64"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/weft-sh/weft/internal/event"
 )
 
 // traceContext reads W3C traceparent/tracestate (header, else the CloudEvents
-// distributed-tracing extension), or a single-header b3. A malformed trace
-// header does not cost the event: the trace fields stay empty.
+// distributed-tracing extension), else B3 (single or multi-header) or
+// Datadog's headers (foreignTraceContext). A malformed trace header does
+// not cost the event: the trace fields stay empty.
 func (v *record) traceContext(e *event.Event) {
 	tp, _ := v.header(event.HeaderTraceParent)
 	if tp == "" {
@@ -25,10 +28,60 @@ func (v *record) traceContext(e *event.Event) {
 		}
 		return
 	}
-	b3, _ := v.header(event.HeaderB3)
-	if traceID, spanID, parent, ok := parseB3(b3); ok {
+	get := func(k string) string { h, _ := v.header(k); return h }
+	if traceID, spanID, parent, ok := foreignTraceContext(get); ok {
 		e.TraceID, e.SpanID, e.ParentSpanID = traceID, spanID, parent
 	}
+}
+
+// Trace headers of producers that do not speak W3C Trace Context.
+const (
+	headerB3TraceID      = "x-b3-traceid"
+	headerB3SpanID       = "x-b3-spanid"
+	headerB3ParentSpanID = "x-b3-parentspanid"
+	headerDDTraceID      = "x-datadog-trace-id"
+	headerDDParentID     = "x-datadog-parent-id"
+	headerDDTags         = "x-datadog-tags"
+)
+
+// foreignTraceContext reads, from the headers get returns (by lower-case
+// name), the trace context of a producer that did not send traceparent: a
+// single-header b3, else B3's multi-header form, else Datadog's
+// x-datadog-trace-id/x-datadog-parent-id (decimal 64-bit ids) with the
+// trace id's high 64 bits from the _dd.p.tid tag — the 128-bit id Datadog
+// itself shows when it receives OTLP (docs/tracing.md, "Links to the
+// services' own traces").
+func foreignTraceContext(get func(string) string) (traceID, spanID, parent string, ok bool) {
+	if traceID, spanID, parent, ok = parseB3(get(event.HeaderB3)); ok {
+		return traceID, spanID, parent, true
+	}
+	if t, s := get(headerB3TraceID), get(headerB3SpanID); t != "" && s != "" {
+		b3 := t + "-" + s
+		if p := get(headerB3ParentSpanID); p != "" {
+			b3 += "-1-" + p
+		}
+		if traceID, spanID, parent, ok = parseB3(b3); ok {
+			return traceID, spanID, parent, true
+		}
+	}
+	return parseDatadog(get(headerDDTraceID), get(headerDDParentID), get(headerDDTags))
+}
+
+// parseDatadog converts Datadog's decimal ids to W3C hex ids; a trace id
+// of zero or a malformed one is no context.
+func parseDatadog(trace, parentID, tags string) (traceID, spanID, parent string, ok bool) {
+	lo, err1 := strconv.ParseUint(strings.TrimSpace(trace), 10, 64)
+	sp, err2 := strconv.ParseUint(strings.TrimSpace(parentID), 10, 64)
+	if err1 != nil || err2 != nil || lo == 0 || sp == 0 {
+		return "", "", "", false
+	}
+	hi := strings.Repeat("0", 16)
+	for _, tag := range strings.Split(tags, ",") {
+		if k, v, _ := strings.Cut(strings.TrimSpace(tag), "="); k == "_dd.p.tid" && isHex(v, 16) {
+			hi = strings.ToLower(v)
+		}
+	}
+	return hi + fmt.Sprintf("%016x", lo), fmt.Sprintf("%016x", sp), "", true
 }
 
 // parseTraceParent parses version 00 of W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>
