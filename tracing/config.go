@@ -61,6 +61,11 @@ type Config struct {
 	// Interval is how often the Tracer looks for newly stored events.
 	// Default 1s.
 	Interval time.Duration `yaml:"interval"`
+	// BacklogInterval spaces the Tracer's passes while the tap is catching
+	// up on a backlog: ingest keeps the CPU, and the spans follow once it
+	// caught up (weft_tracing_lag_seconds says how far behind they are).
+	// 0 or at most interval: no effect. Default 1m.
+	BacklogInterval time.Duration `yaml:"backlog_interval"`
 }
 
 // TLS is the client side of an https:// OTLP endpoint.
@@ -116,7 +121,8 @@ func (c Config) findings() bool { return c.Sampling.Findings == nil || *c.Sampli
 
 // Default is tracing off.
 func Default() Config {
-	return Config{Timeout: 10 * time.Second, QueueSpans: 50000, RetryFor: 5 * time.Minute, Interval: time.Second}
+	return Config{Timeout: 10 * time.Second, QueueSpans: 50000, RetryFor: 5 * time.Minute, Interval: time.Second,
+		BacklogInterval: time.Minute}
 }
 
 // ratio is the sampling ratio with its default.
@@ -172,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	if c.Interval <= 0 {
 		p.Addf("interval", "must be positive, got %s", c.Interval)
+	}
+	if c.BacklogInterval < 0 {
+		p.Addf("backlog_interval", "must not be negative, got %s", c.BacklogInterval)
 	}
 	return p.Err()
 }

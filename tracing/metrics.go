@@ -20,6 +20,7 @@ type metrics struct {
 	queued   prometheus.Gauge
 	lag      prometheus.Gauge
 	errors   prometheus.Counter
+	yields   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -34,12 +35,14 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help: "How far behind the tap's stores the tracer's cursor is."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "tracing", Name: "pass_errors_total",
 			Help: "Tracer passes that failed (a ClickHouse read or insert) and will be tried again."}),
+		yields: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "weft", Subsystem: "tracing", Name: "yields_total",
+			Help: "Tracer passes put off because the tap was catching up on a backlog (tracing.backlog_interval)."}),
 	}
 	for _, o := range []string{OutcomeBuilt, OutcomeDuplicate, OutcomeUnsampled, OutcomeExported, OutcomeRejected, OutcomeDropped, OutcomeFailed, OutcomeStored} {
 		m.spans.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.spans, m.requests, m.queued, m.lag, m.errors)
+		reg.MustRegister(m.spans, m.requests, m.queued, m.lag, m.errors, m.yields)
 	}
 	return m
 }

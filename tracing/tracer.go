@@ -38,6 +38,9 @@ type Settings struct {
 	// flight (its rows carry that time or later): the Tracer reads no
 	// further.
 	StoringSince func() time.Time
+	// Behind, when set, reports whether the tap is catching up on a
+	// backlog: passes are then spaced by tracing.backlog_interval.
+	Behind func() bool
 	// Clock is the real clock when nil.
 	Clock clockwork.Clock
 	// Client posts the exports; nil is a client of its own.
@@ -68,6 +71,7 @@ type Tracer struct {
 	exp     *Exporter // nil: no endpoint
 	settle  time.Duration
 	storing func() time.Time
+	behind  func() bool
 	clock   clockwork.Clock
 	log     zerolog.Logger
 	m       metrics
@@ -129,7 +133,7 @@ func New(cfg Config, store *chstore.Store, engine *consistency.Engine, set Setti
 		return nil, err
 	}
 	t := &Tracer{cfg: cfg, store: store, engine: engine, b: Builder{IDs: NewIDs(key), Group: set.Group},
-		settle: max(set.Settle, 0), storing: set.StoringSince, clock: set.Clock,
+		settle: max(set.Settle, 0), storing: set.StoringSince, behind: set.Behind, clock: set.Clock,
 		log: set.Logger.With().Str("component", "tracing").Logger(), m: newMetrics(set.Registerer),
 		pending: map[string][]Finding{}, promoted: map[pcommon.TraceID]bool{}, limit: passLimit}
 	if t.clock == nil {
@@ -188,12 +192,18 @@ func (t *Tracer) Run(ctx context.Context) error {
 	}
 	tick := t.clock.NewTicker(t.cfg.Interval)
 	defer tick.Stop()
+	var began time.Time // of the last pass
 	for {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return nil
 		case <-tick.Chan():
+			if t.yield(began) {
+				t.m.yields.Inc()
+				continue
+			}
+			began = t.clock.Now()
 			// Behind (a pass read its limit): pass again at once, until
 			// caught up.
 			for more := true; more && ctx.Err() == nil; {
@@ -205,6 +215,15 @@ func (t *Tracer) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// yield reports whether the pass due now is put off: the tap is catching
+// up on a backlog and the last pass began less than backlog_interval ago.
+// The spans wait for the tap, as the detector's checks do; a pass that is
+// not put off catches up whole (docs/tracing.md, "Speed").
+func (t *Tracer) yield(last time.Time) bool {
+	return t.behind != nil && t.cfg.BacklogInterval > t.cfg.Interval && !last.IsZero() &&
+		t.clock.Since(last) < t.cfg.BacklogInterval && t.behind()
 }
 
 // Cursor is where the next pass starts.

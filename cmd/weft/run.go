@@ -112,7 +112,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	var tr *tracing.Tracer
 	if cfg.Tracing.Enabled {
 		tr, err = tracing.New(cfg.Tracing, store, engine, tracing.Settings{Logger: log, Registerer: reg, Group: cfg.Collector.Group,
-			Settle: cfg.Consistency.Settle, StoringSince: col.StoringSince})
+			Settle: cfg.Consistency.Settle, StoringSince: col.StoringSince, Behind: col.Behind})
 		if err != nil {
 			return err
 		}
