@@ -19,6 +19,7 @@ type ChainEvent struct {
 	EventTime     time.Time         `json:"event_time"`
 	IngestedAt    time.Time         `json:"ingested_at"`
 	CausationID   string            `json:"causation_id,omitempty"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
 	TraceID       string            `json:"trace_id,omitempty"`
 	VersionVector map[string]uint64 `json:"version_vector,omitempty"`
 	// IdempotencyKey and PayloadHash tell redeliveries from conflicting duplicates.
@@ -64,7 +65,7 @@ func (e *Engine) chains(ctx context.Context, orderIDs []string) (map[string][]Ch
 	err := e.store.OrderEvents(ctx, orderIDs, func(r chstore.EventRow) {
 		out[r.OrderID] = append(out[r.OrderID], ChainEvent{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 			EventID: r.EventID, Type: r.Type, Service: r.Service, EventTime: r.EventTime, IngestedAt: r.IngestedAt,
-			CausationID: r.CausationID, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
+			CausationID: r.CausationID, CorrelationID: r.CorrelationID, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
 			VersionVector: r.VersionVector, IdempotencyKey: r.IdempotencyKey, PayloadHash: r.PayloadHash,
 			ReplayOf: r.ReplayOf, ReplayJob: r.ReplayJob})
 	})

@@ -58,10 +58,12 @@ func (x IDs) sum(parts ...string) []byte {
 	return m.Sum(nil)
 }
 
-// TraceID is the trace of an order.
-func (x IDs) TraceID(orderID string) pcommon.TraceID {
+// TraceID is the trace of an order, or of a correlation id
+// (tracing.trace_by): one derivation, so a correlation id that is an
+// order's id gives that order's trace.
+func (x IDs) TraceID(key string) pcommon.TraceID {
 	var id pcommon.TraceID
-	copy(id[:], x.sum("trace", orderID))
+	copy(id[:], x.sum("trace", key))
 	if id.IsEmpty() {
 		id[15] = 1
 	}
@@ -171,6 +173,20 @@ type Builder struct {
 	// Group is the consumer group weft's tap reads with
 	// (messaging.consumer.group.name on every span).
 	Group string
+	// ByCorrelation puts an event with a correlation id in that id's
+	// trace rather than its order's (tracing.trace_by: correlation_id).
+	ByCorrelation bool
+}
+
+// TraceID is the trace of an order's event: the order's, or with
+// ByCorrelation the trace of the event's correlation id when it has one.
+// Either derives from the event alone, so a span's trace never depends on
+// which of its order's events were stored first.
+func (b Builder) TraceID(orderID, correlationID string) pcommon.TraceID {
+	if b.ByCorrelation && correlationID != "" {
+		return b.IDs.TraceID(correlationID)
+	}
+	return b.IDs.TraceID(orderID)
 }
 
 // Finding is what a span says of a finding about its order.
@@ -253,7 +269,7 @@ func serviceName(s string) string {
 }
 
 func (b Builder) span(s ptrace.Span, e Event) {
-	s.SetTraceID(b.IDs.TraceID(e.OrderID))
+	s.SetTraceID(b.TraceID(e.OrderID, e.CorrelationID))
 	s.SetSpanID(b.IDs.SpanID(e.OrderID, e.EventID))
 	if e.Parent != "" {
 		s.SetParentSpanID(b.IDs.SpanID(e.OrderID, e.Parent))

@@ -171,9 +171,51 @@ func TestConfigValidate(t *testing.T) {
 	bad := 1.5
 	c.Sampling.Ratio = &bad
 	c.QueueSpans = 0
+	c.TraceBy = "checkout"
+	c.BacklogInterval = -time.Second
 	err := c.Validate()
 	require.Error(t, err)
-	for _, key := range []string{"id_key_file", "endpoint", "sampling.ratio", "queue_spans"} {
+	for _, key := range []string{"id_key_file", "endpoint", "sampling.ratio", "queue_spans", "trace_by", "backlog_interval"} {
 		assert.Contains(t, err.Error(), key)
 	}
+}
+
+// TestTraceByCorrelationID: with trace_by correlation_id, an event with a
+// correlation id is in that id's trace, shared by the orders that carry
+// it; one without stays in its order's trace; span and parent ids are the
+// same as by order, and by order every event is in its order's trace.
+func TestTraceByCorrelationID(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a1 := row("o-a", "orders", 1, "a1", "OrderPlaced", "orders", "", t0)
+	a2 := row("o-a", "payments", 2, "a2", "PaymentAuthorized", "payments", "a1", t0.Add(time.Second))
+	b1 := row("o-b", "orders", 3, "b1", "OrderPlaced", "orders", "", t0)
+	c1 := row("o-c", "orders", 4, "c1", "OrderPlaced", "orders", "", t0)
+	a1.CorrelationID, a2.CorrelationID, b1.CorrelationID, c1.CorrelationID = "checkout-7", "checkout-7", "checkout-7", ""
+	var evs []Event
+	for _, rows := range [][]chstore.TraceEventRow{{a1, a2}, {b1}, {c1}} {
+		evs = append(evs, Assemble(rows, chainOf(rows, nil, ""))...)
+	}
+
+	cfg := Default()
+	cfg.TraceBy = TraceByCorrelation
+	b := cfg.Builder(testKey, "g")
+	require.True(t, b.ByCorrelation)
+	td := ptrace.NewTraces()
+	require.Equal(t, 4, b.Build(td, evs, nil))
+	spans, _ := spansByID(td)
+	ids := b.IDs
+	checkout := ids.TraceID("checkout-7")
+	for _, id := range []pcommon.SpanID{ids.SpanID("o-a", "a1"), ids.SpanID("o-a", "a2"), ids.SpanID("o-b", "b1")} {
+		assert.Equal(t, checkout, spans[id].TraceID(), "the correlation id's trace")
+	}
+	assert.Equal(t, ids.TraceID("o-c"), spans[ids.SpanID("o-c", "c1")].TraceID(), "no correlation id: the order's trace")
+	assert.Equal(t, ids.SpanID("o-a", "a1"), spans[ids.SpanID("o-a", "a2")].ParentSpanID())
+
+	byOrder := Default().Builder(testKey, "g")
+	require.False(t, byOrder.ByCorrelation)
+	td = ptrace.NewTraces()
+	byOrder.Build(td, evs, nil)
+	spans, _ = spansByID(td)
+	assert.Equal(t, ids.TraceID("o-b"), spans[ids.SpanID("o-b", "b1")].TraceID(), "by order, the order's trace")
+	assert.Equal(t, ids.TraceID("o-a"), spans[ids.SpanID("o-a", "a2")].TraceID())
 }

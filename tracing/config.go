@@ -14,6 +14,11 @@ import (
 
 // Config is the tracing block of weft.yaml.
 type Config struct {
+	// TraceBy is what a trace is of: "order" (default), every event of an
+	// order in one trace; or "correlation_id", every event with a
+	// correlation id in the trace of that id (orders sharing a checkout or
+	// a session share a trace), events without one in their order's.
+	TraceBy string `yaml:"trace_by"`
 	// Enabled runs the Tracer in `weft run`: each stored event's span is
 	// exported once, a second or so after the tap stored it. Default false.
 	Enabled bool `yaml:"enabled"`
@@ -103,6 +108,17 @@ type Sampling struct {
 	Findings *bool `yaml:"findings"`
 }
 
+// What a trace is of (Config.TraceBy).
+const (
+	TraceByOrder       = "order"
+	TraceByCorrelation = "correlation_id"
+)
+
+// Builder is the span builder for c, its ids derived under key.
+func (c Config) Builder(key []byte, group string) Builder {
+	return Builder{IDs: NewIDs(key), Group: group, ByCorrelation: c.TraceBy == TraceByCorrelation}
+}
+
 // Protocols of the OTLP export.
 const (
 	ProtocolHTTP = "http/protobuf"
@@ -153,6 +169,11 @@ func (c Config) Validate() error {
 			p.Addf("tls", "is set but endpoint %q is not https://", c.Endpoint)
 		}
 		p.Merge("tls", c.TLS.client().Validate())
+	}
+	switch c.TraceBy {
+	case "", TraceByOrder, TraceByCorrelation:
+	default:
+		p.Addf("trace_by", "%q is not order or correlation_id", c.TraceBy)
 	}
 	switch c.Protocol {
 	case "", ProtocolHTTP, ProtocolGRPC:

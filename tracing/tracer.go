@@ -84,7 +84,8 @@ type Tracer struct {
 	// pass, and those whose traces were exported for one since.
 	fmu      sync.Mutex
 	pending  map[string][]Finding
-	promoted map[pcommon.TraceID]bool
+	promoted map[pcommon.TraceID]time.Time // trace → the cursor when it was promoted
+	orders   map[string]bool               // the orders promoted
 }
 
 // pendingLimit bounds the orders waiting for a pass to export them for a
@@ -112,8 +113,14 @@ func (t *Tracer) OnFinding(fs []consistency.Finding) {
 		if f.Status != consistency.StatusOpen || f.OrderID == "" {
 			continue
 		}
-		if id := t.b.IDs.TraceID(f.OrderID); t.promoted[id] || Sampled(id, t.cfg.ratio()) {
-			continue // exported anyway
+		if t.orders[f.OrderID] {
+			continue // exported already
+		}
+		// By order, the order's trace is known: a sampled one is exported
+		// anyway. By correlation id its events' traces are known once they
+		// are read: promote leaves out the sampled ones.
+		if !t.b.ByCorrelation && Sampled(t.b.IDs.TraceID(f.OrderID), t.cfg.ratio()) {
+			continue
 		}
 		if _, ok := t.pending[f.OrderID]; !ok && len(t.pending) >= pendingLimit {
 			t.m.spans.WithLabelValues(OutcomeDropped).Inc()
@@ -132,10 +139,10 @@ func New(cfg Config, store *chstore.Store, engine *consistency.Engine, set Setti
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{cfg: cfg, store: store, engine: engine, b: Builder{IDs: NewIDs(key), Group: set.Group},
+	t := &Tracer{cfg: cfg, store: store, engine: engine, b: cfg.Builder(key, set.Group),
 		settle: max(set.Settle, 0), storing: set.StoringSince, behind: set.Behind, clock: set.Clock,
 		log: set.Logger.With().Str("component", "tracing").Logger(), m: newMetrics(set.Registerer),
-		pending: map[string][]Finding{}, promoted: map[pcommon.TraceID]bool{}, limit: passLimit}
+		pending: map[string][]Finding{}, promoted: map[pcommon.TraceID]time.Time{}, orders: map[string]bool{}, limit: passLimit}
 	if t.clock == nil {
 		t.clock = clockwork.NewRealClock()
 	}
@@ -361,7 +368,7 @@ func (t *Tracer) build(ctx context.Context, rows []chstore.TraceEventRow) (ptrac
 		// new to NewTraceEvents; otel_traces remembers its span.
 		want := map[string][]string{}
 		for _, e := range evs {
-			tid := t.b.IDs.TraceID(e.OrderID).String()
+			tid := t.b.TraceID(e.OrderID, e.CorrelationID).String()
 			want[tid] = append(want[tid], t.b.IDs.SpanID(e.OrderID, e.EventID).String())
 		}
 		stored, err := t.store.StoredSpans(ctx, want)
@@ -370,7 +377,7 @@ func (t *Tracer) build(ctx context.Context, rows []chstore.TraceEventRow) (ptrac
 		}
 		kept := evs[:0]
 		for _, e := range evs {
-			if stored[t.b.IDs.TraceID(e.OrderID).String()+"/"+t.b.IDs.SpanID(e.OrderID, e.EventID).String()] {
+			if stored[t.b.TraceID(e.OrderID, e.CorrelationID).String()+"/"+t.b.IDs.SpanID(e.OrderID, e.EventID).String()] {
 				dups++
 				continue
 			}
@@ -386,8 +393,10 @@ func (t *Tracer) build(ctx context.Context, rows []chstore.TraceEventRow) (ptrac
 
 // promote exports, for up to promotedPerPass orders a finding opened on,
 // the spans of their events stored before the cursor (those stored later
-// are exported as they come, the order being promoted), the latest marked
-// with the findings.
+// are exported as they come, their traces being promoted), the latest
+// marked with the findings. Left out: spans of sampled traces, and by
+// correlation id those exported as they came since another order promoted
+// their trace: each span is sent once.
 func (t *Tracer) promote(ctx context.Context) error {
 	t.fmu.Lock()
 	batch := map[string][]Finding{}
@@ -401,18 +410,26 @@ func (t *Tracer) promote(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	ratio := t.cfg.ratio()
 	td := ptrace.NewTraces()
+	traces := map[pcommon.TraceID]bool{}
 	for id, fs := range batch {
 		rows, err := t.store.OrderTraceEvents(ctx, id)
 		if err != nil {
 			return err
 		}
+		t.fmu.Lock()
 		kept := rows[:0]
 		for _, r := range rows {
-			if r.FirstIngestedAt.Before(t.cursor) {
-				kept = append(kept, r)
+			tid := t.b.TraceID(r.OrderID, r.CorrelationID)
+			at, ok := t.promoted[tid]
+			if !r.FirstIngestedAt.Before(t.cursor) || Sampled(tid, ratio) || ok && !r.FirstIngestedAt.Before(at) {
+				continue
 			}
+			traces[tid] = true
+			kept = append(kept, r)
 		}
+		t.fmu.Unlock()
 		chain, err := t.engine.Chain(ctx, id)
 		if err != nil {
 			return err
@@ -424,12 +441,18 @@ func (t *Tracer) promote(ctx context.Context) error {
 		t.b.Build(td, evs, map[string][]Finding{id: fs})
 	}
 	t.fmu.Lock()
-	if len(t.promoted) > promotedLimit {
-		t.promoted = map[pcommon.TraceID]bool{} // forgets: a later finding exports an order's spans again
+	if len(t.promoted) > promotedLimit || len(t.orders) > promotedLimit {
+		// Forgets: a later finding exports an order's spans again.
+		t.promoted, t.orders = map[pcommon.TraceID]time.Time{}, map[string]bool{}
 	}
 	for id := range batch {
 		delete(t.pending, id)
-		t.promoted[t.b.IDs.TraceID(id)] = true
+		t.orders[id] = true
+	}
+	for tid := range traces {
+		if _, ok := t.promoted[tid]; !ok {
+			t.promoted[tid] = t.cursor
+		}
 	}
 	t.fmu.Unlock()
 	t.exp.Enqueue(td)
@@ -452,7 +475,8 @@ func (t *Tracer) sample(td ptrace.Traces) (ptrace.Traces, int) {
 		sss := rss.At(i).ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			sss.At(j).Spans().RemoveIf(func(s ptrace.Span) bool {
-				drop := !Sampled(s.TraceID(), r) && !t.promoted[s.TraceID()]
+				_, promoted := t.promoted[s.TraceID()]
+				drop := !Sampled(s.TraceID(), r) && !promoted
 				if drop {
 					skipped++
 				}

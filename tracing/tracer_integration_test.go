@@ -309,3 +309,77 @@ func startStoringTracer(ctx context.Context, t *testing.T, store *chstore.Store,
 	require.NoError(t, tr.Start(ctx))
 	return tr
 }
+
+// TestTracerByCorrelationIDExportsEachSpanOnce: with trace_by
+// correlation_id and ratio 0, two orders share a checkout's trace. A
+// finding on the first exports its spans stored so far and promotes the
+// trace, so both orders' later spans follow as they come; a finding on the
+// second then exports only its spans from before the promotion, and a
+// second finding on the first exports nothing again: Jaeger holds each of
+// the four spans once, and nothing of the order without a finding.
+func TestTracerByCorrelationIDExportsEachSpanOnce(t *testing.T) {
+	jg := testenv.Jaeger(t)
+	store := testenv.Store(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	clock := clockwork.NewFakeClockAt(t0)
+	cfg := Default()
+	zero := 0.0
+	cfg.Enabled, cfg.IDKeyFile, cfg.Endpoint, cfg.Sampling.Ratio, cfg.TraceBy = true, keyFile(t), jg.OTLPHTTP, &zero, TraceByCorrelation
+	tr, err := New(cfg, store, consistency.NewEngine(store, consistency.Builtin()), Settings{Logger: zerolog.Nop(),
+		Registerer: prometheus.NewRegistry(), Settle: time.Second, Clock: clock})
+	require.NoError(t, err)
+	require.NoError(t, tr.Start(ctx))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { tr.exp.Run(runCtx, time.Second); close(done) }()
+	defer func() { stop(); <-done }()
+
+	ev := func(order, corr, topic string, off int64, id, typ, cause string, at time.Time) event.Event {
+		return event.Event{Topic: topic, Offset: off, Key: order, EventID: id, Type: typ, Service: topic, OrderID: order,
+			EventTime: at, RecordTime: at, CausationID: cause, CorrelationID: corr, PayloadHash: id}
+	}
+	pass := func(want int) {
+		t.Helper()
+		clock.Advance(3 * time.Second)
+		n, err := tr.Pass(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, n)
+	}
+	stuck := func(id, order string) {
+		tr.OnFinding([]consistency.Finding{{ID: id, Kind: "stuck", OrderID: order, Status: consistency.StatusOpen, Summary: "waiting", FirstSeen: clock.Now()}})
+	}
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{
+		ev("o-x", "cart-1", "orders", 1, "x1", "OrderPlaced", "", t0.Add(-time.Minute)),
+		ev("o-y", "cart-1", "orders", 2, "y1", "OrderPlaced", "", t0.Add(-time.Minute)),
+		ev("o-z", "", "orders", 3, "z1", "OrderPlaced", "", t0.Add(-time.Minute)),
+	}, t0.Add(time.Second), ""))
+	pass(3)
+	stuck("f1", "o-x")
+	require.NoError(t, store.InsertEvents(ctx, []event.Event{
+		ev("o-x", "cart-1", "inventory", 1, "x2", "InventoryReserved", "x1", t0.Add(-50*time.Second)),
+		ev("o-y", "cart-1", "inventory", 2, "y2", "InventoryReserved", "y1", t0.Add(-50*time.Second)),
+	}, t0.Add(4*time.Second), ""))
+	pass(2) // x1 for the finding; x2 and y2 as they come, the trace promoted
+	stuck("f2", "o-y")
+	stuck("f3", "o-x")
+	pass(0) // y1 for the finding; y2 was sent; o-x was exported already
+
+	cart := tr.b.IDs.TraceID("cart-1").String()
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)) >= 4 && tr.exp.queued.Load() == 0
+	}, time.Minute, 100*time.Millisecond, "four spans exported")
+	var got ptrace.Traces
+	require.Eventually(t, func() bool {
+		got = testenv.JaegerTrace(t, jg.Query, cart)
+		return got.SpanCount() >= 4
+	}, 60*time.Second, 200*time.Millisecond, "the checkout's spans in jaeger")
+	spans, _ := spansByID(got)
+	assert.Equal(t, 4, got.SpanCount(), "each span once")
+	for _, id := range [][2]string{{"o-x", "x1"}, {"o-x", "x2"}, {"o-y", "y1"}, {"o-y", "y2"}} {
+		assert.Contains(t, spans, tr.b.IDs.SpanID(id[0], id[1]), "%s/%s in the checkout's trace", id[0], id[1])
+	}
+	assert.Equal(t, 4.0, testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)))
+	assert.Zero(t, testenv.JaegerTrace(t, jg.Query, tr.b.IDs.TraceID("o-z").String()).SpanCount(), "an order without a finding stays unsampled")
+}

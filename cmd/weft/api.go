@@ -43,7 +43,7 @@ import (
 //
 // traceID, when not nil, gives an order's trace id (orderTraceIDs), put in
 // GET /api/v1/orders/{id}'s answer as `weft order -o json` does.
-func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Collector, actions *collector.ActionLog, authn *auth.Authenticator, reg *prometheus.Registry, log zerolog.Logger, pprof bool, cons *console.Console, jobs *replayJobs, traceID func(orderID string) string) http.Handler {
+func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Collector, actions *collector.ActionLog, authn *auth.Authenticator, reg *prometheus.Registry, log zerolog.Logger, pprof bool, cons *console.Console, jobs *replayJobs, traceID traceIDFunc) http.Handler {
 	mux := http.NewServeMux()
 	if pprof {
 		prof := http.NewServeMux()
@@ -149,7 +149,7 @@ func newAPI(engine *consistency.Engine, store *chstore.Store, col *collector.Col
 			return
 		}
 		if traceID != nil {
-			rep.TraceID = traceID(rep.OrderID)
+			rep.TraceID = traceID(rep.OrderID, rep.Events)
 		}
 		writeJSON(w, rep)
 	})

@@ -20,7 +20,7 @@ import (
 // orderReport, the engine's findings, the stored queue-health sample, and
 // acknowledge. actions is nil when the audit trail is off; traceID, when
 // not nil, gives the trace id the order page shows (orderTraceIDs).
-func newConsole(engine *consistency.Engine, store *chstore.Store, actions *collector.ActionLog, authn *auth.Authenticator, log zerolog.Logger, traceID func(orderID string) string) (*console.Console, error) {
+func newConsole(engine *consistency.Engine, store *chstore.Store, actions *collector.ActionLog, authn *auth.Authenticator, log zerolog.Logger, traceID traceIDFunc) (*console.Console, error) {
 	d := console.Data{
 		Workflows: engine.Workflows(),
 		Stuck: func(ctx context.Context, q url.Values) (console.Stuck, error) {
@@ -38,7 +38,7 @@ func newConsole(engine *consistency.Engine, store *chstore.Store, actions *colle
 			}
 			o := console.Order{ID: rep.OrderID, State: rep.State, Events: rep.Events, Findings: rep.Findings, Stuck: rep.Stuck}
 			if traceID != nil {
-				o.TraceID = traceID(rep.OrderID)
+				o.TraceID = traceID(rep.OrderID, rep.Events)
 			}
 			for _, s := range rep.Stuck {
 				var lines []string

@@ -86,7 +86,9 @@ func newOrderCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				rep.TraceID = orderTraceID(cfg, args[0])
+				if traceID := orderTraceIDs(cfg); traceID != nil {
+					rep.TraceID = traceID(args[0], rep.Events)
+				}
 				if len(rep.Events) == 0 {
 					return fmt.Errorf("order %s: no events stored", args[0])
 				}

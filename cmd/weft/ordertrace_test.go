@@ -47,7 +47,7 @@ func TestOrderTraceIDInAPIAndConsole(t *testing.T) {
 	want := firstTraceID(td)
 	require.Len(t, want, 32)
 
-	serve := func(traceID func(string) string) (*httptest.Server, map[auth.Role]string) {
+	serve := func(traceID traceIDFunc) (*httptest.Server, map[auth.Role]string) {
 		reg := prometheus.NewRegistry()
 		authn, tokens := testAuth(t, "trace", nil, reg, nil)
 		engine := consistency.NewEngine(store, cfg.Consistency.AllWorkflows())

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/weft-sh/weft/consistency"
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/tracing"
 )
@@ -62,29 +63,31 @@ func orderTrace(ctx context.Context, cfg Config, store *chstore.Store, orderID s
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
-	b := tracing.Builder{IDs: tracing.NewIDs(key), Group: cfg.Collector.Group}
+	b := cfg.Tracing.Builder(key, cfg.Collector.Group)
 	return tracing.OrderTrace(ctx, b, store, e, orderID)
 }
+
+// traceIDFunc gives an order's trace id from its chain: the trace of its
+// first event (by tracing.trace_by: correlation_id, an order's events may
+// be in several traces; docs/tracing.md).
+type traceIDFunc func(orderID string, chain []consistency.ChainEvent) string
 
 // orderTraceIDs returns what gives an order's trace id, for the API and
 // the console, or nil when no id key is configured (or it cannot be read:
 // `weft run` with tracing on has already refused that).
-func orderTraceIDs(cfg Config) func(orderID string) string {
+func orderTraceIDs(cfg Config) traceIDFunc {
 	key, err := tracing.ReadIDKey(cfg.Tracing.IDKeyFile)
 	if err != nil {
 		return nil
 	}
-	ids := tracing.NewIDs(key)
-	return func(orderID string) string { return ids.TraceID(orderID).String() }
-}
-
-// orderTraceID is the order's trace id, "" when no id key is configured.
-func orderTraceID(cfg Config, orderID string) string {
-	key, err := tracing.ReadIDKey(cfg.Tracing.IDKeyFile)
-	if err != nil {
-		return ""
+	b := cfg.Tracing.Builder(key, cfg.Collector.Group)
+	return func(orderID string, chain []consistency.ChainEvent) string {
+		corr := ""
+		if len(chain) > 0 {
+			corr = chain[0].CorrelationID
+		}
+		return b.TraceID(orderID, corr).String()
 	}
-	return tracing.NewIDs(key).TraceID(orderID).String()
 }
 
 func printTrace(w io.Writer, orderID string, td ptrace.Traces) {

@@ -18,7 +18,8 @@ type EventRow struct {
 	Offset                      int64
 	EventID, Type, Service      string
 	EventTime, IngestedAt       time.Time
-	CausationID, TraceID        string
+	CausationID, CorrelationID  string
+	TraceID                     string
 	SpanID, ParentSpanID        string
 	VersionVector               map[string]uint64
 	IdempotencyKey, PayloadHash string
@@ -44,7 +45,7 @@ const (
 func (s *Store) OrderEvents(ctx context.Context, orderIDs []string, each func(EventRow)) error {
 	rows, err := s.conn.Query(ctx, `
 SELECT order_id, topic, partition, offset, event_id, event_type, service, event_time, ingested_at,
-       causation_id, trace_id, span_id, parent_span_id, version_vector, idempotency_key, payload_hash,
+       causation_id, correlation_id, trace_id, span_id, parent_span_id, version_vector, idempotency_key, payload_hash,
        headers[?] AS replay_job,
        if(replay_job = '', '', concat(headers[?], '/', headers[?], '@', headers[?]))
 FROM `+s.Table("events")+`
@@ -59,7 +60,7 @@ LIMIT 1 BY topic, partition, offset`, HeaderReplayJob,
 	for rows.Next() {
 		var e EventRow
 		if err := rows.Scan(&e.OrderID, &e.Topic, &e.Partition, &e.Offset, &e.EventID, &e.Type, &e.Service, &e.EventTime,
-			&e.IngestedAt, &e.CausationID, &e.TraceID, &e.SpanID, &e.ParentSpanID, &e.VersionVector, &e.IdempotencyKey, &e.PayloadHash,
+			&e.IngestedAt, &e.CausationID, &e.CorrelationID, &e.TraceID, &e.SpanID, &e.ParentSpanID, &e.VersionVector, &e.IdempotencyKey, &e.PayloadHash,
 			&e.ReplayJob, &e.ReplayOf); err != nil {
 			return fmt.Errorf("scan event: %w", err)
 		}
