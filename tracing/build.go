@@ -80,6 +80,17 @@ func (x IDs) SpanID(orderID, eventID string) pcommon.SpanID {
 	return id
 }
 
+// FindingSpanID is the span of a finding about an order: one per finding,
+// so a restart or a second pass never makes another.
+func (x IDs) FindingSpanID(orderID, findingID string) pcommon.SpanID {
+	var id pcommon.SpanID
+	copy(id[:], x.sum("finding", orderID, findingID))
+	if id.IsEmpty() {
+		id[7] = 1
+	}
+	return id
+}
+
 // Event is one stored record of an order, with its place in the order's
 // causal chain (consistency.Engine.Chain).
 type Event struct {
@@ -247,18 +258,60 @@ func (b Builder) Build(td ptrace.Traces, evs []Event, findings map[string][]Find
 				ev := s.Events().AppendEmpty()
 				ev.SetName("weft.finding")
 				ev.SetTimestamp(pcommon.NewTimestampFromTime(f.At))
-				ev.Attributes().PutStr("weft.finding.id", f.ID)
-				ev.Attributes().PutStr("weft.finding.kind", f.Kind)
-				ev.Attributes().PutStr("weft.finding.summary", f.Summary)
-				if f.Reason != "" {
-					ev.Attributes().PutStr("weft.finding.reason", f.Reason)
-				}
+				findingAttrs(ev.Attributes(), f)
 			}
 			s.Status().SetCode(ptrace.StatusCodeError)
 			s.Status().SetMessage(fmt.Sprintf("%s: %s", fs[0].Kind, fs[0].Summary))
 		}
 	}
 	return len(sorted)
+}
+
+// FindingService is the service.name of finding spans: weft's detector
+// is what says so.
+const FindingService = "weft"
+
+// FindingSpan appends to td the span of a finding opened on the order of
+// e, the order's latest event: a child of e's span named "weft.finding
+// {kind}", from e's event time to when the finding was first seen (the
+// wait it is about), with ERROR status, the finding's attributes and a
+// weft.finding event; service.name "weft".
+func (b Builder) FindingSpan(td ptrace.Traces, e Event, f Finding) {
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr(AttrServiceName, FindingService)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName(ScopeName)
+	s := ss.Spans().AppendEmpty()
+	s.SetTraceID(b.TraceID(e.OrderID, e.CorrelationID))
+	s.SetSpanID(b.IDs.FindingSpanID(e.OrderID, f.ID))
+	s.SetParentSpanID(b.IDs.SpanID(e.OrderID, e.EventID))
+	s.SetName("weft.finding " + f.Kind)
+	s.SetKind(ptrace.SpanKindInternal)
+	start, end := e.EventTime, f.At
+	if !end.After(start) {
+		end = start.Add(time.Microsecond)
+	}
+	s.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	s.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+	a := s.Attributes()
+	a.PutStr(AttrOrderID, e.OrderID)
+	findingAttrs(a, f)
+	ev := s.Events().AppendEmpty()
+	ev.SetName("weft.finding")
+	ev.SetTimestamp(pcommon.NewTimestampFromTime(f.At))
+	findingAttrs(ev.Attributes(), f)
+	s.Status().SetCode(ptrace.StatusCodeError)
+	s.Status().SetMessage(fmt.Sprintf("%s: %s", f.Kind, f.Summary))
+}
+
+// findingAttrs puts a finding's id, kind, summary and reason on a.
+func findingAttrs(a pcommon.Map, f Finding) {
+	a.PutStr("weft.finding.id", f.ID)
+	a.PutStr("weft.finding.kind", f.Kind)
+	a.PutStr("weft.finding.summary", f.Summary)
+	if f.Reason != "" {
+		a.PutStr("weft.finding.reason", f.Reason)
+	}
 }
 
 func serviceName(s string) string {

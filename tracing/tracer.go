@@ -84,6 +84,7 @@ type Tracer struct {
 	// pass, and those whose traces were exported for one since.
 	fmu      sync.Mutex
 	pending  map[string][]Finding
+	opened   []consistency.Finding // waiting for their finding spans
 	promoted map[pcommon.TraceID]time.Time // trace → the cursor when it was promoted
 	orders   map[string]bool               // the orders promoted
 }
@@ -102,9 +103,10 @@ func (t *Tracer) WantsFindings() bool {
 	return t.exp != nil && t.cfg.ratio() < 1 && t.cfg.findings()
 }
 
-// OnFinding takes the findings the detector opened or resolved; an order
-// that a finding opened on is exported whole by the next pass, whether
-// sampled or not. It never blocks: past pendingLimit orders waiting, more
+// OnFinding takes the findings the detector opened or resolved. Each one
+// opened on an order gets a finding span from the next pass (FindingSpan);
+// with WantsFindings, the order is also exported whole, whether sampled or
+// not. It never blocks: past pendingLimit findings or orders waiting, more
 // are counted and left out.
 func (t *Tracer) OnFinding(fs []consistency.Finding) {
 	t.fmu.Lock()
@@ -113,7 +115,12 @@ func (t *Tracer) OnFinding(fs []consistency.Finding) {
 		if f.Status != consistency.StatusOpen || f.OrderID == "" {
 			continue
 		}
-		if t.orders[f.OrderID] {
+		if len(t.opened) < pendingLimit {
+			t.opened = append(t.opened, f)
+		} else {
+			t.m.spans.WithLabelValues(OutcomeDropped).Inc()
+		}
+		if !t.WantsFindings() || t.orders[f.OrderID] {
 			continue // exported already
 		}
 		// By order, the order's trace is known: a sampled one is exported
@@ -310,6 +317,9 @@ func (t *Tracer) pass(ctx context.Context) (n int, more bool, err error) {
 			t.log.Warn().Err(err).Msg("tracing: exporting orders with a finding failed; will try again")
 		}
 	}
+	if err := t.findingSpans(ctx); err != nil {
+		t.log.Warn().Err(err).Msg("tracing: the spans of new findings failed; will try again")
+	}
 	if t.exp != nil && n > 0 {
 		sampled, skipped := t.sample(td)
 		t.m.spans.WithLabelValues(OutcomeUnsampled).Add(float64(skipped))
@@ -456,6 +466,59 @@ func (t *Tracer) promote(ctx context.Context) error {
 	}
 	t.fmu.Unlock()
 	t.exp.Enqueue(td)
+	return nil
+}
+
+// findingSpans makes the spans of up to promotedPerPass findings opened
+// since the last pass, each under the span of its order's latest event
+// stored so far: stored in otel_traces, and exported when its trace is
+// sampled or promoted (as the order's other spans are). A finding whose
+// order has no stored event is dropped.
+func (t *Tracer) findingSpans(ctx context.Context) error {
+	t.fmu.Lock()
+	batch := t.opened[:min(len(t.opened), promotedPerPass)]
+	t.fmu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	td := ptrace.NewTraces()
+	for _, f := range batch {
+		rows, err := t.store.OrderTraceEvents(ctx, f.OrderID)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		latest := rows[0]
+		for _, r := range rows[1:] {
+			if !r.EventTime.Before(latest.EventTime) {
+				latest = r
+			}
+		}
+		e := Event{TraceEventRow: latest}
+		if chain, err := t.engine.Chain(ctx, f.OrderID); err != nil {
+			return err
+		} else if es := Assemble([]chstore.TraceEventRow{latest}, chain); len(es) == 1 {
+			e = es[0] // its identity as the chain knows it (a replay's is its original's)
+		}
+		t.b.FindingSpan(td, e, FindingsOf([]consistency.Finding{f})[0])
+	}
+	if t.cfg.ClickHouse && td.SpanCount() > 0 {
+		if err := t.store.InsertSpans(ctx, SpanRows(td)); err != nil {
+			return err
+		}
+		t.m.spans.WithLabelValues(OutcomeStored).Add(float64(td.SpanCount()))
+	}
+	t.m.spans.WithLabelValues(OutcomeBuilt).Add(float64(td.SpanCount()))
+	t.fmu.Lock()
+	t.opened = t.opened[len(batch):]
+	t.fmu.Unlock()
+	if t.exp != nil && td.SpanCount() > 0 {
+		sampled, skipped := t.sample(td)
+		t.m.spans.WithLabelValues(OutcomeUnsampled).Add(float64(skipped))
+		t.exp.Enqueue(sampled)
+	}
 	return nil
 }
 

@@ -195,14 +195,20 @@ func TestTracerExportsOrdersWithFindings(t *testing.T) {
 	var got ptrace.Traces
 	require.Eventually(t, func() bool {
 		got = testenv.JaegerTrace(t, jg.Query, bad)
-		return got.SpanCount() >= 3
+		return got.SpanCount() >= 4
 	}, 60*time.Second, 200*time.Millisecond, "o-bad's spans in jaeger")
-	assert.Equal(t, 3, got.SpanCount(), "each span once: two from before the finding, one after")
-	spans, _ := spansByID(got)
+	assert.Equal(t, 4, got.SpanCount(), "each span once: two from before the finding, one after, and the finding's")
+	spans, svc := spansByID(got)
 	marked := spans[tr.b.IDs.SpanID("o-bad", "b2")]
 	assert.Equal(t, ptrace.StatusCodeError, marked.Status().Code(), "the latest span when the finding opened carries it")
 	require.Equal(t, 1, marked.Events().Len())
 	assert.Equal(t, "weft.finding", marked.Events().At(0).Name())
+	fspan := spans[tr.b.IDs.FindingSpanID("o-bad", "f1")]
+	assert.Equal(t, "weft.finding stuck", fspan.Name())
+	assert.Equal(t, FindingService, svc[fspan.SpanID()])
+	assert.Equal(t, tr.b.IDs.SpanID("o-bad", "b3"), fspan.ParentSpanID(), "under the order's latest event stored when the pass ran")
+	assert.Equal(t, ptrace.StatusCodeError, fspan.Status().Code())
+	assert.Equal(t, t0, fspan.EndTimestamp().AsTime(), "it ends when the finding was first seen")
 	assert.Zero(t, testenv.JaegerTrace(t, jg.Query, tr.b.IDs.TraceID("o-ok").String()).SpanCount(), "an order without a finding stays unsampled")
 }
 
@@ -327,6 +333,7 @@ func TestTracerByCorrelationIDExportsEachSpanOnce(t *testing.T) {
 	cfg := Default()
 	zero := 0.0
 	cfg.Enabled, cfg.IDKeyFile, cfg.Endpoint, cfg.Sampling.Ratio, cfg.TraceBy = true, keyFile(t), jg.OTLPHTTP, &zero, TraceByCorrelation
+	cfg.ClickHouse = true
 	tr, err := New(cfg, store, consistency.NewEngine(store, consistency.Builtin()), Settings{Logger: zerolog.Nop(),
 		Registerer: prometheus.NewRegistry(), Settle: time.Second, Clock: clock})
 	require.NoError(t, err)
@@ -368,18 +375,27 @@ func TestTracerByCorrelationIDExportsEachSpanOnce(t *testing.T) {
 
 	cart := tr.b.IDs.TraceID("cart-1").String()
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)) >= 4 && tr.exp.queued.Load() == 0
-	}, time.Minute, 100*time.Millisecond, "four spans exported")
+		return testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)) >= 7 && tr.exp.queued.Load() == 0
+	}, time.Minute, 100*time.Millisecond, "four event spans and three finding spans exported")
 	var got ptrace.Traces
 	require.Eventually(t, func() bool {
 		got = testenv.JaegerTrace(t, jg.Query, cart)
-		return got.SpanCount() >= 4
+		return got.SpanCount() >= 7
 	}, 60*time.Second, 200*time.Millisecond, "the checkout's spans in jaeger")
-	spans, _ := spansByID(got)
-	assert.Equal(t, 4, got.SpanCount(), "each span once")
+	spans, svc := spansByID(got)
+	assert.Equal(t, 7, got.SpanCount(), "each span once")
+	for _, id := range [][2]string{{"o-x", "f1"}, {"o-y", "f2"}, {"o-x", "f3"}} {
+		assert.Equal(t, FindingService, svc[tr.b.IDs.FindingSpanID(id[0], id[1])], "finding %s's span", id[1])
+	}
 	for _, id := range [][2]string{{"o-x", "x1"}, {"o-x", "x2"}, {"o-y", "y1"}, {"o-y", "y2"}} {
 		assert.Contains(t, spans, tr.b.IDs.SpanID(id[0], id[1]), "%s/%s in the checkout's trace", id[0], id[1])
 	}
-	assert.Equal(t, 4.0, testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)))
+	assert.Equal(t, 7.0, testutil.ToFloat64(tr.m.spans.WithLabelValues(OutcomeExported)))
 	assert.Zero(t, testenv.JaegerTrace(t, jg.Query, tr.b.IDs.TraceID("o-z").String()).SpanCount(), "an order without a finding stays unsampled")
+
+	var findings, all uint64
+	require.NoError(t, testenv.Conn(t).QueryRow(ctx, "SELECT countIf(SpanName LIKE 'weft.finding %' AND StatusCode = 'STATUS_CODE_ERROR' AND ServiceName = 'weft'), count() FROM "+
+		store.Table("otel_traces")).Scan(&findings, &all))
+	assert.Equal(t, uint64(3), findings, "the finding spans in otel_traces")
+	assert.Equal(t, uint64(8), all, "and every event's span, sampled or not")
 }

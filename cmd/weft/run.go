@@ -121,7 +121,7 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	if notifier.Enabled() {
 		hear = append(hear, notifier.Notify)
 	}
-	if tr != nil && tr.WantsFindings() {
+	if tr != nil {
 		hear = append(hear, tr.OnFinding)
 	}
 	var onFinding func([]consistency.Finding)
