@@ -84,7 +84,7 @@ type Tracer struct {
 	// pass, and those whose traces were exported for one since.
 	fmu      sync.Mutex
 	pending  map[string][]Finding
-	opened   []consistency.Finding // waiting for their finding spans
+	opened   []consistency.Finding         // waiting for their finding spans
 	promoted map[pcommon.TraceID]time.Time // trace → the cursor when it was promoted
 	orders   map[string]bool               // the orders promoted
 }
