@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +67,7 @@ type Collector struct {
 	rebalanceWanted               atomic.Bool            // a rebalance waits for the pipeline to drain
 	lastErr                       atomic.Pointer[string] // the last failed insert, until one succeeds
 	fetchErr                      atomic.Pointer[string] // an error that stops consuming (authorization), until records arrive or blockedHold passes without it
+	recreated                     sync.Map               // topic → struct{}: deleted and recreated since the tap began reading it (UNKNOWN_TOPIC_ID)
 	fetchErrAt                    atomic.Int64           // Unix ns of the last poll that returned fetchErr
 	storingSince                  atomic.Int64           // Unix ns when the insert in flight began (0: none); StoringSince
 
@@ -223,7 +226,20 @@ func (c *Collector) Ready() error {
 	if c.isFenced() {
 		return c.fencedError()
 	}
+	if topics := c.recreatedTopics(); len(topics) > 0 {
+		return fmt.Errorf("%s deleted and recreated while the tap read it: it reads only the first instance, so the new one's records are not stored (docs/runbook.md, \"A topic was deleted and recreated\")",
+			strings.Join(topics, ", "))
+	}
 	return c.member.notConsuming(len(c.client.GetConsumeTopics()) > 0, c.cfg.MaxRebalance)
+}
+
+// recreatedTopics are the topics the broker said were deleted and
+// recreated, sorted.
+func (c *Collector) recreatedTopics() []string {
+	var out []string
+	c.recreated.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+	slices.Sort(out)
+	return out
 }
 
 // blocking reports errors that keep the tap from consuming until an

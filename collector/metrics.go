@@ -13,6 +13,7 @@ type metrics struct {
 	assigned   prometheus.Gauge
 	rebalances *prometheus.CounterVec
 	lastStored prometheus.Gauge
+	recreated  prometheus.Counter
 	// The audit trail's checkpoints (audit.go): published or failed.
 	checkpoints    *prometheus.CounterVec
 	lastCheckpoint prometheus.Gauge
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "weft", Subsystem: "collector", Name: "last_stored_timestamp_seconds",
 			Help: "When this replica last stored a batch of records in ClickHouse (Unix time; 0: not yet). time() minus it is the time since the last stored record.",
 		}),
+		recreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "recreated_topics_total",
+			Help: "Topics deleted and recreated while the tap read them (UNKNOWN_TOPIC_ID): the tap reads only the first instance, and is not ready until an operator acts.",
+		}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "weft", Subsystem: "audit", Name: "checkpoints_total",
 			Help: "Audit checkpoints this replica signed and stored (result=stored), or failed to store in ClickHouse or the sink (result=failed, tried again on the next pass).",
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rebalances.WithLabelValues(kind) // exported at 0 from the start
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.stored, m.quarantined, m.insertErrs, m.insertTime, m.batchSize, m.assigned, m.rebalances, m.lastStored,
+		reg.MustRegister(m.consumed, m.stored, m.quarantined, m.insertErrs, m.insertTime, m.batchSize, m.assigned, m.rebalances, m.lastStored, m.recreated,
 			m.checkpoints, m.lastCheckpoint)
 	}
 	return m

@@ -246,6 +246,16 @@ func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
 			return
 		}
 		failed = true
+		if errors.Is(err, kerr.UnknownTopicID) && topic != "" {
+			// franz-go refuses a topic's new instance for good
+			// (docs/runbook.md): said once, and kept for Ready.
+			if _, seen := c.recreated.LoadOrStore(topic, struct{}{}); !seen {
+				c.log.Error().Str("topic", topic).Int32("partition", p).
+					Msg("topic deleted and recreated while the tap read it (UNKNOWN_TOPIC_ID): the tap reads only the first instance; the new one's records are not stored until an operator acts (docs/runbook.md)")
+				c.metrics.recreated.Inc()
+			}
+			return
+		}
 		c.log.Warn().Err(err).Str("topic", topic).Int32("partition", p).Msg("fetch error")
 		if blocking(err) {
 			blocked = err.Error()
