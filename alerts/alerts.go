@@ -120,6 +120,7 @@ const (
 	AnchorDown             = "weftdown"
 	AnchorTapNotConsuming  = "wefttapnotconsuming"
 	AnchorTapBehind        = "wefttapbehind"
+	AnchorTopicRecreated   = "wefttopicrecreated"
 	AnchorInsertsFailing   = "weftclickhouseinsertsfailing"
 	AnchorDetectorFailing  = "weftdetectorfailing"
 	AnchorQueueHealth      = "weftqueuehealthfailing"
@@ -261,6 +262,15 @@ func (b builder) pipelineRules() []Rule {
 		Annotations: b.annotations(AnchorTapNotConsuming,
 			`weft's tap on {{ $labels.instance }} has stopped reading Kafka`,
 			`The tap read no record for 10 minutes while records wait in the partitions it polls: stored events and every finding are going stale.`),
+	}, {
+		Alert:  "WeftTopicRecreated",
+		Expr:   `max by (job, instance) (weft_collector_recreated_topics) > 0`,
+		For:    "1m",
+		Labels: severity(SeverityCritical),
+		Annotations: b.annotations(AnchorTopicRecreated,
+			`a topic weft taps was deleted and recreated`,
+			`The tap on {{ $labels.instance }} reads only the first instance of {{ $value }} recreated topic(s): the new records are not stored. `+
+				`Do not just restart weft: see the runbook. /readyz names the topic.`),
 	}, {
 		Alert:  "WeftTapBehind",
 		Expr:   fmt.Sprintf(`max by (group, topic) (weft_queue_group_lag_seconds{group=%q}) > 300`, b.o.TapGroup),

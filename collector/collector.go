@@ -227,7 +227,7 @@ func (c *Collector) Ready() error {
 		return c.fencedError()
 	}
 	if topics := c.recreatedTopics(); len(topics) > 0 {
-		return fmt.Errorf("%s deleted and recreated while the tap read it: it reads only the first instance, so the new one's records are not stored (docs/runbook.md, \"A topic was deleted and recreated\")",
+		return fmt.Errorf("%s deleted and recreated while the tap read it: it reads only the first instance, so the new one's records are not stored (docs/runbook.md, WeftTopicRecreated)",
 			strings.Join(topics, ", "))
 	}
 	return c.member.notConsuming(len(c.client.GetConsumeTopics()) > 0, c.cfg.MaxRebalance)

@@ -13,7 +13,7 @@ type metrics struct {
 	assigned   prometheus.Gauge
 	rebalances *prometheus.CounterVec
 	lastStored prometheus.Gauge
-	recreated  prometheus.Counter
+	recreated  prometheus.Gauge
 	// The audit trail's checkpoints (audit.go): published or failed.
 	checkpoints    *prometheus.CounterVec
 	lastCheckpoint prometheus.Gauge
@@ -57,9 +57,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "weft", Subsystem: "collector", Name: "last_stored_timestamp_seconds",
 			Help: "When this replica last stored a batch of records in ClickHouse (Unix time; 0: not yet). time() minus it is the time since the last stored record.",
 		}),
-		recreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "weft", Subsystem: "collector", Name: "recreated_topics_total",
-			Help: "Topics deleted and recreated while the tap read them (UNKNOWN_TOPIC_ID): the tap reads only the first instance, and is not ready until an operator acts.",
+		recreated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "weft", Subsystem: "collector", Name: "recreated_topics",
+			Help: "Topics deleted and recreated while this tap read them (UNKNOWN_TOPIC_ID): it reads only their first instance, so their new records are not stored, and it is not ready until an operator acts.",
 		}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "weft", Subsystem: "audit", Name: "checkpoints_total",

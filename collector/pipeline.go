@@ -252,7 +252,7 @@ func (c *Collector) noteFetchErrors(fetches kgo.Fetches) {
 			if _, seen := c.recreated.LoadOrStore(topic, struct{}{}); !seen {
 				c.log.Error().Str("topic", topic).Int32("partition", p).
 					Msg("topic deleted and recreated while the tap read it (UNKNOWN_TOPIC_ID): the tap reads only the first instance; the new one's records are not stored until an operator acts (docs/runbook.md)")
-				c.metrics.recreated.Inc()
+				c.metrics.recreated.Set(float64(len(c.recreatedTopics())))
 			}
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -50,6 +51,7 @@ func TestRecreatedTopicIsSaid(t *testing.T) {
 		err := tp.c.Ready()
 		return err != nil && strings.Contains(err.Error(), "deleted and recreated")
 	}, 90*time.Second, 200*time.Millisecond, "the tap says the topic was recreated: %v", tp.c.Ready())
+	assert.Equal(t, 1.0, testutil.ToFloat64(tp.c.metrics.recreated), "weft_collector_recreated_topics")
 	var stored []string
 	readEvents(t, store, topic, 0, func(e event.Event) { stored = append(stored, e.EventID) })
 	assert.Equal(t, []string{"e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9"}, stored,
