@@ -21,21 +21,30 @@ var repoRoot = filepath.Join("..", "..")
 
 var (
 	weftOnce sync.Once
+	weftDir  string // removed by TestMain
 	weftBin  string
 	weftErr  error
 )
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if weftDir != "" {
+		_ = os.RemoveAll(weftDir)
+	}
+	os.Exit(code)
+}
 
 // weftBinary builds weft from this checkout, in weft's own module (its
 // go.mod, not this test module's), once per test run.
 func weftBinary(t *testing.T) string {
 	t.Helper()
 	weftOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "weft-chart-test-")
-		if err != nil {
-			weftErr = err
+		weftDir, weftErr = os.MkdirTemp("", "weft-chart-test-")
+		if weftErr != nil {
 			return
 		}
-		weftBin = filepath.Join(dir, "weft")
+		weftBin = filepath.Join(weftDir, "weft")
 		cmd := exec.Command("go", "build", "-o", weftBin, "./cmd/weft")
 		cmd.Dir = repoRoot
 		if out, err := cmd.CombinedOutput(); err != nil {
