@@ -22,7 +22,7 @@ const chartDir = "../weft"
 // configChange is the upgrade's change to weft's configuration: it must
 // reach the ConfigMap and so the pod template's checksum/config annotation,
 // which is what rolls the pods.
-var configChange = map[string]any{"config": map[string]any{"log_level": "debug"}}
+var configChange = map[string]any{"config": map[string]any{"log": map[string]any{"level": "debug"}}}
 
 // chartUnderTest returns the chart directory and its CI values files.
 func chartUnderTest(t *testing.T) (string, []string) {
@@ -46,6 +46,7 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 	c := apiServer(t)
 	dir, files := chartUnderTest(t)
 	ch := loadChart(t, dir)
+	var testHooks int
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
@@ -54,6 +55,7 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 			cfg := helmConfig(t, c, ns)
 			a := newAPIs(t, c)
 			vals := loadValues(t, file)
+			otherNamespaces(t, c, cfg, ch, vals, ns)
 
 			rel := asRelease(t)(newInstall(cfg, ns).RunWithContext(ctx, ch, vals))
 			checkRelease(t, rel, 1)
@@ -74,8 +76,22 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 				}
 			}
 			checkReleaseSecrets(t, ctx, c, ns, map[string]string{"1": "superseded", "2": "deployed"})
+			testHooks += countTestHooks(up)
 		})
 	}
+	if testHooks == 0 {
+		t.Error("no values file renders a helm test hook")
+	}
+}
+
+func countTestHooks(rel *release.Release) int {
+	n := 0
+	for _, h := range rel.Hooks {
+		if slices.Contains(h.Events, release.HookTest) {
+			n++
+		}
+	}
+	return n
 }
 
 func checkRelease(t *testing.T, rel *release.Release, version int) {
@@ -193,11 +209,7 @@ func admitPods(t *testing.T, ctx context.Context, c *cluster, a *apis, rel *rele
 			t.Errorf("%s %s: its pod is refused: %v", w.kind, w.name, err)
 		}
 	}
-	var testHooks int
 	for _, h := range rel.Hooks {
-		if slices.Contains(h.Events, release.HookTest) {
-			testHooks++
-		}
 		u := &unstructured.Unstructured{}
 		if err := u.UnmarshalJSON(yamlToJSON(t, h.Manifest)); err != nil {
 			t.Fatalf("hook %s: %v", h.Path, err)
@@ -221,9 +233,6 @@ func admitPods(t *testing.T, ctx context.Context, c *cluster, a *apis, rel *rele
 			}
 			checkHardened(t, "hook Pod "+h.Name, &p.Spec)
 		}
-	}
-	if testHooks == 0 {
-		t.Error("the release has no helm test hook")
 	}
 }
 

@@ -198,6 +198,11 @@ func startCluster(apiserverBin, etcdBin string) (_ *cluster, err error) {
 	if c.kubeconfig, err = c.writeKubeconfig(pki); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := c.installCRDs(ctx); err != nil {
+		return nil, fmt.Errorf("CRDs: %w", err)
+	}
 	return c, nil
 }
 

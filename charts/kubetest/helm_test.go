@@ -21,6 +21,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,16 +59,24 @@ var nsSeq atomic.Int64
 func restrictedNamespace(t *testing.T, c *cluster, hint string) string {
 	t.Helper()
 	name := dnsLabel(fmt.Sprintf("%s-%d", hint, nsSeq.Add(1)))
+	ensureNamespace(t, c, name)
+	return name
+}
+
+// ensureNamespace creates namespace name, restricted, unless it exists.
+func ensureNamespace(t *testing.T, c *cluster, name string) {
+	t.Helper()
 	ctx := t.Context()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: restrictedLabels}}
-	if _, err := c.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		return
+	} else if err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	if _, err := c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create default service account in %s: %v", name, err)
 	}
-	return name
 }
 
 var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -83,6 +92,21 @@ func dnsLabel(s string) string {
 // helmConfig is Helm's action configuration for namespace ns, talking to
 // the cluster as the admin through a kubeconfig, releases stored as Secrets
 // (Helm's default driver).
+// otherNamespaces renders the chart (client-side, as `helm template` does)
+// and creates every namespace other than ns that its objects name, as a
+// cluster would already have them (the dashboards' namespace, for one).
+func otherNamespaces(t *testing.T, c *cluster, cfg *action.Configuration, ch *chartv2.Chart, vals map[string]any, ns string) {
+	t.Helper()
+	in := newInstall(cfg, ns)
+	in.DryRunStrategy = action.DryRunClient
+	rel := asRelease(t)(in.RunWithContext(t.Context(), ch, vals))
+	for _, o := range manifestObjects(t, rel.Manifest) {
+		if other := o.GetNamespace(); other != "" && other != ns {
+			ensureNamespace(t, c, other)
+		}
+	}
+}
+
 func helmConfig(t *testing.T, c *cluster, ns string) *action.Configuration {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(false)
@@ -220,6 +244,9 @@ func newAPIs(t *testing.T, c *cluster) *apis {
 }
 
 func (a *apis) resource(u *unstructured.Unstructured, ns string) (dynamic.ResourceInterface, error) {
+	if u.GetNamespace() != "" {
+		ns = u.GetNamespace()
+	}
 	gvk := u.GroupVersionKind()
 	m, err := a.mapper.RESTMapping(schema.GroupKind{Group: gvk.Group, Kind: gvk.Kind}, gvk.Version)
 	if err != nil {
