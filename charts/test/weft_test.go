@@ -1,0 +1,186 @@
+package charttest
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite charts/weft/dashboards from `weft dashboards generate`")
+
+// repoRoot is weft's module.
+var repoRoot = filepath.Join("..", "..")
+
+var (
+	weftOnce sync.Once
+	weftBin  string
+	weftErr  error
+)
+
+// weftBinary builds weft from this checkout, in weft's own module (its
+// go.mod, not this test module's), once per test run.
+func weftBinary(t *testing.T) string {
+	t.Helper()
+	weftOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "weft-chart-test-")
+		if err != nil {
+			weftErr = err
+			return
+		}
+		weftBin = filepath.Join(dir, "weft")
+		cmd := exec.Command("go", "build", "-o", weftBin, "./cmd/weft")
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			weftErr = &buildError{err, out}
+		}
+	})
+	if weftErr != nil {
+		t.Fatalf("build weft: %v", weftErr)
+	}
+	return weftBin
+}
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
+
+// generateDashboards runs `weft dashboards generate` (with config, when
+// not empty) and returns DIR/dashboards.
+func generateDashboards(t *testing.T, config string) (string, error) {
+	t.Helper()
+	out := t.TempDir()
+	args := []string{"dashboards", "generate", "--out", out}
+	if config != "" {
+		args = append(args, "--config", config)
+	}
+	cmd := exec.Command(weftBinary(t), args...)
+	cmd.Env = append(os.Environ(), "WEFT_CONFIG=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", &buildError{err, stderr.Bytes()}
+	}
+	return filepath.Join(out, "dashboards"), nil
+}
+
+// TestRenderedConfigLoads: the weft.yaml each ci values file (and
+// weft.example.yaml as config) renders is a config weft itself loads and
+// validates — the binary's own loader, unknown keys and all.
+func TestRenderedConfigLoads(t *testing.T) {
+	sets := map[string]map[string]any{}
+	for _, f := range ciFiles(t) {
+		sets[filepath.Base(f)] = readValues(t, f)
+	}
+	example, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets["weft.example.yaml as config"] = map[string]any{"config": valuesYAML(t, string(example))}
+	for name, vals := range sets {
+		t.Run(name, func(t *testing.T) {
+			cm := mustDecode[corev1.ConfigMap](t, render(t, vals).find(t, "ConfigMap", fullname))
+			path := writeTemp(t, "weft.yaml", []byte(cm.Data["weft.yaml"]))
+			if _, err := generateDashboards(t, path); err != nil {
+				t.Fatalf("weft refuses the rendered config: %v\n%s", err, cm.Data["weft.yaml"])
+			}
+		})
+	}
+	t.Run("a bad value is caught by weft", func(t *testing.T) {
+		// The schema types keys; weft validates values. Prove the check
+		// above would notice a config weft refuses.
+		path := writeTemp(t, "weft.yaml", []byte("log: {level: loud}\n"))
+		if _, err := generateDashboards(t, path); err == nil || !strings.Contains(err.Error(), "log.level") {
+			t.Fatalf("weft accepted log.level: loud: %v", err)
+		}
+	})
+}
+
+// TestDashboardsGolden: charts/weft/dashboards is, byte for byte, what
+// `weft dashboards generate` writes for the default config. -update
+// rewrites it.
+func TestDashboardsGolden(t *testing.T) {
+	gen, err := generateDashboards(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join(chartDir, "dashboards")
+	want, _ := filepath.Glob(filepath.Join(gen, "*.json"))
+	have, _ := filepath.Glob(filepath.Join(golden, "*.json"))
+	if len(want) == 0 {
+		t.Fatal("weft generated no dashboards")
+	}
+	if *update {
+		for _, f := range have {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range want {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(golden, filepath.Base(f)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	if len(have) != len(want) {
+		t.Errorf("chart has %d dashboards, weft generates %d; run: go test -run TestDashboardsGolden -update", len(have), len(want))
+	}
+	for _, f := range want {
+		b, _ := os.ReadFile(f)
+		g, err := os.ReadFile(filepath.Join(golden, filepath.Base(f)))
+		if err != nil || !bytes.Equal(b, g) {
+			t.Errorf("charts/weft/dashboards/%s differs from weft's output; run: go test -run TestDashboardsGolden -update", filepath.Base(f))
+		}
+	}
+}
+
+// TestDashboardConfigMaps: one ConfigMap per dashboard, labelled for
+// Grafana's sidecar, its data the dashboard file byte for byte; label and
+// namespace configurable; none when disabled.
+func TestDashboardConfigMaps(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(chartDir, "dashboards", "*.json"))
+	count := func(r rendered, label, value, ns string) int {
+		n := 0
+		for _, o := range r.ofKind("ConfigMap") {
+			cm := mustDecode[corev1.ConfigMap](t, o)
+			if cm.Name == fullname {
+				continue
+			}
+			if cm.Labels[label] != value || cm.Namespace != ns || len(cm.Data) != 1 {
+				t.Errorf("dashboard ConfigMap %s: labels %v namespace %q", cm.Name, cm.Labels, cm.Namespace)
+			}
+			for key, data := range cm.Data {
+				want, err := os.ReadFile(filepath.Join(chartDir, "dashboards", key))
+				if err != nil || data != string(want) {
+					t.Errorf("ConfigMap %s: %s is not the dashboard file byte for byte", cm.Name, key)
+				}
+			}
+			n++
+		}
+		return n
+	}
+	if n := count(render(t, nil), "grafana_dashboard", "1", namespace); n != len(files) {
+		t.Errorf("%d dashboard ConfigMaps, want %d", n, len(files))
+	}
+	r := render(t, valuesYAML(t, "dashboards: {label: grafana-dashboards, labelValue: weft, namespace: monitoring}"))
+	if n := count(r, "grafana-dashboards", "weft", "monitoring"); n != len(files) {
+		t.Errorf("custom label: %d dashboard ConfigMaps, want %d", n, len(files))
+	}
+	if n := len(render(t, valuesYAML(t, "dashboards: {enabled: false}")).ofKind("ConfigMap")); n != 1 {
+		t.Errorf("dashboards disabled: %d ConfigMaps, want only the config", n)
+	}
+}
