@@ -20,6 +20,12 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE="${WEFT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weft}/kube-apiserver-$KUBE_VERSION"
 BIN="$CACHE/kube-apiserver"
 COLDBUILD_LOCK=/tmp/weft-coldbuild.lock
+# The version the server reports (/version, which Helm checks against a
+# chart's kubeVersion), stamped as Kubernetes' own build does.
+LDFLAGS=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  LDFLAGS+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=37 -X $pkg.gitTreeState=clean"
+done
 
 if [[ -n "${WEFT_KUBE_APISERVER:-}" ]]; then
   if [[ -x "$WEFT_KUBE_APISERVER" ]]; then echo "$WEFT_KUBE_APISERVER"; exit 0; fi
@@ -38,7 +44,7 @@ if [[ -x "$BIN" ]]; then echo "$BIN"; exit 0; fi
 echo "kube-apiserver: building k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION (tools/kube-apiserver) into $BIN; a cold build takes about six minutes" >&2
 tmp="$BIN.tmp.$$"
 if ! (cd "$REPO_ROOT/tools/kube-apiserver" &&
-  flock "$COLDBUILD_LOCK" env GOFLAGS=-p=1 nice -n 19 go build -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver) >"$CACHE/build.log" 2>&1; then
+  flock "$COLDBUILD_LOCK" env GOFLAGS=-p=1 nice -n 19 go build -ldflags="$LDFLAGS" -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver) >"$CACHE/build.log" 2>&1; then
   tail -n 40 "$CACHE/build.log" >&2
   rm -f "$tmp"
   echo "kube-apiserver: build failed (log: $CACHE/build.log)" >&2

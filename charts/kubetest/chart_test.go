@@ -55,7 +55,7 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 			cfg := helmConfig(t, c, ns)
 			a := newAPIs(t, c)
 			vals := loadValues(t, file)
-			otherNamespaces(t, c, cfg, ch, vals, ns)
+			otherNamespaces(t, c, ch, vals, ns)
 
 			rel := asRelease(t)(newInstall(cfg, ns).RunWithContext(ctx, ch, vals))
 			checkRelease(t, rel, 1)
@@ -73,6 +73,8 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 			for w, sum := range before {
 				if after[w] == sum {
 					t.Errorf("%s: checksum/config %s unchanged by a configuration change", w, sum)
+				} else {
+					t.Logf("%s: checksum/config %.12s… → %.12s…", w, sum, after[w])
 				}
 			}
 			checkReleaseSecrets(t, ctx, c, ns, map[string]string{"1": "superseded", "2": "deployed"})
@@ -125,7 +127,9 @@ func checkStored(t *testing.T, ctx context.Context, a *apis, rel *release.Releas
 	if len(objs) == 0 {
 		t.Fatal("empty release manifest")
 	}
+	kinds := map[string]int{}
 	for _, want := range objs {
+		kinds[want.GetKind()]++
 		id := want.GetKind() + " " + want.GetName()
 		got, err := a.get(ctx, want, ns)
 		if err != nil {
@@ -149,6 +153,7 @@ func checkStored(t *testing.T, ctx context.Context, a *apis, rel *release.Releas
 			checkHardened(t, id, &w.template.Spec)
 		}
 	}
+	t.Logf("revision %d: %d objects stored, applied server-side by %s: %v", rel.Version, len(objs), fieldManager, kinds)
 }
 
 // checkHardened asserts the hardened security context issue 17 asks of the chart:
@@ -207,6 +212,8 @@ func admitPods(t *testing.T, ctx context.Context, c *cluster, a *apis, rel *rele
 	for _, w := range ws {
 		if err := dryRunPod(ctx, c, w.pod(ns)); err != nil {
 			t.Errorf("%s %s: its pod is refused: %v", w.kind, w.name, err)
+		} else {
+			t.Logf("%s %s: its pod is admitted (dryRun=All)", w.kind, w.name)
 		}
 	}
 	for _, h := range rel.Hooks {
@@ -225,6 +232,7 @@ func admitPods(t *testing.T, ctx context.Context, c *cluster, a *apis, rel *rele
 				t.Errorf("hook %s %s: its pod is refused: %v", h.Kind, h.Name, err)
 			}
 		}
+		t.Logf("hook %s %s (%v): applied with dryRun=All, admitted", h.Kind, h.Name, h.Events)
 		if h.Kind == "Pod" {
 			var p corev1.Pod
 			if err := strictUnmarshal(h.Manifest, &p); err != nil {
@@ -352,6 +360,7 @@ func TestPodSecurityRefusesWeakenedPod(t *testing.T) {
 			if !strings.Contains(msg, `violates PodSecurity "restricted:latest"`) || !strings.Contains(msg, tc.reason) {
 				t.Errorf("refusal %q does not name %q", msg, tc.reason)
 			}
+			t.Log(msg)
 		})
 	}
 
@@ -383,10 +392,10 @@ func TestPodSecurityRefusesWeakenedPod(t *testing.T) {
 	})
 }
 
-// TestStrictFieldValidation shows that an unknown field is refused by the
-// API server under fieldValidation=Strict, directly and through Helm's
-// install (whose own client-side check is turned off, so the refusal is
-// the server's).
+// TestStrictFieldValidation shows that the API server refuses an unknown
+// field: on create under fieldValidation=Strict (and not under Ignore), on
+// server-side apply always, and through Helm's install, whose own
+// client-side check is turned off so that the refusal is the server's.
 func TestStrictFieldValidation(t *testing.T) {
 	c := apiServer(t)
 	ctx := t.Context()
@@ -400,12 +409,17 @@ func TestStrictFieldValidation(t *testing.T) {
 		"data":        map[string]any{"weft.yaml": "log_level: info\n"},
 		"binaryDatta": map[string]any{"key": "AAAA"},
 	}}
-	err := a.dryRunApply(ctx, cm, ns, metav1.FieldValidationStrict)
+	err := a.dryRunCreate(ctx, cm, ns, metav1.FieldValidationStrict)
 	if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "binaryDatta"`) {
-		t.Errorf("unknown field under Strict: got %v, want a BadRequest naming it", err)
+		t.Errorf("create with an unknown field under Strict: got %v, want a BadRequest naming it", err)
 	}
-	if err := a.dryRunApply(ctx, cm, ns, metav1.FieldValidationIgnore); err != nil {
-		t.Errorf("the same object under Ignore: %v (the refusal above must be the strict check's)", err)
+	if err := a.dryRunCreate(ctx, cm, ns, metav1.FieldValidationIgnore); err != nil {
+		t.Errorf("the same create under Ignore: %v (the refusal above must be the strict check's)", err)
+	}
+	// Server-side apply, which Helm v4 uses, has no lenient mode: the
+	// object must match the schema.
+	if err := a.dryRunApply(ctx, cm, ns, metav1.FieldValidationStrict); err == nil || !strings.Contains(err.Error(), "binaryDatta") {
+		t.Errorf("apply with an unknown field: got %v, want a refusal naming it", err)
 	}
 
 	in := newInstall(helmConfig(t, c, ns), ns)

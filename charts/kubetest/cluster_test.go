@@ -160,6 +160,9 @@ func startCluster(apiserverBin, etcdBin string) (_ *cluster, err error) {
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// The "kubernetes" Service's endpoints may not be a loopback
+		// address, and nothing here needs them.
+		"--endpoint-reconciler-type=none",
 		fmt.Sprintf("--secure-port=%d", port),
 		"--tls-cert-file="+pki.servingCert,
 		"--tls-private-key-file="+pki.servingKey,
@@ -169,6 +172,9 @@ func startCluster(apiserverBin, etcdBin string) (_ *cluster, err error) {
 		"--service-account-signing-key-file="+pki.saPrivate,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=RBAC",
+		// As clusters that run privileged system pods do; PodSecurity,
+		// not this flag, must be what refuses a privileged pod.
+		"--allow-privileged=true",
 		// The defaults include these; named so the tier's claim is visible.
 		"--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity",
 		"--profiling=false",
@@ -194,6 +200,12 @@ func startCluster(apiserverBin, etcdBin string) (_ *cluster, err error) {
 	}
 	if err := c.waitReady(api, 2*time.Minute); err != nil {
 		return nil, err
+	}
+	// Helm checks a chart's kubeVersion against what the server reports.
+	if v, err := c.client.Discovery().ServerVersion(); err != nil {
+		return nil, err
+	} else if v.GitVersion != kubeVersion {
+		return nil, fmt.Errorf("%s reports version %s, want %s: remove it and run scripts/kube-apiserver.sh", apiserverBin, v.GitVersion, kubeVersion)
 	}
 	if c.kubeconfig, err = c.writeKubeconfig(pki); err != nil {
 		return nil, err

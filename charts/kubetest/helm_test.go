@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/kube"
@@ -92,13 +93,20 @@ func dnsLabel(s string) string {
 // helmConfig is Helm's action configuration for namespace ns, talking to
 // the cluster as the admin through a kubeconfig, releases stored as Secrets
 // (Helm's default driver).
-// otherNamespaces renders the chart (client-side, as `helm template` does)
-// and creates every namespace other than ns that its objects name, as a
-// cluster would already have them (the dashboards' namespace, for one).
-func otherNamespaces(t *testing.T, c *cluster, cfg *action.Configuration, ch *chartv2.Chart, vals map[string]any, ns string) {
+// otherNamespaces renders the chart (client-side, as `helm template` does,
+// with a configuration of its own so that the server's capabilities are not
+// replaced by the render's) and creates every namespace other than ns that
+// its objects name, as a cluster would already have them (the dashboards'
+// namespace, for one).
+func otherNamespaces(t *testing.T, c *cluster, ch *chartv2.Chart, vals map[string]any, ns string) {
 	t.Helper()
-	in := newInstall(cfg, ns)
+	in := newInstall(helmConfig(t, c, ns), ns)
 	in.DryRunStrategy = action.DryRunClient
+	kv, err := common.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.KubeVersion = kv
 	rel := asRelease(t)(in.RunWithContext(t.Context(), ch, vals))
 	for _, o := range manifestObjects(t, rel.Manifest) {
 		if other := o.GetNamespace(); other != "" && other != ns {
@@ -283,6 +291,22 @@ func (a *apis) dryRunApply(ctx context.Context, u *unstructured.Unstructured, ns
 	_, err = r.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
 		DryRun:          []string{metav1.DryRunAll},
 		Force:           &force,
+		FieldManager:    "weft-kubetest",
+		FieldValidation: fieldValidation,
+	})
+	return err
+}
+
+// dryRunCreate creates u with dryRun=All and the given field validation
+// (a plain create: server-side apply refuses unknown fields whatever the
+// directive says).
+func (a *apis) dryRunCreate(ctx context.Context, u *unstructured.Unstructured, ns, fieldValidation string) error {
+	r, err := a.resource(u, ns)
+	if err != nil {
+		return err
+	}
+	_, err = r.Create(ctx, u, metav1.CreateOptions{
+		DryRun:          []string{metav1.DryRunAll},
 		FieldManager:    "weft-kubetest",
 		FieldValidation: fieldValidation,
 	})
