@@ -27,15 +27,14 @@ var configChange = map[string]any{"config": map[string]any{"log": map[string]any
 // chartUnderTest returns the chart directory and its CI values files.
 func chartUnderTest(t *testing.T) (string, []string) {
 	t.Helper()
-	dir := chartDir
-	if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err != nil {
-		dir = "testdata/minichart"
+	if _, err := os.Stat(filepath.Join(chartDir, "Chart.yaml")); err != nil {
+		t.Fatalf("the chart: %v", err)
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "ci", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no values files in %s/ci", dir)
+		t.Fatalf("no values files in %s/ci", chartDir)
 	}
-	return dir, files
+	return chartDir, files
 }
 
 // TestInstallUpgradeRestricted installs the chart with each CI values file
