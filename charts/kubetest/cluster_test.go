@@ -75,7 +75,11 @@ func apiServer(t *testing.T) *cluster {
 	apiserverBin := apiServerBinary(t)
 	etcdBin := etcdBinary(t)
 	shared.once.Do(func() {
+		start := time.Now()
 		shared.c, shared.err = startCluster(apiserverBin, etcdBin)
+		if shared.err == nil {
+			t.Logf("etcd and kube-apiserver %s ready in %s", kubeVersion, time.Since(start).Round(time.Millisecond))
+		}
 	})
 	if shared.err != nil {
 		t.Fatalf("start etcd + kube-apiserver: %v", shared.err)
