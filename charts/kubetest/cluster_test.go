@@ -98,7 +98,7 @@ func apiServerBinary(t *testing.T) string {
 	}
 	p := filepath.Join(cacheDir(), "kube-apiserver-"+kubeVersion, "kube-apiserver")
 	if !isExecutable(p) {
-		t.Fatalf("kube-apiserver %s not found at %s: run scripts/kube-apiserver.sh (builds it once from the Go module proxy, about six minutes; make test does), or set %s", kubeVersion, p, envAPIServer)
+		t.Fatalf("kube-apiserver %s not found at %s: run scripts/kube-apiserver.sh (builds it once from the Go module proxy, about ten minutes; make test does), or set %s", kubeVersion, p, envAPIServer)
 	}
 	return p
 }
