@@ -30,8 +30,8 @@ func TestRenderMatrix(t *testing.T) {
 					continue
 				}
 				meta := objectMeta(v)
-				checkLabels(t, o, meta.Labels)
-				if meta.Namespace == "" {
+				checkLabels(t, o, meta.GetLabels())
+				if meta.GetNamespace() == "" {
 					t.Errorf("%s %q: no namespace", o.Kind, o.Name)
 				}
 			}

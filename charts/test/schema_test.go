@@ -1,7 +1,6 @@
 package charttest
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +25,7 @@ func TestLint(t *testing.T) {
 			l := action.NewLint()
 			l.Strict = true
 			l.Namespace = namespace
+			l.KubeVersion = kubeVersion
 			res := l.Run([]string{chartDir}, vals)
 			for _, m := range res.Messages {
 				t.Logf("lint: %s", m)
@@ -56,12 +56,7 @@ func TestSchemaAccepts(t *testing.T) {
 	for _, f := range ciFiles(t) {
 		check(filepath.Base(f), readValues(t, f))
 	}
-	example, err := os.ReadFile(exampleConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex := valuesYAML(t, "{}")
-	ex["config"] = valuesYAML(t, string(example))
+	ex := exampleAsValues(t)
 	t.Run("weft.example.yaml as config", func(t *testing.T) {
 		if err := chartutil.ValidateAgainstSchema(ch, ex); err != nil {
 			t.Fatal(err)
@@ -86,6 +81,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"string as a number", "config: {kafka: {client_id: 7}}", []string{"/config/kafka/client_id", "want string"}},
 		{"list as a string", "config: {kafka: {brokers: a:9092}}", []string{"/config/kafka/brokers", "want array"}},
 		{"bool as a string", "config: {audit: {enabled: 'yes'}}", []string{"/config/audit/enabled", "want boolean"}},
+		{"a step's on unquoted (YAML 1.1 reads it as true)", "config: {consistency: {workflows: [{name: w, steps: [{name: s, on: [A]}]}]}}", []string{"/config/consistency/workflows/0/steps/0", "'true' not allowed"}},
 		{"replicas as a string", "replicaCount: '3'", []string{"/replicaCount", "want integer"}},
 		{"secret with a typo", "secrets: {kafka: {existingSecrett: weft}}", []string{"/secrets/kafka", "'existingSecrett'"}},
 		{"token with a bad role", "secrets: {apiTokens: {tokens: [{name: a, roles: [admin], hash: 'sha256:0000000000000000000000000000000000000000000000000000000000000000'}]}}", []string{"/secrets/apiTokens/tokens/0/roles/0"}},

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -65,10 +66,8 @@ func generateDashboards(t *testing.T, config string) (string, error) {
 	}
 	cmd := exec.Command(weftBinary(t), args...)
 	cmd.Env = append(os.Environ(), "WEFT_CONFIG=")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", &buildError{err, stderr.Bytes()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &buildError{err, out}
 	}
 	return filepath.Join(out, "dashboards"), nil
 }
@@ -81,15 +80,27 @@ func TestRenderedConfigLoads(t *testing.T) {
 	for _, f := range ciFiles(t) {
 		sets[filepath.Base(f)] = readValues(t, f)
 	}
-	example, err := os.ReadFile(exampleConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sets["weft.example.yaml as config"] = map[string]any{"config": valuesYAML(t, string(example))}
+	sets["weft.example.yaml as config"] = exampleAsValues(t)
 	for name, vals := range sets {
 		t.Run(name, func(t *testing.T) {
-			cm := mustDecode[corev1.ConfigMap](t, render(t, vals).find(t, "ConfigMap", fullname))
-			path := writeTemp(t, "weft.yaml", []byte(cm.Data["weft.yaml"]))
+			r := render(t, vals)
+			cm := mustDecode[corev1.ConfigMap](t, r.find(t, "ConfigMap", fullname))
+			// weft checks that TLS files exist: lay out the files the pod
+			// mounts under a temporary root, and point the config there,
+			// so a path the pod does not mount fails here.
+			root := t.TempDir()
+			sts := mustDecode[appsv1.StatefulSet](t, r.find(t, "StatefulSet", fullname))
+			for _, f := range mountedFiles(sts.Spec.Template.Spec) {
+				p := filepath.Join(root, f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := strings.ReplaceAll(cm.Data["weft.yaml"], " /etc/weft/", " "+root+"/etc/weft/")
+			path := writeTemp(t, "weft.yaml", []byte(cfg))
 			if _, err := generateDashboards(t, path); err != nil {
 				t.Fatalf("weft refuses the rendered config: %v\n%s", err, cm.Data["weft.yaml"])
 			}
@@ -103,6 +114,35 @@ func TestRenderedConfigLoads(t *testing.T) {
 			t.Fatalf("weft accepted log.level: loud: %v", err)
 		}
 	})
+}
+
+// mountedFiles are the paths of the files weft's container sees from
+// secret and projected volumes with items.
+func mountedFiles(spec corev1.PodSpec) []string {
+	vols := map[string][]string{}
+	for _, v := range spec.Volumes {
+		switch {
+		case v.Secret != nil:
+			for _, it := range v.Secret.Items {
+				vols[v.Name] = append(vols[v.Name], it.Path)
+			}
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					for _, it := range s.Secret.Items {
+						vols[v.Name] = append(vols[v.Name], it.Path)
+					}
+				}
+			}
+		}
+	}
+	var files []string
+	for _, m := range spec.Containers[0].VolumeMounts {
+		for _, p := range vols[m.Name] {
+			files = append(files, filepath.Join(m.MountPath, p))
+		}
+	}
+	return files
 }
 
 // TestDashboardsGolden: charts/weft/dashboards is, byte for byte, what

@@ -55,8 +55,19 @@ func TestChartConfigSchema(t *testing.T) {
 		return
 	}
 	if !bytes.Equal(b, want) {
-		t.Errorf("%s differs from the schema generated from Config (or is not in canonical form); run: go test ./cmd/weft -run TestChartConfigSchema -update", chartSchema)
+		t.Errorf("%s differs from the schema generated from Config (or is not in canonical form), first at %s; run: go test ./cmd/weft -run TestChartConfigSchema -update", chartSchema, firstDiff(b, want))
 	}
+}
+
+// firstDiff names the first line where have and want differ.
+func firstDiff(have, want []byte) string {
+	h, w := bytes.Split(have, []byte("\n")), bytes.Split(want, []byte("\n"))
+	for i := 0; i < len(h) && i < len(w); i++ {
+		if !bytes.Equal(h[i], w[i]) {
+			return fmt.Sprintf("line %d: have %q, want %q", i+1, bytes.TrimSpace(h[i]), bytes.TrimSpace(w[i]))
+		}
+	}
+	return fmt.Sprintf("line %d (lengths differ)", min(len(h), len(w))+1)
 }
 
 // canonicalJSON is v indented by two spaces, keys sorted, no HTML escaping,
