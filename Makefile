@@ -21,11 +21,16 @@ run: build
 ## finds chromium or installs it, as root, with apt-get; without one that test fails).
 ## Screenshots: .artifacts/console. The tracing test exports to a real Jaeger v2: scripts/jaeger.sh
 ## builds it once from the Go module proxy (tools/jaeger, about ten minutes niced on two cores) into
-## ~/.cache/weft/jaeger-v1.75.0, saying so; without it that test fails.
+## ~/.cache/weft/jaeger-v1.75.0, saying so; without it that test fails. The chart's API-server
+## tier (charts/kubetest) needs kube-apiserver v1.37.2, built once by scripts/kube-apiserver.sh
+## from the Go module proxy (tools/kube-apiserver, 10-17 min niced on two cores) into
+## ~/.cache/weft/kube-apiserver-v1.37.2, and etcd from Debian's etcd-server (scripts/etcd.sh).
 test: vet
 	export WEFT_CHROMIUM=$$(scripts/chromium.sh || true); \
 	export WEFT_JAEGER=$$(scripts/jaeger.sh || true); \
-	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/test && echo "charts/test: the first build compiles the Helm v4 SDK (about 8 min cold)" && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
+	export WEFT_KUBE_APISERVER=$$(scripts/kube-apiserver.sh || true); \
+	export WEFT_ETCD=$$(scripts/etcd.sh || true); \
+	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/test && echo "charts/test: the first build compiles the Helm v4 SDK (about 8 min cold)" && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/kubetest && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
 
 ## test-short: the fast unit tests alone, no servers.
 test-short:
