@@ -91,8 +91,10 @@ func (t *auditTrail) open(ctx context.Context, tp topicPartition, b *batch) (*au
 // restoreFromSink stores in ClickHouse the checkpoints of the log origin
 // that reached the sink but not ClickHouse because the process that signed
 // them died between the two writes (the tap writes the sink first): each
-// newer than every stored checkpoint of the log and with the root of the
-// state stored on its last leaf, so it is the tap's own. Anything else in
+// newer than every stored checkpoint of the log, with the root of the
+// state stored on its last leaf, and that state reproduced by the stored
+// leaves since the newest stored checkpoint (auditTrail.extends): so it is
+// the tap's own, and the leaves it covers are unchanged. Anything else in
 // the sink and not in ClickHouse stays for `weft audit verify` to report as
 // a missing checkpoint.
 func (t *auditTrail) restoreFromSink(ctx context.Context, tp topicPartition, origin string) error {
@@ -107,31 +109,47 @@ func (t *auditTrail) restoreFromSink(ctx context.Context, tp topicPartition, ori
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	var newest uint64
+	// The newest stored checkpoint: a sink checkpoint is stored only when
+	// the stored leaves since it reproduce the sink checkpoint's root.
+	last := auditor.Checkpoint{Origin: origin}
 	stored := map[string]bool{}
 	for _, r := range rows {
-		stored[string(r.Note)], newest = true, max(newest, r.Size)
+		stored[string(r.Note)] = true
+	}
+	if len(rows) > 0 {
+		sc, err := auditor.ParseCheckpoint(rows[len(rows)-1].Note, origin)
+		if err != nil {
+			return nil // open reports it
+		}
+		last = sc.Checkpoint
 	}
 	for _, n := range notes {
 		sc, err := auditor.ParseCheckpoint(n, origin)
-		if stored[string(n)] || err != nil || sc.Size == 0 || sc.Size <= newest {
+		if stored[string(n)] || err != nil || sc.Size == 0 || sc.Size <= last.Size {
 			continue
 		}
 		states, err := t.store.AuditStatesAt(ctx, tp.topic, tp.partition, sc.Size-1)
 		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		if !slices.ContainsFunc(states, func(s []byte) bool {
+		i := slices.IndexFunc(states, func(s []byte) bool {
 			p, err := auditor.ParsePartitionState(s)
 			return err == nil && p.Log().Size() == sc.Size && p.Log().Root() == sc.Root
-		}) {
+		})
+		if i < 0 {
 			continue
+		}
+		at, _ := auditor.ParsePartitionState(states[i])
+		if err := t.extends(ctx, tp, last, at.Log()); errors.Is(err, ErrAuditLogDiverged) {
+			continue // the leaves do not give its root: verify reports it, open stops
+		} else if err != nil {
+			return err
 		}
 		row := chstore.CheckpointRow{Origin: origin, Size: sc.Size, Root: sc.Root, Note: n, Signed: sc.Signed, CreatedAt: time.Now().UTC()}
 		if err := t.store.InsertCheckpoint(ctx, row); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		newest = sc.Size
+		last = sc.Checkpoint
 		t.log.Info().Str("origin", origin).Uint64("size", sc.Size).
 			Msg("audit: stored a checkpoint that reached the sink but not ClickHouse (the process that signed it stopped between the two writes)")
 	}
