@@ -51,7 +51,9 @@ func (c Config) WithGroup(tapGroup string) Config {
 // times per session, and at least every second, since the others hear
 // that a leader left at their next heartbeat (a small request: one a
 // second per replica).
-func (c Config) heartbeat() time.Duration { return min(max(c.SessionTimeout/6, 100*time.Millisecond), time.Second) }
+func (c Config) heartbeat() time.Duration {
+	return min(max(c.SessionTimeout/6, 100*time.Millisecond), time.Second)
+}
 
 // fenceAfter is how long after the last confirmed heartbeat was sent a
 // leader stops leading: two thirds of the session, a third before the
