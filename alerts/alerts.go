@@ -330,8 +330,10 @@ func (b builder) auditRules() []Rule {
 				`stored events were changed, deleted or forged, or records were lost. Preserve the evidence before anything else. `+
 				`First: weft audit verify -o json > verify.json`),
 	}, {
-		Alert:  "WeftAuditUnverified",
-		Expr:   fmt.Sprintf(`time() - max by (job, instance) (weft_audit_verify_last_verified_timestamp_seconds) > %d`, int64(b.o.AuditUnverifiedFor.Seconds())),
+		Alert: "WeftAuditUnverified",
+		// By job, not instance: only the leader verifies (docs/replicas.md),
+		// so the other replicas never set the gauge.
+		Expr:   fmt.Sprintf(`time() - max by (job) (weft_audit_verify_last_verified_timestamp_seconds) > %d`, int64(b.o.AuditUnverifiedFor.Seconds())),
 		Labels: severity(SeverityWarning),
 		Annotations: b.annotations(AnchorAuditUnverified,
 			`weft has not verified its audit trail for {{ $value | humanizeDuration }}`,
