@@ -10,7 +10,9 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weft-sh/weft/internal/component"
 	"github.com/weft-sh/weft/internal/config"
@@ -114,9 +116,40 @@ func (e *Elector) Start(ctx context.Context) error {
 		cl.Close()
 		return err
 	}
+	if err := e.authorized(ctx, cl); err != nil {
+		cl.Close()
+		return err
+	}
 	klog.Mute(false)
 	e.client = cl
 	return nil
+}
+
+// ErrNotAuthorized marks a leader group this replica's principal may not
+// join: without it no replica would ever lead.
+var ErrNotAuthorized = errors.New("leader group not authorized")
+
+// authorized asks the coordinator to describe the group, which the READ
+// that joining needs implies, so a missing ACL fails at start-up instead
+// of leaving the cluster without a leader.
+func (e *Elector) authorized(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, e.kafka.DialTimeout+10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{e.cfg.Group}
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.Groups) == 1 {
+		err = kerr.ErrorForCode(resp.Groups[0].ErrorCode)
+	}
+	switch {
+	case err == nil, errors.Is(err, kerr.GroupIDNotFound): // not joined yet (Kafka 4 says so)
+		return nil
+	case errors.Is(err, kerr.GroupAuthorizationFailed):
+		return fmt.Errorf("%w: group %q: grant this principal READ on it (docs/kafka-access.md), or set leader.enabled: false on a single replica: %w",
+			ErrNotAuthorized, e.cfg.Group, err)
+	default:
+		return fmt.Errorf("leader group %q: %w", e.cfg.Group, err)
+	}
 }
 
 // Shutdown closes the Kafka client. It is safe to call more than once.

@@ -122,6 +122,24 @@ func (w *watch) leader(t *testing.T, within time.Duration, not ...int) (int, tim
 	return -1, 0
 }
 
+// settled waits until every replica is a member of the group in a stable
+// generation, and returns the group's description.
+func settled(t *testing.T, rs []*replica) kadm.DescribedGroup {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Kafka(t)...))
+	require.NoError(t, err)
+	defer cl.Close()
+	group := rs[0].e.cfg.Group
+	var g kadm.DescribedGroup
+	require.Eventually(t, func() bool {
+		groups, err := kadm.NewClient(cl).DescribeGroups(context.Background(), group)
+		require.NoError(t, err)
+		g = groups[group]
+		return g.State == "Stable" && len(g.Members) == len(rs)
+	}, 30*time.Second, 20*time.Millisecond, "every replica a member of a stable group")
+	return g
+}
+
 // TestElectOne: three replicas elect one leader, which stays leader as
 // the others join.
 func TestElectOne(t *testing.T) {
@@ -133,15 +151,8 @@ func TestElectOne(t *testing.T) {
 	now, _ := w.leader(t, time.Second)
 	assert.Equal(t, first, now)
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.Kafka(t)...))
-	require.NoError(t, err)
-	defer cl.Close()
-	groups, err := kadm.NewClient(cl).DescribeGroups(context.Background(), rs[0].e.cfg.Group)
-	require.NoError(t, err)
-	g := groups[rs[0].e.cfg.Group]
-	assert.Equal(t, "Stable", g.State)
+	g := settled(t, rs)
 	assert.Equal(t, protocolType, g.ProtocolType)
-	assert.Len(t, g.Members, 3, "every replica is a member")
 }
 
 // TestGracefulHandover: a leader that stops leaves the group, and another
@@ -151,7 +162,8 @@ func TestElectOne(t *testing.T) {
 func TestGracefulHandover(t *testing.T) {
 	rs := startReplicas(t, 3, 30*time.Second)
 	w := watchLeaders(t, rs)
-	old, _ := w.leader(t, 60*time.Second)
+	settled(t, rs)
+	old, _ := w.leader(t, time.Second)
 	stopped := time.Now()
 	rs[old].stop()
 	next, _ := w.leader(t, 10*time.Second, old)
@@ -168,7 +180,8 @@ func TestKilledLeader(t *testing.T) {
 	const session = 6 * time.Second
 	rs := startReplicas(t, 3, session)
 	w := watchLeaders(t, rs)
-	old, _ := w.leader(t, 30*time.Second)
+	settled(t, rs)
+	old, _ := w.leader(t, time.Second)
 	killed := time.Now()
 	rs[old].e.client.Close() // no LeaveGroup, no heartbeat from here on
 	require.Eventually(t, func() bool { return !rs[old].e.Leading() }, 2*session, time.Millisecond)
@@ -180,4 +193,31 @@ func TestKilledLeader(t *testing.T) {
 	assert.NotEqual(t, old, next)
 	assert.Greater(t, took, fenced, "the successor leads only after the old leader stopped")
 	assert.GreaterOrEqual(t, took, session*2/3, "the coordinator waits for the session before naming another")
+}
+
+// TestACL: on the broker's SASL_SSL listener, where a principal can do
+// only what its ACLs allow, joining the leader group needs READ on it
+// (docs/kafka-access.md): without it Start fails and says so; with it the
+// replica leads.
+func TestACL(t *testing.T) {
+	k := testenv.KafkaSecure(t)
+	adm := k.Admin(t)
+	user, pw := k.NewSCRAMUser(t, adm)
+	group := testenv.Name(t) + ".leader"
+	e, err := New(Config{Enabled: true, Group: group, SessionTimeout: 6 * time.Second}, k.Conn("scram-sha-512", user, pw),
+		Settings{Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	err = e.Start(context.Background())
+	require.ErrorIs(t, err, ErrNotAuthorized)
+	require.ErrorContains(t, err, "grant this principal READ on it")
+	t.Logf("without the ACL: %v", err)
+
+	k.Grant(t, adm, kadm.NewACLs().Allow("User:"+user).Groups(group).ResourcePatternType(kadm.ACLPatternLiteral).
+		Operations(kadm.OpRead))
+	require.NoError(t, e.Start(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	defer func() { cancel(); <-done; _ = e.Shutdown(context.Background()) }()
+	require.Eventually(t, e.Leading, 30*time.Second, 10*time.Millisecond, "leads with READ on the group alone")
 }
