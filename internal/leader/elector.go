@@ -29,6 +29,9 @@ type Settings struct {
 	// Clock times the heartbeats and the self-fencing; nil is the real
 	// clock.
 	Clock clockwork.Clock
+	// KafkaOpts are appended to the client's options (the tests cut its
+	// connections with a kgo.Dialer).
+	KafkaOpts []kgo.Opt
 }
 
 // Elector is this replica's membership of the leader group: a
@@ -45,6 +48,7 @@ type Settings struct {
 type Elector struct {
 	cfg   Config
 	kafka kafkaconn.Config
+	opts  []kgo.Opt // Settings.KafkaOpts
 	log   zerolog.Logger
 	clock clockwork.Clock
 	m     *metrics
@@ -80,7 +84,7 @@ func New(cfg Config, kafka kafkaconn.Config, set Settings) (*Elector, error) {
 	if err := p.Err(); err != nil {
 		return nil, fmt.Errorf("leader: %w", err)
 	}
-	e := &Elector{cfg: cfg, kafka: kafka, clock: set.Clock, m: newMetrics(set.Registerer),
+	e := &Elector{cfg: cfg, kafka: kafka, opts: set.KafkaOpts, clock: set.Clock, m: newMetrics(set.Registerer),
 		log: set.Logger.With().Str("component", "leader").Logger(), change: make(chan struct{})}
 	if e.clock == nil {
 		e.clock = clockwork.NewRealClock()
@@ -108,7 +112,7 @@ func (e *Elector) Start(ctx context.Context) error {
 	klog := kafkaconn.NewLogger(e.log)
 	klog.Mute(true)
 	// No ConsumerGroup option: the group is joined by hand, below.
-	cl, err := kgo.NewClient(append(opts, kgo.WithLogger(klog))...)
+	cl, err := kgo.NewClient(append(append(opts, kgo.WithLogger(klog)), e.opts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -206,9 +210,11 @@ func (e *Elector) Run(ctx context.Context) error {
 	return nil
 }
 
-// lead makes this replica the leader, once the coordinator named it in
-// an answer to a request sent at sent; a leader's deadline moves on. A
-// zero sent leads with no deadline (election off).
+// lead makes this replica the leader, or keeps it leading, after the
+// coordinator named it leader of the generation in an answer to a request
+// sent at sent (a SyncGroup, then each Heartbeat): the deadline moves on
+// to two thirds of a session after sent. A zero sent leads with no
+// deadline (election off).
 func (e *Elector) lead(sent time.Time, why string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -216,7 +222,9 @@ func (e *Elector) lead(sent time.Time, why string) {
 		return
 	}
 	if !sent.IsZero() {
-		e.deadline = sent.Add(e.cfg.fenceAfter())
+		if d := sent.Add(e.cfg.fenceAfter()); d.After(e.deadline) {
+			e.deadline = d
+		}
 		if !e.clock.Now().Before(e.deadline) {
 			return // answered too late to be sure nobody else leads by now
 		}
@@ -228,16 +236,6 @@ func (e *Elector) lead(sent time.Time, why string) {
 	e.term, e.endTerm = context.WithCancel(context.Background())
 	e.changed()
 	e.log.Info().Str("group", e.cfg.Group).Str("member_id", e.memberID).Int32("generation", e.generation).Str("why", why).Msg("leading")
-}
-
-// confirm moves a leader's deadline on after a heartbeat sent at sent was
-// answered.
-func (e *Elector) confirm(sent time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if d := sent.Add(e.cfg.fenceAfter()); e.leading && d.After(e.deadline) {
-		e.deadline = d
-	}
 }
 
 // unlead stops leading, saying why.

@@ -2,6 +2,8 @@ package leader
 
 import (
 	"context"
+	"errors"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -25,8 +27,42 @@ import (
 // replica is one running elector.
 type replica struct {
 	e      *Elector
+	cable  *cable
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// cable is a replica's network: cut, its connections to the brokers drop
+// and new ones are refused, as when its machine is cut off.
+type cable struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (c *cable) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return nil, errors.New("cable cut")
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, host)
+	if err == nil {
+		c.conns = append(c.conns, conn)
+	}
+	return conn, err
+}
+
+func (c *cable) set(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for _, conn := range c.conns {
+			conn.Close()
+		}
+		c.conns = nil
+	}
 }
 
 func startReplicas(t *testing.T, n int, session time.Duration) []*replica {
@@ -36,12 +72,14 @@ func startReplicas(t *testing.T, n int, session time.Duration) []*replica {
 	group := testenv.Name(t) + ".leader"
 	var rs []*replica
 	for i := 0; i < n; i++ {
+		c := &cable{}
 		e, err := New(Config{Enabled: true, Group: group, SessionTimeout: session}, kafka,
-			Settings{Logger: zerolog.New(zerolog.NewTestWriter(t)).With().Int("replica", i).Logger()})
+			Settings{Logger: zerolog.New(zerolog.NewTestWriter(t)).With().Int("replica", i).Logger(),
+				KafkaOpts: []kgo.Opt{kgo.Dialer(c.dial)}})
 		require.NoError(t, err)
 		require.NoError(t, e.Start(context.Background()))
 		ctx, cancel := context.WithCancel(context.Background())
-		r := &replica{e: e, cancel: cancel, done: make(chan struct{})}
+		r := &replica{e: e, cable: c, cancel: cancel, done: make(chan struct{})}
 		go func() { defer close(r.done); _ = e.Run(ctx) }()
 		rs = append(rs, r)
 	}
@@ -64,14 +102,15 @@ func (r *replica) stop() {
 // instants two or more replicas led at once.
 type watch struct {
 	mu      sync.Mutex
-	leaders []int // who led at the last sample
-	double  int   // samples with more than one leader
+	leaders []int        // who led at the last sample
+	double  int          // samples with more than one leader
+	led     map[int]bool // every replica seen leading
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 func watchLeaders(t *testing.T, rs []*replica) *watch {
-	w := &watch{stop: make(chan struct{}), done: make(chan struct{})}
+	w := &watch{stop: make(chan struct{}), done: make(chan struct{}), led: map[int]bool{}}
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(time.Millisecond)
@@ -90,6 +129,9 @@ func watchLeaders(t *testing.T, rs []*replica) *watch {
 			}
 			w.mu.Lock()
 			w.leaders = ls
+			for _, l := range ls {
+				w.led[l] = true
+			}
 			if len(ls) > 1 {
 				w.double++
 			}
@@ -102,6 +144,19 @@ func watchLeaders(t *testing.T, rs []*replica) *watch {
 		assert.Zero(t, w.double, "samples with two leaders at once")
 	})
 	return w
+}
+
+// others counts the replicas other than r seen leading so far.
+func (w *watch) others(r int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for l := range w.led {
+		if l != r {
+			n++
+		}
+	}
+	return n
 }
 
 // leader waits until exactly one replica leads, not one of those named
@@ -220,4 +275,29 @@ func TestACL(t *testing.T) {
 	go func() { defer close(done); _ = e.Run(ctx) }()
 	defer func() { cancel(); <-done; _ = e.Shutdown(context.Background()) }()
 	require.Eventually(t, e.Leading, 30*time.Second, 10*time.Millisecond, "leads with READ on the group alone")
+}
+
+// TestBlip: a leader cut off from the brokers for less than its session
+// stops leading by itself two thirds into it; the coordinator still counts
+// it the leader of its generation, so nobody else leads, and once its
+// heartbeats are answered again it leads again. The session is 12 s here,
+// leaving seconds between the fence (8 s and a check) and the coordinator
+// giving up (at least 11 s) for the heartbeats to come back.
+func TestBlip(t *testing.T) {
+	const session = 12 * time.Second
+	rs := startReplicas(t, 3, session)
+	w := watchLeaders(t, rs)
+	settled(t, rs)
+	old, _ := w.leader(t, time.Second)
+	cut := time.Now()
+	rs[old].cable.set(true)
+	require.Eventually(t, func() bool { return !rs[old].e.Leading() }, session, time.Millisecond)
+	fenced := time.Since(cut)
+	require.Eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.leaders) == 0 }, time.Second, time.Millisecond)
+	rs[old].cable.set(false)
+	again, took := w.leader(t, session)
+	t.Logf("replica %d cut off: stopped leading after %s; reconnected, replica %d leads %s later", old, fenced.Round(time.Millisecond),
+		again, took.Round(time.Millisecond))
+	assert.Equal(t, old, again, "the same leader: the coordinator never gave up on it")
+	assert.EqualValues(t, 0, w.others(old), "nobody else led meanwhile")
 }

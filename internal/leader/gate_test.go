@@ -52,7 +52,7 @@ func TestFence(t *testing.T) {
 	require.True(t, e.Leading())
 	step(3900 * time.Millisecond)
 	assert.True(t, e.Leading(), "3.9 s after the last confirmed request: leads")
-	e.confirm(sent.Add(3 * time.Second)) // a heartbeat sent at 3 s answered
+	e.lead(sent.Add(3*time.Second), "heartbeat") // a heartbeat sent at 3 s answered
 	step(3 * time.Second)
 	assert.True(t, e.Leading(), "6.9 s: 3.9 s after the heartbeat sent at 3 s")
 	for range 4 {
@@ -63,8 +63,8 @@ func TestFence(t *testing.T) {
 
 	e.lead(clock.Now().Add(-5*time.Second), "late answer")
 	assert.False(t, e.Leading(), "an answer to a request sent 5 s ago is too late to lead on")
-	e.lead(clock.Now(), "fresh answer")
-	assert.True(t, e.Leading())
+	e.lead(clock.Now(), "heartbeats answered again")
+	assert.True(t, e.Leading(), "a fenced leader whose heartbeats are answered again leads again")
 }
 
 // step is a component whose Run the test watches.

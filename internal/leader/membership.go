@@ -56,8 +56,12 @@ func (e *Elector) member(ctx context.Context) error {
 		sent := e.clock.Now()
 		err := e.heartbeat(ctx)
 		switch {
+		case err == nil && leads:
+			// Still the leader of this generation (a generation's
+			// leader never changes): the term goes on, or starts
+			// again after the fence ended it during a blip.
+			e.lead(sent, "heartbeats answered again")
 		case err == nil:
-			e.confirm(sent)
 		case errors.Is(err, errRejoin):
 			return nil
 		case ctx.Err() != nil:
