@@ -167,9 +167,11 @@ func labelString(ls []*dto.LabelPair) string {
 // TestAuditRulesEvaluate runs the audit rules with Prometheus's engine on
 // series of the names weft exports (collector/auditwatch.go,
 // collector/metrics.go), for three weft replicas over 20 minutes:
-// "tampered" has a verification with findings, "stale" last verified long
-// ago, "failing" fails every checkpoint; "healthy" does none of it and
-// raises nothing.
+// "tampered" has a verification with findings, job "stale" last verified
+// long ago, "failing" fails every checkpoint; "healthy" does none of it
+// and raises nothing, and neither does "follower", a replica of its job
+// that does not lead and so never verifies (docs/replicas.md): the newest
+// verification of the job counts.
 func TestAuditRulesEvaluate(t *testing.T) {
 	o := alerts.DefaultOptions()
 	groups, err := alerts.Rules(o)
@@ -181,7 +183,8 @@ func TestAuditRulesEvaluate(t *testing.T) {
   weft_audit_verify_findings{job="weft",instance="tampered"} 0 0 0 0 0 2x16
   weft_audit_verify_findings{job="weft",instance="healthy"} 0x20
   weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="healthy"} 0+60x20
-  weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="stale"} %d+0x20
+  weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="follower"} 0x20
+  weft_audit_verify_last_verified_timestamp_seconds{job="stale",instance="stale"} %d+0x20
   weft_audit_checkpoints_total{job="weft",instance="failing",result="failed"} 0+1x20
   weft_audit_checkpoints_total{job="weft",instance="failing",result="stored"} 5+0x20
   weft_audit_checkpoints_total{job="weft",instance="healthy",result="failed"} 0+0x10 1+0x10
@@ -206,14 +209,18 @@ func TestAuditRulesEvaluate(t *testing.T) {
 		}
 		for _, a := range rule.ActiveAlerts() {
 			if a.State == rules.StateFiring {
-				firing[r.Alert] = append(firing[r.Alert], a.Labels.Get("instance"))
+				who := a.Labels.Get("instance")
+				if who == "" {
+					who = "job " + a.Labels.Get("job")
+				}
+				firing[r.Alert] = append(firing[r.Alert], who)
 				assert.NotContains(t, a.Annotations.Get("summary"), "{{", "template not expanded")
 			}
 		}
 	}
 	assert.Equal(t, map[string][]string{
 		"WeftAuditTampering":          {"tampered"},
-		"WeftAuditUnverified":         {"stale"},
+		"WeftAuditUnverified":         {"job stale"},
 		"WeftAuditCheckpointsFailing": {"failing"},
 	}, firing)
 }
