@@ -135,9 +135,11 @@ var ErrNotAuthorized = errors.New("leader group not authorized")
 
 // authorized asks the coordinator to describe the group, which the READ
 // that joining needs implies, so a missing ACL fails at start-up instead
-// of leaving the cluster without a leader.
+// of leaving the cluster without a leader. Any other answer (a fresh
+// cluster whose coordinator is not there yet) is left to Run, which
+// retries.
 func (e *Elector) authorized(ctx context.Context, cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, e.kafka.DialTimeout+10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrDescribeGroupsRequest()
 	req.Groups = []string{e.cfg.Group}
@@ -152,7 +154,8 @@ func (e *Elector) authorized(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("%w: group %q: grant this principal READ on it (docs/kafka-access.md), or set leader.enabled: false on a single replica: %w",
 			ErrNotAuthorized, e.cfg.Group, err)
 	default:
-		return fmt.Errorf("leader group %q: %w", e.cfg.Group, err)
+		e.log.Warn().Err(err).Str("group", e.cfg.Group).Msg("leader group not checked at start; joining it anyway")
+		return nil
 	}
 }
 
@@ -161,6 +164,7 @@ func (e *Elector) Shutdown(context.Context) error {
 	e.stop("stopping")
 	if e.client != nil {
 		e.client.Close()
+		e.client = nil
 	}
 	return nil
 }

@@ -123,13 +123,11 @@ func (e *Elector) join(ctx context.Context) (leads bool, err error) {
 		case errors.Is(err, kerr.UnknownMemberID):
 			e.unlead("the group no longer counts this replica a member")
 			e.memberID = ""
-		case errors.Is(err, kerr.RebalanceInProgress):
-			return false, errRejoin
-		default:
+		default: // REBALANCE_IN_PROGRESS too: join again after a pause
 			return false, fmt.Errorf("join group %s: %w", e.cfg.Group, err)
 		}
 	}
-	return false, errRejoin
+	return false, fmt.Errorf("join group %s: no generation after three joins", e.cfg.Group)
 }
 
 // sync completes the generation: the leader hands every member an empty
