@@ -51,3 +51,18 @@ func TestRunAgainReadsStoredState(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Zero(t, testutil.ToFloat64(a.checked)-before, "nothing changed since b's pass: nothing checked again")
 }
+
+// TestResign: a replica that stops leading stops exporting the gauges of
+// open findings and stuck orders, so sums over replicas count the
+// leader's.
+func TestResign(t *testing.T) {
+	d := NewDetector(nil, time.Minute, Default().Windows, Settings{})
+	d.open.WithLabelValues(KindStuck, "bopis").Set(2)
+	d.alerts.stuck.WithLabelValues("bopis", "ready", "unknown").Set(2)
+	d.alerts.open.WithLabelValues(KindStuck).Set(2)
+	d.alerts.oldest.WithLabelValues("bopis").Set(60)
+	d.Resign()
+	for _, c := range append(d.alerts.collectors(), d.open) {
+		assert.Zero(t, testutil.CollectAndCount(c))
+	}
+}
