@@ -123,6 +123,7 @@ const (
 	AnchorTopicRecreated   = "wefttopicrecreated"
 	AnchorInsertsFailing   = "weftclickhouseinsertsfailing"
 	AnchorDetectorFailing  = "weftdetectorfailing"
+	AnchorNoLeader         = "weftnoleader"
 	AnchorQueueHealth      = "weftqueuehealthfailing"
 	AnchorAuditTampering   = "weftaudittampering"
 	AnchorAuditUnverified  = "weftauditunverified"
@@ -306,6 +307,18 @@ func (b builder) pipelineRules() []Rule {
 			`weft's detector on {{ $labels.instance }} has failed every pass for 15 minutes`,
 			`No detector pass completed in 15 minutes and some failed: stuck orders and findings are not updated, and the stuck-order alerts show old counts.`),
 	}, {
+		// No replica of the job leads (docs/replicas.md): a fail-over takes
+		// seconds, so minutes without a leader is a replica that cannot
+		// join the leader group.
+		Alert:  "WeftNoLeader",
+		Expr:   `max by (job) (weft_leader_is_leader) == 0`,
+		For:    "5m",
+		Labels: severity(SeverityCritical),
+		Annotations: b.annotations(AnchorNoLeader,
+			`no weft replica of {{ $labels.job }} leads`,
+			`No replica has led for 5 minutes: no detector pass, no queue-health sample, no webhook, no scheduled audit verification runs. `+
+				`The replicas cannot join their leader group. First: the weft log lines "leader group" and "leading"`),
+	}, {
 		Alert:  "WeftQueueHealthFailing",
 		Expr:   `sum by (job, instance, stage) (increase(weft_queue_sample_errors_total[15m])) > 0`,
 		For:    "15m",
@@ -330,8 +343,10 @@ func (b builder) auditRules() []Rule {
 				`stored events were changed, deleted or forged, or records were lost. Preserve the evidence before anything else. `+
 				`First: weft audit verify -o json > verify.json`),
 	}, {
-		Alert:  "WeftAuditUnverified",
-		Expr:   fmt.Sprintf(`time() - max by (job, instance) (weft_audit_verify_last_verified_timestamp_seconds) > %d`, int64(b.o.AuditUnverifiedFor.Seconds())),
+		Alert: "WeftAuditUnverified",
+		// By job, not instance: only the leader verifies (docs/replicas.md),
+		// so the other replicas never set the gauge.
+		Expr:   fmt.Sprintf(`time() - max by (job) (weft_audit_verify_last_verified_timestamp_seconds) > %d`, int64(b.o.AuditUnverifiedFor.Seconds())),
 		Labels: severity(SeverityWarning),
 		Annotations: b.annotations(AnchorAuditUnverified,
 			`weft has not verified its audit trail for {{ $value | humanizeDuration }}`,

@@ -67,7 +67,7 @@ func TestEveryRuleComplete(t *testing.T) {
 			})
 		}
 	}
-	assert.Equal(t, 1+len(o.Workflows)+2+8+3+1, n) // one WeftStuckOrderPastSLA per workflow
+	assert.Equal(t, 1+len(o.Workflows)+2+9+3+1, n) // one WeftStuckOrderPastSLA per workflow
 }
 
 // TestStuckPastSLAScale: the threshold is the factor times the

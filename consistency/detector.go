@@ -156,7 +156,12 @@ func NewDetector(e *Engine, interval time.Duration, win Windows, set Settings) *
 // their events are in, not at every pass while they trickle in.
 // A failed pass is logged and counted, never fatal: Run returns nil when
 // ctx ends.
+//
+// Run may be called again after it returned (a replica that leads again,
+// docs/replicas.md): its first pass starts from the stored state, which
+// another replica may have moved on meanwhile.
 func (d *Detector) Run(ctx context.Context) error {
+	d.cur, d.whyAfter = nil, ""
 	t := d.wall.NewTicker(d.interval)
 	defer t.Stop()
 	var began time.Time // of the last pass
@@ -183,6 +188,16 @@ func (d *Detector) Start(context.Context) error { return nil }
 
 // Shutdown does nothing: Run holds nothing once it returned.
 func (d *Detector) Shutdown(context.Context) error { return nil }
+
+// Resign clears the gauges of open findings and stuck orders once this
+// replica stopped running passes (another leads): only the replica that
+// runs them reports them, so alerts that sum over replicas count once.
+func (d *Detector) Resign() {
+	d.open.Reset()
+	d.alerts.stuck.Reset()
+	d.alerts.open.Reset()
+	d.alerts.oldest.Reset()
+}
 
 // pass runs one pass, logging and counting a failure, and reports whether
 // it left orders for the next.

@@ -48,6 +48,7 @@ type Monitor struct {
 	includeRe, excludeRe, dlqRe *regexp.Regexp
 	groupsInRe, groupsExRe      *regexp.Regexp
 
+	runs   int        // calls of Run, so far
 	mu     sync.Mutex // one sample at a time; guards the clients and hist
 	client *kgo.Client
 	admin  *kadm.Client
@@ -106,21 +107,36 @@ func (m *Monitor) Start(ctx context.Context) error {
 		return err
 	}
 	klog.Mute(false)
+	m.mu.Lock()
+	m.client, m.admin, m.reader = cl, kadm.NewClient(cl), newRecordReader(cl)
+	m.mu.Unlock()
+	m.reseed(ctx)
+	m.log.Info().Dur("interval", m.cfg.Interval).Str("dlq_pattern", m.cfg.DLQPattern).Msg("queue-health monitor started")
+	return nil
+}
+
+// reseed starts the history afresh from the commit positions stored
+// with the last samples (by this replica or another), so commit ages
+// survive a restart or a change of leader.
+func (m *Monitor) reseed(ctx context.Context) {
 	var seeded map[groupTP]commitSeen
 	if m.store != nil {
+		var err error
 		if seeded, err = storedCommits(ctx, m.store); err != nil {
 			m.log.Warn().Err(err).Msg("commit ages start from zero: stored samples not read")
 		}
 	}
 	m.mu.Lock()
-	m.client, m.admin, m.reader = cl, kadm.NewClient(cl), newRecordReader(cl)
+	defer m.mu.Unlock()
+	m.hist = newHistory()
 	if seeded != nil {
 		m.hist.seeded = seeded
 	}
-	m.mu.Unlock()
-	m.log.Info().Dur("interval", m.cfg.Interval).Str("dlq_pattern", m.cfg.DLQPattern).Msg("queue-health monitor started")
-	return nil
 }
+
+// Resign clears the queue-health gauges once this replica stopped
+// sampling (another leads): only the sampling replica reports them.
+func (m *Monitor) Resign() { m.metrics.publish(nil, Report{}) }
 
 // Sample measures queue health once: it reads the offsets and groups, the
 // timestamps of the oldest unconsumed records, updates the metrics and,
@@ -171,12 +187,19 @@ func (m *Monitor) Sample(ctx context.Context) (Report, error) {
 // Run samples every collector.lag.interval until ctx ends, then returns
 // nil. Failures are logged and counted, never fatal. It returns at once
 // when the monitor is disabled.
+//
+// Run may be called again after it returned (a replica that leads again,
+// docs/replicas.md): it then forgets what it measured before and reads
+// the commit positions the other replica stored, as a restart does.
 func (m *Monitor) Run(ctx context.Context) error {
 	if !m.cfg.Enabled {
 		return nil
 	}
 	if !m.started() {
 		return errors.New("queue health: Run before Start")
+	}
+	if m.runs++; m.runs > 1 {
+		m.reseed(ctx)
 	}
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()

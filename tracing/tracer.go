@@ -79,6 +79,7 @@ type Tracer struct {
 
 	mu     sync.Mutex
 	cursor time.Time
+	reload bool // the cursor is read again before the next pass (Run)
 
 	// Orders a finding opened on (sampling.findings), waiting for the next
 	// pass, and those whose traces were exported for one since.
@@ -168,6 +169,13 @@ type tracerState struct {
 // Start reads the cursor; a first start begins at now (older orders'
 // traces are a `weft trace` away).
 func (t *Tracer) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.load(ctx)
+}
+
+// load reads the stored cursor; t.mu is held.
+func (t *Tracer) load(ctx context.Context) error {
 	raw, err := t.store.DetectorState(ctx, stateName)
 	if err != nil {
 		return fmt.Errorf("tracing: %w", err)
@@ -178,8 +186,6 @@ func (t *Tracer) Start(ctx context.Context) error {
 			return fmt.Errorf("tracing: stored cursor %q: %w", raw, err)
 		}
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if st.CursorMs > 0 {
 		t.cursor = time.UnixMilli(st.CursorMs).UTC()
 	} else {
@@ -198,8 +204,14 @@ func (t *Tracer) Shutdown(context.Context) error {
 	return t.exp.close()
 }
 
-// Run passes every interval until ctx ends.
+// Run passes every interval until ctx ends. Its first pass reads the
+// cursor again: Run may be called again after it returned (a replica that
+// leads again, docs/replicas.md), and another replica may have moved the
+// cursor on meanwhile.
 func (t *Tracer) Run(ctx context.Context) error {
+	t.mu.Lock()
+	t.reload = true
+	t.mu.Unlock()
 	var wg sync.WaitGroup
 	if t.exp != nil {
 		wg.Go(func() { t.exp.Run(ctx, t.cfg.Timeout) })
@@ -258,6 +270,12 @@ func (t *Tracer) Pass(ctx context.Context) (int, error) {
 func (t *Tracer) pass(ctx context.Context) (n int, more bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.reload {
+		if err := t.load(ctx); err != nil {
+			return 0, false, err
+		}
+		t.reload = false
+	}
 	now := t.clock.Now()
 	to := now.Add(-t.settle).Truncate(time.Millisecond)
 	if t.storing != nil {

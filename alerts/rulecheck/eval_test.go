@@ -167,9 +167,11 @@ func labelString(ls []*dto.LabelPair) string {
 // TestAuditRulesEvaluate runs the audit rules with Prometheus's engine on
 // series of the names weft exports (collector/auditwatch.go,
 // collector/metrics.go), for three weft replicas over 20 minutes:
-// "tampered" has a verification with findings, "stale" last verified long
-// ago, "failing" fails every checkpoint; "healthy" does none of it and
-// raises nothing.
+// "tampered" has a verification with findings, job "stale" last verified
+// long ago, "failing" fails every checkpoint; "healthy" does none of it
+// and raises nothing, and neither does "follower", a replica of its job
+// that does not lead and so never verifies (docs/replicas.md): the newest
+// verification of the job counts.
 func TestAuditRulesEvaluate(t *testing.T) {
 	o := alerts.DefaultOptions()
 	groups, err := alerts.Rules(o)
@@ -181,7 +183,8 @@ func TestAuditRulesEvaluate(t *testing.T) {
   weft_audit_verify_findings{job="weft",instance="tampered"} 0 0 0 0 0 2x16
   weft_audit_verify_findings{job="weft",instance="healthy"} 0x20
   weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="healthy"} 0+60x20
-  weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="stale"} %d+0x20
+  weft_audit_verify_last_verified_timestamp_seconds{job="weft",instance="follower"} 0x20
+  weft_audit_verify_last_verified_timestamp_seconds{job="stale",instance="stale"} %d+0x20
   weft_audit_checkpoints_total{job="weft",instance="failing",result="failed"} 0+1x20
   weft_audit_checkpoints_total{job="weft",instance="failing",result="stored"} 5+0x20
   weft_audit_checkpoints_total{job="weft",instance="healthy",result="failed"} 0+0x10 1+0x10
@@ -206,14 +209,18 @@ func TestAuditRulesEvaluate(t *testing.T) {
 		}
 		for _, a := range rule.ActiveAlerts() {
 			if a.State == rules.StateFiring {
-				firing[r.Alert] = append(firing[r.Alert], a.Labels.Get("instance"))
+				who := a.Labels.Get("instance")
+				if who == "" {
+					who = "job " + a.Labels.Get("job")
+				}
+				firing[r.Alert] = append(firing[r.Alert], who)
 				assert.NotContains(t, a.Annotations.Get("summary"), "{{", "template not expanded")
 			}
 		}
 	}
 	assert.Equal(t, map[string][]string{
 		"WeftAuditTampering":          {"tampered"},
-		"WeftAuditUnverified":         {"stale"},
+		"WeftAuditUnverified":         {"job stale"},
 		"WeftAuditCheckpointsFailing": {"failing"},
 	}, firing)
 }
@@ -265,6 +272,54 @@ func TestReplayRulesEvaluate(t *testing.T) {
 			assert.Equal(t, []string{"weft"}, firingAt[m], "minute %d", m)
 		} else {
 			assert.Empty(t, firingAt[m], "minute %d", m)
+		}
+	}
+}
+
+// TestNoLeaderRuleEvaluates evaluates WeftNoLeader with Prometheus's
+// engine (docs/replicas.md): job "weft" has three replicas, one leading,
+// with a fail-over of a minute at minute 4 (shorter than the rule's 5
+// minutes); job "stuck" has two replicas, neither leading from minute 2.
+// Only "stuck" fires, once for the job, from minute 7 (2 + 5).
+func TestNoLeaderRuleEvaluates(t *testing.T) {
+	groups, err := alerts.Rules(alerts.DefaultOptions())
+	require.NoError(t, err)
+	var r alerts.Rule
+	for _, g := range groups {
+		if i := slices.IndexFunc(g.Rules, func(r alerts.Rule) bool { return r.Alert == "WeftNoLeader" }); i >= 0 {
+			r = g.Rules[i]
+		}
+	}
+	require.Equal(t, "WeftNoLeader", r.Alert)
+	st := promqltest.LoadedStorage(t, `load 1m
+  weft_leader_is_leader{job="weft",instance="a"} 1 1 1 1 0x16
+  weft_leader_is_leader{job="weft",instance="b"} 0 0 0 0 0 1x15
+  weft_leader_is_leader{job="weft",instance="c"} 0x20
+  weft_leader_is_leader{job="stuck",instance="d"} 1 1 0x18
+  weft_leader_is_leader{job="stuck",instance="e"} 0x20
+`)
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	query := rules.EngineQueryFunc(engine, st)
+	expr, err := promqlParser().ParseExpr(r.Expr)
+	require.NoError(t, err, r.Expr)
+	hold, _ := time.ParseDuration(r.For)
+	rule := rules.NewAlertingRule(r.Alert, expr, hold, 0, labels.FromMap(r.Labels), labels.FromMap(r.Annotations),
+		labels.EmptyLabels(), "", false, nil)
+	for m := 0; m <= 20; m++ {
+		_, err := rule.Eval(context.Background(), 0, time.Unix(0, 0).Add(time.Duration(m)*time.Minute), query, nil, 0)
+		require.NoError(t, err)
+		var firing []string
+		for _, a := range rule.ActiveAlerts() {
+			if a.State == rules.StateFiring {
+				firing = append(firing, a.Labels.Get("job"))
+				assert.Empty(t, a.Labels.Get("instance"), "one alert for the job")
+				assert.Equal(t, "no weft replica of stuck leads", a.Annotations.Get("summary"))
+			}
+		}
+		if m >= 7 {
+			assert.Equal(t, []string{"stuck"}, firing, "minute %d", m)
+		} else {
+			assert.Empty(t, firing, "minute %d", m)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/weft-sh/weft/internal/config"
 	"github.com/weft-sh/weft/internal/httpserver"
 	"github.com/weft-sh/weft/internal/kafkaconn"
+	"github.com/weft-sh/weft/internal/leader"
 	"github.com/weft-sh/weft/notify"
 	"github.com/weft-sh/weft/queuehealth"
 	"github.com/weft-sh/weft/replay"
@@ -56,6 +57,9 @@ type Config struct {
 	// Tracing gives every order an OpenTelemetry trace, exported over
 	// OTLP and stored in otel_traces (docs/tracing.md).
 	Tracing tracing.Config `yaml:"tracing"`
+	// Leader elects the one replica that runs the detector, queue health
+	// and the other once-only work (docs/replicas.md).
+	Leader leader.Config `yaml:"leader"`
 }
 
 // CollectorConfig is the collector block: the tap's keys and, under lag,
@@ -137,6 +141,7 @@ func DefaultConfig() Config {
 		Alerts:      notify.Default(),
 		Replay:      replay.Default(),
 		Tracing:     tracing.Default(),
+		Leader:      leader.Default(),
 	}
 }
 
@@ -165,6 +170,7 @@ func (c Config) Validate() error {
 	p.Merge("alerts", c.Alerts.Validate(consistency.Kinds))
 	p.Merge("replay", c.Replay.Validate())
 	p.Merge("tracing", c.Tracing.Validate())
+	p.Merge("leader", c.Leader.Validate())
 	return p.Err()
 }
 

@@ -220,3 +220,21 @@ func TestAuditVerifyConfig(t *testing.T) {
 	_, err = loadValid(writeFile(t, "audit:\n  verify:\n    every: 2h\n    window: 1h\n"))
 	assert.ErrorContains(t, err, "audit.verify.window: 1h0m0s is shorter than verify.every (2h0m0s)")
 }
+
+// TestLeaderConfig: the election's defaults (on, the group derived from
+// the tap's, 6 s), and a bad session timeout refused with its key.
+func TestLeaderConfig(t *testing.T) {
+	c, err := loadValid(writeFile(t, "collector:\n  group: g\n"))
+	require.NoError(t, err)
+	assert.True(t, c.Leader.Enabled)
+	assert.Equal(t, 6*time.Second, c.Leader.SessionTimeout)
+	assert.Equal(t, "g.leader", c.Leader.WithGroup(c.Collector.Group).Group)
+
+	c, err = loadValid(writeFile(t, "leader:\n  enabled: false\n  group: elect\n  session_timeout: 10s\n"))
+	require.NoError(t, err)
+	assert.False(t, c.Leader.Enabled)
+	assert.Equal(t, "elect", c.Leader.WithGroup("g").Group)
+
+	_, err = loadValid(writeFile(t, "leader:\n  session_timeout: 100ms\n"))
+	assert.ErrorContains(t, err, "leader.session_timeout: must be between 1s and 30m")
+}

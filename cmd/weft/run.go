@@ -19,6 +19,7 @@ import (
 	"github.com/weft-sh/weft/internal/chstore"
 	"github.com/weft-sh/weft/internal/component"
 	"github.com/weft-sh/weft/internal/httpserver"
+	"github.com/weft-sh/weft/internal/leader"
 	"github.com/weft-sh/weft/notify"
 	"github.com/weft-sh/weft/queuehealth"
 	"github.com/weft-sh/weft/tracing"
@@ -135,22 +136,35 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 	det := consistency.NewDetector(engine, cfg.Consistency.Interval, cfg.Consistency.Windows, consistency.Settings{Logger: log, Registerer: reg, Settle: cfg.Consistency.Settle,
 		Behind: col.Behind, BacklogInterval: cfg.Consistency.BacklogInterval, StoringSince: col.StoringSince, OnFinding: onFinding})
 
+	// The work that must run once for the whole cluster runs on the one
+	// replica the leader group elects (docs/replicas.md); the tap runs on
+	// every replica, on its share of the partitions.
+	el, err := leader.New(cfg.Leader.WithGroup(cfg.Collector.Group), cfg.Kafka, leader.Settings{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	parts := []component.Named{
+		{Name: "leader", Component: el},
 		{Name: "collector", Component: col},
-		{Name: "queue health", Component: lag},
-		{Name: "detector", Component: det},
+		{Name: "queue health", Component: leader.Gate(el, lag)},
+		{Name: "detector", Component: leader.Gate(el, det)},
 	}
 	if notifier.Enabled() {
-		parts = append(parts, component.Named{Name: "notify", Component: notifier})
+		// Fed by the detector: only the leader's findings are sent.
+		parts = append(parts, component.Named{Name: "notify", Component: leader.Gate(el, notifier)})
 	}
 	if audit != nil && cfg.Audit.Verify.Every > 0 {
-		parts = append(parts, component.Named{Name: "audit verify", Component: auditWatch(cfg, audit, store, actions, reg, log)})
+		parts = append(parts, component.Named{Name: "audit verify", Component: leader.Gate(el, auditWatch(cfg, audit, store, actions, reg, log))})
 	}
 	if tr != nil {
-		parts = append(parts, component.Named{Name: "tracing", Component: tr})
+		// A pass reads every stored event since one shared cursor: the
+		// whole cluster's, not this replica's partitions.
+		parts = append(parts, component.Named{Name: "tracing", Component: leader.Gate(el, tr)})
 	}
 	// weft_replay_jobs, counted from the shared table whether or not this
 	// process runs jobs: one started by weft replay that failed alerts too.
+	// Every replica (read-only, the same counts); replay jobs run where
+	// they were confirmed.
 	parts = append(parts, component.Named{Name: "replay metrics", Component: newReplayJobStates(store, reg, log)})
 	var srv *httpserver.Server
 	if cfg.HTTP.Listen != "" {
