@@ -5,7 +5,8 @@
 # tools/jaeger (a module of its own: Jaeger's dependencies conflict with
 # weft's pdata), built once from the Go module proxy and cached outside the
 # repo; a cold build takes roughly ten minutes on two cores, so it runs
-# niced and one package at a time to leave the machine usable.
+# niced (every core, so that a fresh `make test` stays short; nice keeps the
+# machine usable).
 #
 #   WEFT_JAEGER=$(scripts/jaeger.sh)
 #
@@ -33,7 +34,7 @@ flock 9
 if [[ -x "$BIN" ]]; then echo "$BIN"; exit 0; fi
 echo "jaeger: building github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION (tools/jaeger) into $BIN; a cold build takes about ten minutes" >&2
 tmp="$BIN.tmp.$$"
-if ! (cd "$REPO_ROOT/tools/jaeger" && GOFLAGS=-p=1 nice -n 19 go build -o "$tmp" github.com/jaegertracing/jaeger/cmd/jaeger) >"$CACHE/build.log" 2>&1; then
+if ! (cd "$REPO_ROOT/tools/jaeger" && nice -n 19 go build -o "$tmp" github.com/jaegertracing/jaeger/cmd/jaeger) >"$CACHE/build.log" 2>&1; then
   tail -n 40 "$CACHE/build.log" >&2
   rm -f "$tmp"
   echo "jaeger: build failed (log: $CACHE/build.log)" >&2

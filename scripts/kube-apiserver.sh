@@ -6,8 +6,9 @@
 # lines pinning every k8s.io/* staging module to its published version),
 # built once from the Go module proxy and cached outside the repo; a cold
 # build takes some 15 CPU-minutes (about ten minutes on two idle cores,
-# longer beside other work) and 2.7 GB of Go build cache, so it runs niced,
-# one package at a time, and under the shared cold-build lock so that it
+# longer beside other work) and 2.7 GB of Go build cache, so it runs niced
+# (on every core, to keep a fresh `make test` short) and under the shared
+# cold-build lock so that it
 # never runs beside another heavy build.
 #
 #   WEFT_KUBE_APISERVER=$(scripts/kube-apiserver.sh)
@@ -45,7 +46,7 @@ if [[ -x "$BIN" ]]; then echo "$BIN"; exit 0; fi
 echo "kube-apiserver: building k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION (tools/kube-apiserver) into $BIN; a cold build takes about ten minutes on two idle cores" >&2
 tmp="$BIN.tmp.$$"
 if ! (cd "$REPO_ROOT/tools/kube-apiserver" &&
-  flock "$COLDBUILD_LOCK" env GOFLAGS=-p=1 nice -n 19 go build -ldflags="$LDFLAGS" -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver) >"$CACHE/build.log" 2>&1; then
+  flock "$COLDBUILD_LOCK" nice -n 19 go build -ldflags="$LDFLAGS" -o "$tmp" k8s.io/kubernetes/cmd/kube-apiserver) >"$CACHE/build.log" 2>&1; then
   tail -n 40 "$CACHE/build.log" >&2
   rm -f "$tmp"
   echo "kube-apiserver: build failed (log: $CACHE/build.log)" >&2
