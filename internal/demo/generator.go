@@ -70,43 +70,7 @@ func (g *Generator) EnsureTopics(ctx context.Context, admin *kadm.Client, partit
 			g.log.Info().Str("topic", t).Int32("partitions", resp.NumPartitions).Msg("created topic")
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return waitTopics(ctx, admin, all)
-}
-
-// waitTopics waits until the broker's metadata lists every topic with a
-// leader for each partition: a topic just created is not served at once
-// (UNKNOWN_TOPIC_OR_PARTITION), and the demo's producer and consumers
-// start right after.
-func waitTopics(ctx context.Context, admin *kadm.Client, topics []string) error {
-	for {
-		md, err := admin.Metadata(ctx, topics...)
-		if err == nil && topicsServed(md, topics) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("demo: topics not served by the broker yet: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func topicsServed(md kadm.Metadata, topics []string) bool {
-	for _, t := range topics {
-		td, ok := md.Topics[t]
-		if !ok || td.Err != nil || len(td.Partitions) == 0 {
-			return false
-		}
-		for _, p := range td.Partitions {
-			if p.Err != nil || p.Leader < 0 {
-				return false
-			}
-		}
-	}
-	return true
+	return errors.Join(errs...)
 }
 
 // RunHistory produces the planned history (see Plan), flushes, and
