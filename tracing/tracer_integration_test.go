@@ -141,6 +141,29 @@ func TestTracerStoresEachSpanOnce(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
+// unsampledTracer is a started Tracer on a fake clock at t0 that exports
+// to jg with sampling ratio 0 (only what a finding promotes goes out), its
+// exporter running until ctx ends or the test does; with changes the
+// config first.
+func unsampledTracer(ctx context.Context, t *testing.T, store *chstore.Store, jg testenv.JaegerServer, with func(*Config)) (*Tracer, *clockwork.FakeClock, time.Time) {
+	t.Helper()
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	clock := clockwork.NewFakeClockAt(t0)
+	cfg := Default()
+	zero := 0.0
+	cfg.Enabled, cfg.IDKeyFile, cfg.Endpoint, cfg.Sampling.Ratio = true, keyFile(t), jg.OTLPHTTP, &zero
+	with(&cfg)
+	tr, err := New(cfg, store, consistency.NewEngine(store, consistency.Builtin()), Settings{Logger: zerolog.Nop(),
+		Registerer: prometheus.NewRegistry(), Settle: time.Second, Clock: clock})
+	require.NoError(t, err)
+	require.NoError(t, tr.Start(ctx))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { tr.exp.Run(runCtx, time.Second); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	return tr, clock, t0
+}
+
 // TestTracerExportsOrdersWithFindings: with sampling.ratio 0 nothing is
 // exported, until the detector opens a finding on an order: then its spans
 // stored so far reach a real Jaeger at once, its latest marked with the
@@ -151,20 +174,8 @@ func TestTracerExportsOrdersWithFindings(t *testing.T) {
 	store := testenv.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	clock := clockwork.NewFakeClockAt(t0)
-	cfg := Default()
-	zero := 0.0
-	cfg.Enabled, cfg.IDKeyFile, cfg.Endpoint, cfg.Sampling.Ratio = true, keyFile(t), jg.OTLPHTTP, &zero
-	tr, err := New(cfg, store, consistency.NewEngine(store, consistency.Builtin()), Settings{Logger: zerolog.Nop(),
-		Registerer: prometheus.NewRegistry(), Settle: time.Second, Clock: clock})
-	require.NoError(t, err)
+	tr, clock, t0 := unsampledTracer(ctx, t, store, jg, func(*Config) {})
 	require.True(t, tr.WantsFindings())
-	require.NoError(t, tr.Start(ctx))
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { tr.exp.Run(runCtx, time.Second); close(done) }()
-	defer func() { stop(); <-done }()
 
 	ev := func(order, topic string, off int64, id, typ, svc, cause string, at time.Time) event.Event {
 		return event.Event{Topic: topic, Offset: off, Key: order, EventID: id, Type: typ, Service: svc, OrderID: order,
@@ -321,27 +332,15 @@ func startStoringTracer(ctx context.Context, t *testing.T, store *chstore.Store,
 // finding on the first exports its spans stored so far and promotes the
 // trace, so both orders' later spans follow as they come; a finding on the
 // second then exports only its spans from before the promotion, and a
-// second finding on the first exports nothing again: Jaeger holds each of
-// the four spans once, and nothing of the order without a finding.
+// second finding on the first exports no event span again: Jaeger holds
+// each of the four event spans once, a span per finding, and nothing of
+// the order without a finding.
 func TestTracerByCorrelationIDExportsEachSpanOnce(t *testing.T) {
 	jg := testenv.Jaeger(t)
 	store := testenv.Store(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	clock := clockwork.NewFakeClockAt(t0)
-	cfg := Default()
-	zero := 0.0
-	cfg.Enabled, cfg.IDKeyFile, cfg.Endpoint, cfg.Sampling.Ratio, cfg.TraceBy = true, keyFile(t), jg.OTLPHTTP, &zero, TraceByCorrelation
-	cfg.ClickHouse = true
-	tr, err := New(cfg, store, consistency.NewEngine(store, consistency.Builtin()), Settings{Logger: zerolog.Nop(),
-		Registerer: prometheus.NewRegistry(), Settle: time.Second, Clock: clock})
-	require.NoError(t, err)
-	require.NoError(t, tr.Start(ctx))
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { tr.exp.Run(runCtx, time.Second); close(done) }()
-	defer func() { stop(); <-done }()
+	tr, clock, t0 := unsampledTracer(ctx, t, store, jg, func(c *Config) { c.TraceBy, c.ClickHouse = TraceByCorrelation, true })
 
 	ev := func(order, corr, topic string, off int64, id, typ, cause string, at time.Time) event.Event {
 		return event.Event{Topic: topic, Offset: off, Key: order, EventID: id, Type: typ, Service: topic, OrderID: order,
