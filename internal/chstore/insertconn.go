@@ -130,6 +130,7 @@ func (c *insertConn) dial(ctx context.Context) (*ch.Client, error) {
 			// A large insert is answered once its parts are written:
 			// allow as long as any query (max_execution_time).
 			ReadTimeout: 2 * time.Minute,
+			Settings:    l.insertSettings(),
 		})
 		if err == nil {
 			return cl, nil

@@ -8,11 +8,8 @@ package chstore
 import (
 	"context"
 	"crypto/tls"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,9 +17,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
 
 // ErrUnreachable marks a ClickHouse server that did not answer.
 var ErrUnreachable = errors.New("clickhouse unreachable")
@@ -36,6 +30,10 @@ type Store struct {
 	ins    *insertConn
 	events *eventWriter
 	leaves *leafWriter
+	// login reaches the servers; the schema's migrations and mutations
+	// also open connections of their own to each node of cluster.
+	login   login
+	cluster Cluster
 }
 
 // login is how the store's two connections (clickhouse-go's pool for
@@ -47,6 +45,8 @@ type login struct {
 	tls            *tls.Config
 	dial           time.Duration
 	compression    string // Config.compression()
+	// cluster makes every query and insert run with clusterSettings.
+	cluster bool
 }
 
 func (c Config) login() (login, error) {
@@ -55,7 +55,7 @@ func (c Config) login() (login, error) {
 		return login{}, fmt.Errorf("clickhouse tls: %w", err)
 	}
 	l := login{addr: c.Addr, user: c.Username, password: c.Password, tls: tlsCfg, dial: c.DialTimeout,
-		compression: c.compression()}
+		compression: c.compression(), cluster: c.Cluster.Enabled()}
 	if l.user == "" {
 		l.user = "default"
 	}
@@ -90,18 +90,25 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if db == "" {
 		db = "weft"
 	}
-	return &Store{conn: conn, db: db, ins: newInsertConn(l), events: newEventWriter(), leaves: newLeafWriter()}, nil
+	return &Store{conn: conn, db: db, ins: newInsertConn(l), events: newEventWriter(), leaves: newLeafWriter(),
+		login: l, cluster: c.Cluster}, nil
 }
 
 // open connects clickhouse-go's pool and pings the server.
 func (l login) open(ctx context.Context) (driver.Conn, error) {
+	settings := clickhouse.Settings{"max_execution_time": 120}
+	if l.cluster {
+		for k, v := range clusterSettings {
+			settings[k] = v
+		}
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:         l.addr,
 		Auth:         clickhouse.Auth{Username: l.user, Password: l.password},
 		TLS:          l.tls,
 		DialTimeout:  l.dial,
 		Compression:  &clickhouse.Compression{Method: compressions[l.compression].query},
-		Settings:     clickhouse.Settings{"max_execution_time": 120},
+		Settings:     settings,
 		MaxOpenConns: 8,
 	})
 	if err != nil {
@@ -122,65 +129,22 @@ func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
 // Table returns the qualified name of one of weft's tables.
 func (s *Store) Table(name string) string { return s.db + "." + name }
 
+// shardTable is the table a node keeps its own rows of name in: name
+// itself, or name_local on a cluster. Only statements a Distributed table
+// does not take (mutations) name it.
+func (s *Store) shardTable(name string) string {
+	if s.cluster.Enabled() {
+		return s.Table(name + localSuffix)
+	}
+	return s.Table(name)
+}
+
 // msParam is a DateTime64(3) query parameter given as Unix milliseconds:
 // clickhouse-go binds a time.Time to whole seconds.
 const msParam = "fromUnixTimestamp64Milli(?, 'UTC')"
 
 // Close closes the connection.
 func (s *Store) Close() error { return errors.Join(s.ins.close(), s.conn.Close()) }
-
-// Migrate creates the database and applies every embedded migration that has
-// not been applied yet, in file-name order. It is safe to run concurrently from
-// replicas: every statement is idempotent (IF NOT EXISTS).
-func (s *Store) Migrate(ctx context.Context) error {
-	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
-		return fmt.Errorf("create database %s: %w", s.db, err)
-	}
-	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.Table("schema_migrations")+` (
-		name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-	) ENGINE = ReplacingMergeTree ORDER BY name`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	applied := map[string]bool{}
-	rows, err := s.conn.Query(ctx, "SELECT name FROM "+s.Table("schema_migrations"))
-	if err != nil {
-		return fmt.Errorf("read schema_migrations: %w", err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		applied[n] = true
-	}
-	rows.Close()
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		if applied[base] {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		for i, stmt := range splitStatements(string(body)) {
-			stmt = strings.ReplaceAll(stmt, "{db}", s.db)
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("migration %s statement %d: %w", base, i+1, err)
-			}
-		}
-		if err := s.conn.Exec(ctx, "INSERT INTO "+s.Table("schema_migrations")+" (name) VALUES (?)", base); err != nil {
-			return fmt.Errorf("record migration %s: %w", base, err)
-		}
-	}
-	return nil
-}
 
 // splitStatements splits a migration file on semicolons that end a line,
 // dropping comment-only and empty statements.

@@ -48,8 +48,10 @@ func (s *Store) DropDatabase(ctx context.Context) error {
 	if err := CheckIdentifier(s.db); err != nil {
 		return fmt.Errorf("drop database: %w", err)
 	}
-	if err := s.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.db); err != nil {
-		return fmt.Errorf("drop database %s: %w", s.db, err)
-	}
-	return nil
+	return s.onEachNode(ctx, func(n node) error {
+		if err := n.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.db); err != nil {
+			return fmt.Errorf("drop database %s: %w", s.db, err)
+		}
+		return nil
+	})
 }

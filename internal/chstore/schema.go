@@ -1,0 +1,269 @@
+package chstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// node is one server weft's schema lives on: the store's own server, or one
+// node of the cluster, over a connection of its own.
+type node struct {
+	addr string
+	conn driver.Conn
+	own  bool // the store's own connection: not closed with the node
+}
+
+func (n node) close() {
+	if !n.own {
+		_ = n.conn.Close()
+	}
+}
+
+// nodes returns the servers the schema lives on: the store's own server,
+// or every node of the cluster (Cluster.Nodes, or those system.clusters
+// lists), each connected with the store's login.
+func (s *Store) nodes(ctx context.Context) ([]node, error) {
+	if !s.cluster.Enabled() {
+		return []node{{addr: strings.Join(s.login.addr, ","), conn: s.conn, own: true}}, nil
+	}
+	addrs := s.cluster.Nodes
+	if len(addrs) == 0 {
+		var err error
+		if addrs, err = s.clusterNodes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var out []node
+	for _, a := range addrs {
+		l := s.login
+		l.addr = []string{a}
+		conn, err := l.open(ctx)
+		if err != nil {
+			closeNodes(out)
+			return nil, fmt.Errorf("cluster %s node %s: %w", s.cluster.Name, a, err)
+		}
+		out = append(out, node{addr: a, conn: conn})
+	}
+	return out, nil
+}
+
+func closeNodes(ns []node) {
+	for _, n := range ns {
+		n.close()
+	}
+}
+
+// clusterNodes asks the store's server which nodes make up the cluster.
+func (s *Store) clusterNodes(ctx context.Context) ([]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT host_name, port FROM system.clusters WHERE cluster = ?
+ORDER BY shard_num, replica_num`, s.cluster.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster %s from system.clusters: %w", s.cluster.Name, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var host string
+		var port uint16
+		if err := rows.Scan(&host, &port); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%s:%d", host, port))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster %s is not in the remote_servers of %s (system.clusters lists no node of it)",
+			s.cluster.Name, strings.Join(s.login.addr, ","))
+	}
+	return out, nil
+}
+
+// onEachNode runs f on every node the schema lives on, in order, and stops
+// at the first error, which names the node.
+func (s *Store) onEachNode(ctx context.Context, f func(node) error) error {
+	ns, err := s.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeNodes(ns)
+	for _, n := range ns {
+		if err := f(n); err != nil {
+			if s.cluster.Enabled() {
+				return fmt.Errorf("clickhouse node %s: %w", n.addr, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Migrate creates the database and applies every embedded migration that
+// has not been applied yet, in file-name order, on every node the schema
+// lives on. Each node records what it has applied in its own
+// schema_migrations, so a run stopped half-way through a cluster resumes
+// where it stopped. Every statement is idempotent (IF NOT EXISTS), so two
+// runs racing do no harm, but on a cluster or with replicas prefer one
+// `weft migrate` (Config.Migrate external).
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.onEachNode(ctx, func(n node) error {
+		applied, err := s.applied(ctx, n, true)
+		if err != nil {
+			return err
+		}
+		for _, m := range s.migrations(applied) {
+			stmts, err := s.statements(m)
+			if err != nil {
+				return err
+			}
+			for i, stmt := range stmts {
+				if err := n.conn.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %s statement %d: %w", m.name, i+1, err)
+				}
+			}
+			if err := n.conn.Exec(ctx, "INSERT INTO "+s.Table("schema_migrations")+" (name) VALUES (?)", m.name); err != nil {
+				return fmt.Errorf("record migration %s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// PendingMigration is a migration a node has not applied.
+type PendingMigration struct {
+	Node string // the node's address
+	Name string // the migration's file name
+}
+
+// Pending lists the migrations each node has not applied, creating
+// nothing: empty when the schema is what this weft expects.
+func (s *Store) Pending(ctx context.Context) ([]PendingMigration, error) {
+	var out []PendingMigration
+	err := s.onEachNode(ctx, func(n node) error {
+		applied, err := s.applied(ctx, n, false)
+		if err != nil {
+			return err
+		}
+		for _, m := range s.migrations(applied) {
+			out = append(out, PendingMigration{Node: n.addr, Name: m.name})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// applied returns the migrations node n has applied. With create it first
+// creates the database and schema_migrations (a table of each node's own,
+// never distributed); without, a missing one means nothing is applied.
+func (s *Store) applied(ctx context.Context, n node, create bool) (map[string]bool, error) {
+	if create {
+		if err := n.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.db); err != nil {
+			return nil, fmt.Errorf("create database %s: %w", s.db, err)
+		}
+		if err := n.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.Table("schema_migrations")+` (
+		name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+	) ENGINE = ReplacingMergeTree ORDER BY name`); err != nil {
+			return nil, fmt.Errorf("create schema_migrations: %w", err)
+		}
+	} else {
+		var exists uint8
+		if err := n.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'schema_migrations'",
+			s.db).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("look for schema_migrations: %w", err)
+		}
+		if exists == 0 {
+			return map[string]bool{}, nil
+		}
+	}
+	applied := map[string]bool{}
+	rows, err := n.conn.Query(ctx, "SELECT name FROM "+s.Table("schema_migrations"))
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		applied[name] = true
+	}
+	return applied, rows.Err()
+}
+
+// migration is one embedded migration file.
+type migration struct {
+	name string // file name, e.g. 001_events.sql
+	body string
+}
+
+// migrations returns the embedded migrations not in applied, in file-name
+// order.
+func (s *Store) migrations(applied map[string]bool) []migration {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		panic(err) // a malformed pattern: a bug
+	}
+	sort.Strings(names)
+	var out []migration
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		if applied[base] {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			panic(err) // embedded: cannot fail
+		}
+		out = append(out, migration{name: base, body: string(body)})
+	}
+	return out
+}
+
+// statements returns what applying m runs on one node: its statements as
+// written for one server, or rewritten for the cluster layout.
+func (s *Store) statements(m migration) ([]string, error) {
+	var out []string
+	for _, stmt := range splitStatements(m.body) {
+		if s.cluster.Enabled() {
+			cs, err := clusterStatements(stmt, s.cluster.Name)
+			if err != nil {
+				return nil, fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			out = append(out, cs...)
+		} else {
+			out = append(out, stmt)
+		}
+	}
+	for i := range out {
+		out[i] = strings.ReplaceAll(out[i], "{db}", s.db)
+	}
+	return out, nil
+}
+
+// ErrSchemaPending is returned by CheckSchema when a migration is pending.
+var ErrSchemaPending = errors.New("weft's ClickHouse schema is behind this weft")
+
+// CheckSchema fails with ErrSchemaPending, naming the first pending
+// migration and its node, unless every node has applied every migration.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	p, err := s.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	if len(p) > 0 {
+		return fmt.Errorf("%w: %d migration(s) pending, the first %s on %s: run `weft migrate`", ErrSchemaPending, len(p), p[0].Name, p[0].Node)
+	}
+	return nil
+}
