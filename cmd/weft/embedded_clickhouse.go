@@ -19,28 +19,20 @@ import (
 // newEmbeddedClickHouseCmd is the hidden child process that embedch.Start
 // spawns: it loads the ClickHouse engine and serves until killed.
 func newEmbeddedClickHouseCmd() *cobra.Command {
-	var lib string
-	var o embedch.ServeOptions
-	cmd := &cobra.Command{
-		Use:          embedch.ChildCommand,
-		Short:        "Serve ClickHouse from the chDB engine library (internal; spawned by weft)",
-		Hidden:       true,
-		Args:         cobra.NoArgs,
-		SilenceUsage: true,
-		RunE: func(*cobra.Command, []string) error {
+	return &cobra.Command{
+		Use:                embedch.ChildCommand,
+		Short:              "Serve ClickHouse from the chDB engine library (internal; spawned by weft)",
+		Hidden:             true,
+		DisableFlagParsing: true, // the flags are embedch.ChildArgs'
+		SilenceUsage:       true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			lib, o, err := embedch.ParseChildArgs(args)
+			if err != nil {
+				return err
+			}
 			return embedch.Serve(lib, o)
 		},
 	}
-	// Keep in step with embedch.ChildArgs.
-	cmd.Flags().StringVar(&lib, "lib", "", "path of libchdb.so")
-	cmd.Flags().StringVar(&o.Path, "path", "", "data directory")
-	cmd.Flags().IntVar(&o.TCPPort, "tcp-port", 0, "native protocol port on 127.0.0.1")
-	cmd.Flags().IntVar(&o.HTTPPort, "http-port", 0, "HTTP port on 127.0.0.1")
-	cmd.Flags().StringVar(&o.LogLevel, "log-level", "", "ClickHouse's log level")
-	for _, f := range []string{"lib", "path", "tcp-port", "http-port"} {
-		_ = cmd.MarkFlagRequired(f)
-	}
-	return cmd
 }
 
 // newClickHouseServerCmd runs the embedded ClickHouse in the foreground.
@@ -48,6 +40,7 @@ func newClickHouseServerCmd() *cobra.Command {
 	var (
 		dataDir, lib, cacheDir, registry, logLevel string
 		tcpPort, httpPort                          int
+		cluster                                    embedch.Cluster
 	)
 	cmd := &cobra.Command{
 		Use:   "clickhouse-server",
@@ -82,6 +75,7 @@ SIGTERM.`,
 			}
 			srv, err := embedch.Supervise(ctx, embedch.SuperviseOptions{Options: embedch.Options{
 				LibPath: lib, DataDir: dataDir, TCPPort: tcpPort, HTTPPort: httpPort, Logger: log.Logger, LogLevel: logLevel,
+				Cluster: cluster,
 			}})
 			if err != nil {
 				return err
@@ -105,6 +99,8 @@ SIGTERM.`,
 	f.IntVar(&tcpPort, "tcp-port", 9000, "native protocol port on 127.0.0.1 (0 picks a free one)")
 	f.IntVar(&httpPort, "http-port", 8123, "HTTP port on 127.0.0.1 (0 picks a free one)")
 	f.StringVar(&logLevel, "log-level", embedch.DefaultLogLevel, "level of ClickHouse's log, clickhouse-server.log in the data directory (warning, information, debug, trace)")
+	f.StringVar(&cluster.Name, "cluster", "", "make this server one shard of the named cluster (remote_servers), for weft's clickhouse.cluster")
+	f.StringSliceVar(&cluster.Shards, "cluster-shard", nil, "native address (127.0.0.1:port) of a shard of --cluster, this server's among them; repeat for each")
 	f.StringVar(&lib, "lib", "", "use this libchdb.so instead of fetching the pinned one")
 	f.StringVar(&cacheDir, "cache-dir", "", "where the engine library is cached (default $"+embedch.EnvCacheDir+", else the user cache directory/weft)")
 	f.StringVar(&registry, "registry", "", "npm registry URL (default $"+embedch.EnvRegistryURL+", else "+embedch.DefaultRegistryURL+")")

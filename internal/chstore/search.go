@@ -181,13 +181,15 @@ ORDER BY ` + sortKey + `, ingested_at DESC`
 
 // ExplainEventSearch returns ClickHouse's plan (EXPLAIN indexes = 1) of the
 // part of s that filters, the part that reads the table at large: which
-// indexes it consults and how many parts and granules each leaves.
+// indexes it consults and how many parts and granules each leaves. On a
+// cluster it is the plan of the shard the store is connected to: each
+// shard runs that plan on its own rows.
 func (s *Store) ExplainEventSearch(ctx context.Context, q EventSearch) (string, error) {
 	if err := q.Validate(); err != nil {
 		return "", err
 	}
 	filter, args := q.filter()
-	rows, err := s.conn.Query(ctx, "EXPLAIN indexes = 1 SELECT order_id, topic, partition, offset FROM "+s.Table("events")+" WHERE "+filter, args...)
+	rows, err := s.conn.Query(ctx, "EXPLAIN indexes = 1 SELECT order_id, topic, partition, offset FROM "+s.shardTable("events")+" WHERE "+filter, args...)
 	if err != nil {
 		return "", fmt.Errorf("explain search: %w", err)
 	}

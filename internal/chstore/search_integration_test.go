@@ -340,8 +340,15 @@ func TestSearchUsesIndexes(t *testing.T) {
 			plan, err := store.ExplainEventSearch(ctx, tc.q)
 			require.NoError(t, err)
 			kept, of := granules(t, plan, tc.index)
-			assert.Greater(t, of, 90, "the table has ~100 granules:\n%s", plan)
-			assert.LessOrEqual(t, kept*10, of, "%s keeps %d of %d granules:\n%s", tc.index, kept, of, plan)
+			minGranules, share := 90, 10 // ~100 granules, a tenth at most kept
+			if testenv.OnCluster() {
+				// The plan is one shard's, of about half the rows, in
+				// blocks of 4 granules (GRANULARITY 4): one false
+				// positive of a bloom filter weighs twice as much.
+				minGranules, share = 30, 4
+			}
+			assert.Greater(t, of, minGranules, "the table has ~100 granules:\n%s", plan)
+			assert.LessOrEqual(t, kept*share, of, "%s keeps %d of %d granules:\n%s", tc.index, kept, of, plan)
 			page, err := store.SearchEvents(ctx, tc.q)
 			require.NoError(t, err)
 			require.NotEmpty(t, page.Events)

@@ -140,15 +140,24 @@ func TestInsertBlocks(t *testing.T) {
 	ctx := context.Background()
 	n := func(q string) uint64 { return scalar(t, store, q) }
 	db, _, _ := strings.Cut(store.Table("events"), ".")
+	// A batch is written as one part on each shard it has rows for: on
+	// the cluster layout, events_local of each node.
 	parts := func() uint64 {
 		return n("SELECT count() FROM system.parts WHERE active AND database = '" + db + "' AND table = 'events'")
+	}
+	shards := func() uint64 { return 1 }
+	if testenv.OnCluster() {
+		parts = func() uint64 {
+			return n("SELECT count() FROM clusterAllReplicas('" + testenv.ClusterName + "', system.parts) WHERE active AND database = '" + db + "' AND table = 'events_local'")
+		}
+		shards = func() uint64 { return n("SELECT uniqExact(_shard_num) FROM " + store.Table("events")) }
 	}
 	now := time.Now().UTC()
 
 	chstore.SetInsertBlocks(store, 3, nil) // 10 events: four blocks
 	require.NoError(t, store.InsertEvents(ctx, events(10, 0), now, "blk-1"))
 	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")))
-	assert.Equal(t, uint64(1), parts(), "the four blocks are written as one part")
+	assert.Equal(t, shards(), parts(), "the four blocks are written as one part (per shard)")
 
 	require.NoError(t, store.InsertEvents(ctx, events(10, 0), now.Add(time.Second), "blk-1"))
 	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")), "a retry of a multi-block insert is dropped whole")
@@ -166,7 +175,7 @@ func TestInsertBlocks(t *testing.T) {
 	require.ErrorIs(t, err, cut)
 	time.Sleep(500 * time.Millisecond) // the server sees the connection close
 	assert.Equal(t, uint64(10), n("SELECT count() FROM "+store.Table("events")), "a cut-off insert stores none of its blocks")
-	assert.Equal(t, uint64(1), parts())
+	assert.Equal(t, shards(), parts())
 
 	chstore.SetInsertBlocks(store, 3, nil)
 	require.NoError(t, store.InsertEvents(ctx, events(10, 10), now, "blk-2"))

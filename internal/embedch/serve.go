@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -54,6 +55,19 @@ type ServeOptions struct {
 	// LogLevel of ServerLogName: fatal, error, warning, information, debug
 	// or trace. Empty means DefaultLogLevel.
 	LogLevel string
+	// Cluster, when set, is a cluster of this server and others, one
+	// shard each, named in remote_servers so that Distributed tables can
+	// span them (weft's clickhouse.cluster; docs/clickhouse-cluster.md).
+	Cluster Cluster
+}
+
+// Cluster names embedded servers that form a cluster: each is one shard
+// of one replica, reached at its native address on ListenHost. The engine
+// cannot run Keeper (it is built without it), so there are no replicated
+// tables and no ON CLUSTER statements.
+type Cluster struct {
+	Name   string   // the cluster's name in remote_servers
+	Shards []string // native addresses (host:port), one per shard, this server's among them
 }
 
 func (o ServeOptions) configFile() string { return filepath.Join(o.Path, ConfigName) }
@@ -73,6 +87,8 @@ func ChildArgs(lib string, o ServeOptions) []string {
 		"--tcp-port=" + strconv.Itoa(o.TCPPort),
 		"--http-port=" + strconv.Itoa(o.HTTPPort),
 		"--log-level=" + o.logLevel(),
+		"--cluster=" + o.Cluster.Name,
+		"--cluster-shards=" + strings.Join(o.Cluster.Shards, ","),
 	}
 }
 
@@ -93,21 +109,39 @@ func ChildMain() {
 			break
 		}
 	}
-	fs := flag.NewFlagSet(ChildCommand, flag.ContinueOnError)
-	lib := fs.String("lib", "", "path of libchdb.so")
-	var o ServeOptions
-	fs.StringVar(&o.Path, "path", "", "data directory")
-	fs.IntVar(&o.TCPPort, "tcp-port", 0, "native protocol port")
-	fs.IntVar(&o.HTTPPort, "http-port", 0, "HTTP port")
-	fs.StringVar(&o.LogLevel, "log-level", "", "ClickHouse's log level")
-	if err := fs.Parse(args); err != nil {
+	lib, o, err := ParseChildArgs(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if err := Serve(*lib, o); err != nil {
+	if err := Serve(lib, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// ParseChildArgs parses the flags ChildArgs makes: the engine library's
+// path and the options of Serve.
+func ParseChildArgs(args []string) (lib string, o ServeOptions, err error) {
+	fs := flag.NewFlagSet(ChildCommand, flag.ContinueOnError)
+	fs.StringVar(&lib, "lib", "", "path of libchdb.so")
+	fs.StringVar(&o.Path, "path", "", "data directory")
+	fs.IntVar(&o.TCPPort, "tcp-port", 0, "native protocol port")
+	fs.IntVar(&o.HTTPPort, "http-port", 0, "HTTP port")
+	fs.StringVar(&o.LogLevel, "log-level", "", "ClickHouse's log level")
+	fs.StringVar(&o.Cluster.Name, "cluster", "", "cluster name in remote_servers")
+	shards := fs.String("cluster-shards", "", "native addresses of the cluster's shards, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		return "", o, err
+	}
+	if fs.NArg() > 0 {
+		return "", o, fmt.Errorf("%s: unexpected arguments %q", ChildCommand, fs.Args())
+	}
+	if *shards != "" {
+		o.Cluster.Shards = strings.Split(*shards, ",")
+	}
+	return lib, o, nil
 }
 
 // Serve loads the ClickHouse engine from libPath into this process and runs a
@@ -122,6 +156,9 @@ func ChildMain() {
 func Serve(libPath string, o ServeOptions) error {
 	if libPath == "" || o.Path == "" || o.TCPPort <= 0 || o.HTTPPort <= 0 {
 		return errors.New("embedch: Serve needs a library, a data path and both ports")
+	}
+	if err := o.Cluster.validate(o.TCPPort); err != nil {
+		return err
 	}
 	switch o.logLevel() {
 	case "fatal", "critical", "error", "warning", "notice", "information", "debug", "trace", "test":
@@ -166,10 +203,59 @@ func writeConfig(o ServeOptions) error {
         <size>50M</size>
         <count>2</count>
     </logger>
-</clickhouse>
+` + clusterConfig(o.Cluster, esc) + `</clickhouse>
 `
 	if err := os.WriteFile(o.configFile(), []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("embedch: server configuration: %w", err)
 	}
 	return nil
+}
+
+// validate checks that a cluster's name can be an XML element and the
+// cluster's shards include this server's port.
+func (c Cluster) validate(tcpPort int) error {
+	if c.Name == "" {
+		if len(c.Shards) > 0 {
+			return errors.New("embedch: cluster shards without a cluster name")
+		}
+		return nil
+	}
+	if !clusterName.MatchString(c.Name) {
+		return fmt.Errorf("embedch: cluster name %q is not [A-Za-z_][A-Za-z0-9_]*", c.Name)
+	}
+	self := false
+	for _, addr := range c.Shards {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("embedch: cluster shard %q is not host:port", addr)
+		}
+		self = self || port == strconv.Itoa(tcpPort)
+	}
+	if !self {
+		return fmt.Errorf("embedch: cluster %s does not list this server (port %d) among its shards", c.Name, tcpPort)
+	}
+	return nil
+}
+
+var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// clusterConfig is the remote_servers section naming c, empty without a
+// cluster. Distributed inserts are sent in the foreground by weft
+// (distributed_foreground_insert), but the pool that would send
+// background ones is given a thread too: its default in the engine is
+// none, and a Distributed insert made without the setting would wait
+// forever in the table's queue.
+func clusterConfig(c Cluster, esc func(string) string) string {
+	if c.Name == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("    <background_distributed_schedule_pool_size>2</background_distributed_schedule_pool_size>\n")
+	b.WriteString("    <remote_servers>\n        <" + c.Name + ">\n")
+	for _, addr := range c.Shards {
+		host, port, _ := net.SplitHostPort(addr)
+		b.WriteString("            <shard><replica><host>" + esc(host) + "</host><port>" + esc(port) + "</port></replica></shard>\n")
+	}
+	b.WriteString("        </" + c.Name + ">\n    </remote_servers>\n")
+	return b.String()
 }

@@ -47,7 +47,11 @@ type Options struct {
 	LogFile string
 	// LogLevel of ClickHouse's own log, DataDir/clickhouse-server.log (see
 	// ServeOptions). Empty means DefaultLogLevel.
-	LogLevel   string
+	LogLevel string
+	// Cluster makes the server one shard of a cluster of embedded servers
+	// (ServeOptions.Cluster); its TCPPort must be fixed and among the
+	// cluster's shards.
+	Cluster    Cluster
 	supervised bool // a Supervisor reports the child's death
 	restart    bool // a Supervisor's restart: it says when the server is back
 
@@ -148,7 +152,7 @@ func start(ctx context.Context, o Options, tcpPort, httpPort int) (*Server, erro
 	fmt.Fprintf(logf, "--- weft: starting embedded ClickHouse at %s (native %s:%d, http %s:%d)\n",
 		begun.Format(time.RFC3339), ListenHost, tcpPort, ListenHost, httpPort)
 
-	so := ServeOptions{Path: o.DataDir, TCPPort: tcpPort, HTTPPort: httpPort, LogLevel: o.LogLevel}
+	so := ServeOptions{Path: o.DataDir, TCPPort: tcpPort, HTTPPort: httpPort, LogLevel: o.LogLevel, Cluster: o.Cluster}
 	cmd := exec.Command(o.Command[0], append(o.Command[1:len(o.Command):len(o.Command)], ChildArgs(o.LibPath, so)...)...)
 	cmd.Dir = o.DataDir // whatever the engine writes relative to its cwd lands here
 	// LIBC_FATAL_STDERR_: glibc writes its fatal messages ("free(): invalid

@@ -22,7 +22,20 @@ import (
 const (
 	EnvKafka      = "WEFT_TEST_KAFKA"
 	EnvClickHouse = "WEFT_TEST_CLICKHOUSE"
+	// EnvClickHouseCluster holds the native addresses of the cluster of
+	// embedded ClickHouse servers named ClusterName, one shard each.
+	EnvClickHouseCluster = "WEFT_TEST_CLICKHOUSE_CLUSTER"
+	// EnvLayout, set to "cluster", puts every test's ClickHouse on that
+	// cluster: `make test` runs the store's, the engine's and the
+	// dashboards' tests once on each layout (docs/clickhouse-cluster.md).
+	EnvLayout = "WEFT_TEST_LAYOUT"
 )
+
+// ClusterName is the test cluster's name in its servers' remote_servers.
+const ClusterName = "weft_test"
+
+// OnCluster reports whether this run tests the cluster layout.
+func OnCluster() bool { return os.Getenv(EnvLayout) == "cluster" }
 
 // Integration skips under -short and otherwise returns nothing: call it first.
 func Integration(t testing.TB) {
@@ -43,13 +56,19 @@ func Kafka(t testing.TB) []string {
 	return strings.Split(v, ",")
 }
 
-// ClickHouseAddr returns the native address of the real test ClickHouse.
+// ClickHouseAddr returns the native address of the real test ClickHouse:
+// on the cluster layout, those of the cluster's shards, each of which
+// answers for the whole cluster.
 func ClickHouseAddr(t testing.TB) []string {
 	t.Helper()
 	Integration(t)
-	v := os.Getenv(EnvClickHouse)
+	env := EnvClickHouse
+	if OnCluster() {
+		env = EnvClickHouseCluster
+	}
+	v := os.Getenv(env)
 	if v == "" {
-		t.Fatalf("%s is not set: run `make test`, which starts the embedded ClickHouse", EnvClickHouse)
+		t.Fatalf("%s is not set: run `make test`, which starts the embedded ClickHouse servers", env)
 	}
 	return strings.Split(v, ",")
 }
@@ -61,6 +80,9 @@ func ClickHouse(t testing.TB) chstore.Config {
 	c := chstore.Default()
 	c.Addr = ClickHouseAddr(t)
 	c.Database = "t_" + Name(t)
+	if OnCluster() {
+		c.Cluster.Name = ClusterName
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kept ClickHouse database %s for inspection", c.Database)
