@@ -123,7 +123,7 @@ func (g *generator) auditHeadsSQL() string {
         FROM %s
         HAVING count() > 0
     ) AS l
-    LEFT JOIN
+    GLOBAL LEFT JOIN
     (
         SELECT arrayStringConcat(arraySlice(splitByChar('/', origin), 3), '/') AS log, any(origin) AS full_origin,
                argMax(size, (created_at, size)) AS checkpointed, max(created_at) AS checkpointed_at,
@@ -153,7 +153,7 @@ FROM
 (
     %s
 ) AS h
-LEFT JOIN
+GLOBAL LEFT JOIN
 (
     SELECT concat(s.topic, '/', toString(s.partition)) AS log, uniqExact(s.offset) AS stored_rows,
            uniqExactIf(s.offset, s.offset >= e.next) AS rows_not_logged
@@ -161,7 +161,7 @@ LEFT JOIN
     (
         %s
     ) AS s
-    INNER JOIN
+    GLOBAL INNER JOIN
     (
         SELECT topic, partition, argMax(multiIf(kind = 'gap', end, kind = 'record', offset + 1, offset), leaf_index) AS next
         FROM %s
@@ -169,7 +169,7 @@ LEFT JOIN
     ) AS e ON e.topic = s.topic AND e.partition = s.partition
     GROUP BY s.topic, s.partition
 ) AS r ON r.log = h.log
-LEFT JOIN
+GLOBAL LEFT JOIN
 (
     SELECT concat(topic, '/', toString(partition)) AS log, count() AS record_leaves
     FROM %s

@@ -163,7 +163,8 @@ func (l *loaded) checkAudit(t *testing.T, d Dashboard, run map[string]panelRun) 
 	topic, part, _ := strings.Cut(lagging, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := l.db.ExecContext(ctx, "INSERT INTO quarantine (topic, partition, offset, reason, quarantined_at) VALUES (?, ?, 1000000, 'test', now64(3))",
+	// Sent at once to its shard on the cluster layout, as weft's inserts are.
+	_, err := l.db.ExecContext(ctx, "INSERT INTO quarantine (topic, partition, offset, reason, quarantined_at) SETTINGS distributed_foreground_insert = 1 VALUES (?, ?, 1000000, 'test', now64(3))",
 		topic, part)
 	require.NoError(t, err)
 	var sql string

@@ -82,7 +82,7 @@ func (g *generator) stuckByReason(w consistency.Workflow) cog.Builder[dashboard.
 		"short", "orders",
 		fmt.Sprintf(`SELECT r AS reason, countIf(f.finding_id != '') AS orders
 FROM (SELECT arrayJoin(%s) AS r) AS reasons
-LEFT JOIN
+GLOBAL LEFT JOIN
 (
     SELECT finding_id, if(reason = '', 'unknown', reason) AS reason FROM %s FINAL
     WHERE kind = 'stuck' AND status != 'resolved' AND workflow = %s AND $__conditionalAll(step IN (${%s:sqlstring}), $%s)

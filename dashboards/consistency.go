@@ -45,7 +45,7 @@ ORDER BY time, kind`, findings, filter))).
 			"short", "open",
 			fmt.Sprintf(`SELECT k AS kind, countIf(f.finding_id != '') AS open
 FROM (SELECT arrayJoin(%s) AS k) AS kinds
-LEFT JOIN
+GLOBAL LEFT JOIN
 (
     SELECT finding_id, kind FROM %s FINAL
     WHERE status != 'resolved' AND $__conditionalAll(workflow IN (${%s:sqlstring}), $%s)
@@ -71,7 +71,7 @@ FROM
     WHERE $__timeFilter(event_time) AND length(mapKeys(version_vector)) > 0
     LIMIT 1 BY order_id, event_id
 ) AS a
-INNER JOIN
+GLOBAL INNER JOIN
 (
     SELECT order_id, event_id, event_type, event_time, version_vector FROM %[1]s
     WHERE $__timeFilter(event_time) AND length(mapKeys(version_vector)) > 0
@@ -88,7 +88,7 @@ LIMIT 1000`, events)).Span(12)).
 			fmt.Sprintf(`SELECT order_id, event_type, causation_id AS missing_cause, event_time, topic, offset
 FROM %[1]s
 WHERE $__timeFilter(event_time) AND causation_id != ''
-  AND (order_id, causation_id) NOT IN (SELECT order_id, event_id FROM %[1]s)
+  AND (order_id, causation_id) GLOBAL NOT IN (SELECT order_id, event_id FROM %[1]s)
 ORDER BY event_time DESC
 LIMIT 1000`, events)).Span(12)).
 		WithPanel(tablePanel("Version-vector gaps",

@@ -15,4 +15,11 @@
 // panel's SQL is expanded the way Grafana and the plugin expand it
 // (internal/grafanasql) and run against a real ClickHouse filled with demo
 // traffic in the package's tests.
+//
+// Every join and IN subquery is GLOBAL: on a ClickHouse cluster
+// (docs/clickhouse-cluster.md) weft's tables are Distributed, and ClickHouse
+// refuses a subquery over a Distributed table inside a distributed query
+// unless it is GLOBAL (computed once, sent to the shards) — and Grafana's
+// datasource connects with no session setting that would allow it. On one
+// server GLOBAL changes nothing. The tests run every panel on both layouts.
 package dashboards

@@ -56,7 +56,7 @@ ORDER BY event_time, topic, partition, offset`, events, id),
     if(c.event_id = '', NULL,
        arrayAll(k -> c.version_vector[k] <= e.version_vector[k], mapKeys(c.version_vector))) AS causality_ok
 FROM (SELECT * FROM %[1]s WHERE order_id = %[2]s LIMIT 1 BY event_id) AS e
-LEFT JOIN (SELECT event_id, version_vector FROM %[1]s WHERE order_id = %[2]s LIMIT 1 BY event_id) AS c
+GLOBAL LEFT JOIN (SELECT event_id, version_vector FROM %[1]s WHERE order_id = %[2]s LIMIT 1 BY event_id) AS c
     ON e.causation_id = c.event_id
 ORDER BY e.event_time`, events, id)).Span(12).Height(10)).
 		WithPanel(tablePanel("Findings",
@@ -148,7 +148,7 @@ SELECT
     '' AS detail__event_time,
     toUInt64(0) AS detail__copies
 FROM stored
-WHERE causation_id != '' AND causation_id NOT IN (SELECT event_id FROM stored)
+WHERE causation_id != '' AND causation_id GLOBAL NOT IN (SELECT event_id FROM stored)
 GROUP BY causation_id`, stored)
 	edges := fmt.Sprintf(`WITH stored AS
 (
@@ -160,7 +160,7 @@ SELECT
     e.event_id AS target,
     if(c.event_id = '', '', concat(toString(dateDiff('millisecond', c.event_time, e.event_time) / 1000), ' s')) AS mainstat
 FROM stored AS e
-LEFT JOIN stored AS c ON e.causation_id = c.event_id
+GLOBAL LEFT JOIN stored AS c ON e.causation_id = c.event_id
 WHERE e.causation_id != ''`, stored)
 	return nodegraph.NewPanelBuilder().
 		Title("Causal chain").

@@ -37,7 +37,7 @@ func (g *generator) overview() *dashboard.DashboardBuilder {
 		WithPanel(statPanel("Availability",
 			"Share of the orders started in the time range that are not stuck: the order pipeline's availability as customers see it.",
 			"percentunit",
-			fmt.Sprintf(`SELECT 1 - countIf(order_id IN (%s)) / greatest(count(), 1) AS availability FROM (%s)`, openStuck, orders)).
+			fmt.Sprintf(`SELECT 1 - countIf(order_id GLOBAL IN (%s)) / greatest(count(), 1) AS availability FROM (%s)`, openStuck, orders)).
 			Thresholds(thresholdsHighGood(0.99, 0.999)).
 			ColorMode(common.BigValueColorModeBackground)).
 		WithPanel(rowsBarGauge("Orders by state",

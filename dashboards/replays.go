@@ -41,7 +41,7 @@ ORDER BY status`, jobs))).
 			"Records produced per target topic, at each job's last update (the end of a finished job, the last committed batch of one running): the items before the job's cursor, by their target.",
 			"short", fmt.Sprintf(`SELECT $__timeInterval(j.updated_at) AS time, i.target AS topic, count() AS records
 FROM %s AS i
-INNER JOIN (SELECT job_id, cursor, updated_at FROM %s WHERE $__timeFilter(updated_at)) AS j ON i.job_id = j.job_id
+GLOBAL INNER JOIN (SELECT job_id, cursor, updated_at FROM %s WHERE $__timeFilter(updated_at)) AS j ON i.job_id = j.job_id
 WHERE i.seq < j.cursor
 GROUP BY time, topic
 ORDER BY time, topic`, g.table("replay_items"), jobs))).
@@ -94,7 +94,7 @@ FROM
     UNION ALL
     SELECT $__timeInterval(j.updated_at) AS time, concat(i.topic, ' redriven') AS series, count() AS records
     FROM %s AS i
-    INNER JOIN (SELECT job_id, cursor, updated_at FROM %s WHERE kind = 'redrive' AND $__timeFilter(updated_at)) AS j ON i.job_id = j.job_id
+    GLOBAL INNER JOIN (SELECT job_id, cursor, updated_at FROM %s WHERE kind = 'redrive' AND $__timeFilter(updated_at)) AS j ON i.job_id = j.job_id
     WHERE i.seq < j.cursor
     GROUP BY time, series
 )
@@ -116,7 +116,7 @@ func (g *generator) dlqRecordsSQL(dlq string) string {
 func (g *generator) redrivenSQL() string {
 	return fmt.Sprintf(`SELECT i.topic AS topic, i.partition AS partition, i.offset AS offset, max(j.updated_at) AS redriven_at
         FROM %s AS i
-        INNER JOIN (SELECT job_id, cursor, updated_at FROM %s FINAL WHERE kind = 'redrive') AS j ON i.job_id = j.job_id
+        GLOBAL INNER JOIN (SELECT job_id, cursor, updated_at FROM %s FINAL WHERE kind = 'redrive') AS j ON i.job_id = j.job_id
         WHERE i.seq < j.cursor
         GROUP BY topic, partition, offset`, g.table("replay_items"), g.table("replay_jobs"))
 }
@@ -125,7 +125,7 @@ func (g *generator) redrivenSQL() string {
 func (g *generator) dlqWaitingSQL(dlq string) string {
 	return fmt.Sprintf(`SELECT d.topic AS topic, d.record_time AS record_time
     FROM (%s) AS d
-    LEFT ANTI JOIN (%s) AS r ON d.topic = r.topic AND d.partition = r.partition AND d.offset = r.offset`,
+    GLOBAL LEFT ANTI JOIN (%s) AS r ON d.topic = r.topic AND d.partition = r.partition AND d.offset = r.offset`,
 		g.dlqRecordsSQL(dlq), g.redrivenSQL())
 }
 
@@ -138,7 +138,7 @@ func (g *generator) dlqTopicsSQL(dlq string) string {
        if(waiting = 0, NULL, dateDiff('second', minIf(d.record_time, r.topic = ''), now64(3))) AS oldest_waiting_age,
        if(redriven = 0, NULL, max(r.redriven_at)) AS last_redrive
 FROM (%s) AS d
-LEFT JOIN (%s) AS r ON d.topic = r.topic AND d.partition = r.partition AND d.offset = r.offset
+GLOBAL LEFT JOIN (%s) AS r ON d.topic = r.topic AND d.partition = r.partition AND d.offset = r.offset
 GROUP BY topic
 ORDER BY waiting DESC, topic`, g.dlqRecordsSQL(dlq), g.redrivenSQL())
 }
