@@ -1,12 +1,14 @@
 package chstore
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/ClickHouse/ch-go"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // The cluster layout (docs/clickhouse-cluster.md). On a cluster every node
@@ -132,4 +134,40 @@ func clusterStatements(stmt, cluster string) ([]string, error) {
 	}
 	first, _, _ := strings.Cut(stmt, "\n")
 	return nil, fmt.Errorf("no cluster-layout rule for the statement %q (chstore.clusterStatements)", first)
+}
+
+// layout is how weft's tables are laid out in a database that has them.
+type layout struct {
+	Name string // the cluster the tables are distributed over; empty: one server
+}
+
+func (l layout) String() string {
+	if l.Name == "" {
+		return "on one server (a database cannot move to a cluster: migrate into a new database)"
+	}
+	return "distributed over cluster " + l.Name
+}
+
+// reDistributed reads the cluster of a Distributed table's engine_full.
+var reDistributed = regexp.MustCompile(`^Distributed\('?(\w+)'?,`)
+
+// storedLayout reads the layout of db's events table: nil when there is
+// none yet.
+func storedLayout(ctx context.Context, conn driver.Conn, db string) (*layout, error) {
+	rows, err := conn.Query(ctx, "SELECT engine_full FROM system.tables WHERE database = ? AND name = 'events'", db)
+	if err != nil {
+		return nil, fmt.Errorf("read the layout of weft's tables: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	var engine string
+	if err := rows.Scan(&engine); err != nil {
+		return nil, err
+	}
+	if m := reDistributed.FindStringSubmatch(engine); m != nil {
+		return &layout{Name: m[1]}, nil
+	}
+	return &layout{}, nil
 }

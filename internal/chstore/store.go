@@ -76,7 +76,11 @@ var compressions = map[string]struct {
 	CompressionNone: {clickhouse.CompressionNone, ch.CompressionDisabled},
 }
 
-// Open connects and pings. It does not create anything; call Migrate for that.
+// Open connects and pings. It does not create anything; call Migrate for
+// that. The store follows the layout weft's tables already have: a
+// database whose tables are Distributed is used as a cluster even when c
+// names none (so `weft stuck --clickhouse host:port` reads one), and a
+// layout other than c's is an error naming the key.
 func Open(ctx context.Context, c Config) (*Store, error) {
 	l, err := c.login()
 	if err != nil {
@@ -89,6 +93,23 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	db := c.Database
 	if db == "" {
 		db = "weft"
+	}
+	stored, err := storedLayout(ctx, conn, db)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	switch {
+	case stored == nil, stored.Name == c.Cluster.Name:
+	case c.Cluster.Name == "":
+		// Distributed tables, no cluster configured: reconnect with the
+		// cluster's settings.
+		_ = conn.Close()
+		c.Cluster.Name = stored.Name
+		return Open(ctx, c)
+	default:
+		_ = conn.Close()
+		return nil, fmt.Errorf("clickhouse.cluster.name is %q, but weft's tables in database %s are %s", c.Cluster.Name, db, stored)
 	}
 	return &Store{conn: conn, db: db, ins: newInsertConn(l), events: newEventWriter(), leaves: newLeafWriter(),
 		login: l, cluster: c.Cluster}, nil
