@@ -95,7 +95,7 @@ func TestFaultClusterShardDown(t *testing.T) {
 	require.NoError(t, err)
 	defer kc.Close()
 	g := groupProgress{adm: kadm.NewClient(kc), group: group, topic: topic}
-	require.Eventually(t, func() bool { return g.committed(t) > 0 }, time.Minute, 100*time.Millisecond,
+	require.Eventually(t, func() bool { c, _, err := g.read(); return err == nil && c > 0 }, time.Minute, 100*time.Millisecond,
 		"the tap committed nothing; its log:\n%s", p.tail())
 
 	// Shard 2 dies. The tap's inserts fail, and /readyz says so.
@@ -107,22 +107,27 @@ func TestFaultClusterShardDown(t *testing.T) {
 	}
 	down := time.Now()
 	var notReady string
-	require.Eventually(t, func() bool {
+	for deadline := down.Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		code, body := p.readyz()
-		notReady = body
-		return code == 503 && strings.Contains(body, "clickhouse inserts failing")
-	}, 30*time.Second, 100*time.Millisecond, "/readyz did not say the inserts fail; last said %q; log:\n%s", notReady, p.tail())
+		if notReady = body; code == 503 && strings.Contains(body, "clickhouse inserts failing") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "/readyz did not say the inserts fail; it says %d %q; log:\n%s", code, body, p.tail())
+	}
 	t.Logf("/readyz %s after the shard died: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(notReady))
 
 	// From now on nothing is stored or committed while records keep
 	// coming: polled until the group is 3,000 records further behind.
-	committed, lag := g.committed(t), g.lag(t)
+	committed, lag := g.mustRead(t)
 	storedBefore := p.metric("weft_collector_events_stored_total")
 	failures := p.metric("weft_collector_insert_errors_total")
 	outage := time.Now()
-	for g.lag(t) < lag+3000 {
+	grown := lag
+	for grown < lag+3000 {
 		require.Less(t, time.Since(outage), time.Minute, "the group's lag did not grow; is the stream flowing?")
-		require.Equal(t, committed, g.committed(t), "the tap committed offsets while a shard was down")
+		var c int64
+		c, grown = g.mustRead(t)
+		require.Equal(t, committed, c, "the tap committed offsets while a shard was down")
 		require.Equal(t, storedBefore, p.metric("weft_collector_events_stored_total"), "the tap counted records stored while a shard was down")
 		code, body := p.readyz()
 		require.Equal(t, 503, code, "ready while a shard is down: %s", body)
@@ -130,13 +135,14 @@ func TestFaultClusterShardDown(t *testing.T) {
 	}
 	assert.Greater(t, p.metric("weft_collector_insert_errors_total"), failures, "the failed inserts are counted")
 	t.Logf("shard 2 down for %s; the group's lag grew from %d to %d records, its committed offsets stayed at %d",
-		time.Since(down).Round(time.Millisecond), lag, g.lag(t), committed)
+		time.Since(down).Round(time.Millisecond), lag, grown, committed)
 
 	// Shard 2 comes back on its data and port; the tap resumes by itself.
 	back := time.Now()
 	require.NoError(t, startShard(1))
 	require.Eventually(t, func() bool {
-		return p.metric("weft_collector_events_stored_total") > storedBefore && g.committed(t) > committed
+		c, _, err := g.read()
+		return err == nil && c > committed && p.metric("weft_collector_events_stored_total") > storedBefore
 	}, time.Minute, 100*time.Millisecond, "the tap did not resume after the shard came back; log:\n%s", p.tail())
 	require.Eventually(t, func() bool { code, _ := p.readyz(); return code == 200 }, time.Minute, 100*time.Millisecond,
 		"not ready again; log:\n%s", p.tail())
@@ -146,45 +152,51 @@ func TestFaultClusterShardDown(t *testing.T) {
 	l.waitProduced(t)
 	requireExact(t, ch, topic, l)
 	requireAuditWhole(t, ch, topic, a)
-	require.Eventually(t, func() bool { return g.lag(t) == 0 }, time.Minute, 100*time.Millisecond,
+	require.Eventually(t, func() bool { _, lag, err := g.read(); return err == nil && lag == 0 }, time.Minute, 100*time.Millisecond,
 		"the tap did not commit every record; log:\n%s", p.tail())
 	requireOrdersSharded(t, ch, shards[:], topic)
 }
 
-// groupProgress reads a consumer group's committed offsets on one topic.
+// groupProgress reads a consumer group's progress on one topic.
 type groupProgress struct {
 	adm          *kadm.Client
 	group, topic string
 }
 
-// committed is the sum of the group's committed offsets on the topic.
-func (g groupProgress) committed(t *testing.T) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := g.adm.FetchOffsets(ctx, g.group)
-	require.NoError(t, err)
-	require.NoError(t, offs.Error())
-	var sum int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == g.topic && o.At > 0 {
-			sum += o.At
-		}
-	})
-	return sum
-}
-
-// lag is how many records of the topic the group has yet to commit.
-func (g groupProgress) lag(t *testing.T) int64 {
-	t.Helper()
+// read returns the sum of the group's committed offsets on the topic, and
+// its lag: how many records of the topic it has yet to commit.
+func (g groupProgress) read() (committed, lag int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ends, err := g.adm.ListEndOffsets(ctx, g.topic)
-	require.NoError(t, err)
-	require.NoError(t, ends.Error())
-	var end int64
-	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
-	return end - g.committed(t)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	offs, err := g.adm.FetchOffsets(ctx, g.group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == g.topic && o.At > 0 {
+			committed += o.At
+		}
+	})
+	ends.Each(func(o kadm.ListedOffset) { lag += o.Offset })
+	return committed, lag - committed, nil
+}
+
+// mustRead is read in the test's goroutine.
+func (g groupProgress) mustRead(t *testing.T) (committed, lag int64) {
+	t.Helper()
+	committed, lag, err := g.read()
+	require.NoError(t, err, "group %s", g.group)
+	return committed, lag
 }
 
 // requireOrdersSharded reads each shard's own rows of topic (events_local)
