@@ -42,17 +42,17 @@ ORDER BY topic, partition, offset`)
 // identifiers (order, event and trace ids, types, times, offsets) stay:
 // they are what the chain, the findings and the logs are made of.
 func (s *Store) EraseOrder(ctx context.Context, orderID string) error {
-	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"order": orderID}))
+	pctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"order": orderID}))
 	// A Distributed table takes no mutation: on a cluster each node's
 	// shard is erased (the order's rows are on one of them).
 	return s.onEachNode(ctx, func(n node) error {
-		if err := n.conn.Exec(ctx, `ALTER TABLE `+s.shardTable("events")+`
+		if err := n.conn.Exec(pctx, `ALTER TABLE `+s.shardTable("events")+`
 UPDATE payload = '', record_key = '', headers = map(), payload_hash = ''
 WHERE order_id = {order:String}
 SETTINGS mutations_sync = 2`); err != nil {
 			return fmt.Errorf("erase the rows of order %s: %w", orderID, err)
 		}
-		if err := n.conn.Exec(ctx, `ALTER TABLE `+s.shardTable("audit_leaves")+`
+		if err := n.conn.Exec(pctx, `ALTER TABLE `+s.shardTable("audit_leaves")+`
 UPDATE salt = ''
 WHERE order_id = {order:String} AND kind = 'record'
 SETTINGS mutations_sync = 2`); err != nil {

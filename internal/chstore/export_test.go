@@ -26,3 +26,17 @@ func ServerCPU(s *Store, total *time.Duration) {
 		}
 	}
 }
+
+// ClusterStatements is clusterStatements.
+var ClusterStatements = clusterStatements
+
+// MigrationStatements returns every statement of the embedded migrations,
+// as written for one server, with the migration's name.
+func MigrationStatements() (names, stmts []string) {
+	for _, m := range (&Store{}).migrations(nil) {
+		for _, stmt := range splitStatements(m.body) {
+			names, stmts = append(names, m.name), append(stmts, stmt)
+		}
+	}
+	return names, stmts
+}

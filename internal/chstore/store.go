@@ -144,8 +144,19 @@ func (l login) open(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// Ping checks that ClickHouse answers, for readiness probes.
-func (s *Store) Ping(ctx context.Context) error { return s.conn.Ping(ctx) }
+// Ping checks that ClickHouse answers, for readiness probes: on a
+// cluster, every shard (through the server the store is connected to), so
+// a shard that is down shows before an insert fails on it.
+func (s *Store) Ping(ctx context.Context) error {
+	if !s.cluster.Enabled() {
+		return s.conn.Ping(ctx)
+	}
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM cluster(?, system.one)", s.cluster.Name).Scan(&n); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.cluster.Name, err)
+	}
+	return nil
+}
 
 // Table returns the qualified name of one of weft's tables.
 func (s *Store) Table(name string) string { return s.db + "." + name }

@@ -74,15 +74,37 @@ func ClickHouseAddr(t testing.TB) []string {
 }
 
 // ClickHouse returns a store config with a fresh database of its own,
-// dropped when the test ends (kept when it failed, for a look).
+// dropped when the test ends (kept when it failed, for a look): on the
+// cluster layout, on the cluster.
 func ClickHouse(t testing.TB) chstore.Config {
 	t.Helper()
+	if OnCluster() {
+		return Cluster(t)
+	}
 	c := chstore.Default()
 	c.Addr = ClickHouseAddr(t)
-	c.Database = "t_" + Name(t)
-	if OnCluster() {
-		c.Cluster.Name = ClusterName
+	return freshDatabase(t, c)
+}
+
+// Cluster returns a store config with a fresh database of its own on the
+// test cluster (ClusterName), whatever the layout of the run, dropped from
+// every node when the test ends (kept when it failed).
+func Cluster(t testing.TB) chstore.Config {
+	t.Helper()
+	Integration(t)
+	v := os.Getenv(EnvClickHouseCluster)
+	if v == "" {
+		t.Fatalf("%s is not set: run `make test`, which starts a cluster of embedded ClickHouse servers", EnvClickHouseCluster)
 	}
+	c := chstore.Default()
+	c.Addr = strings.Split(v, ",")
+	c.Cluster.Name = ClusterName
+	return freshDatabase(t, c)
+}
+
+func freshDatabase(t testing.TB, c chstore.Config) chstore.Config {
+	t.Helper()
+	c.Database = "t_" + Name(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kept ClickHouse database %s for inspection", c.Database)
