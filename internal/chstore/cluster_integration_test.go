@@ -89,6 +89,15 @@ func TestClusterMigratesEveryNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, pending)
 	assert.Equal(t, migrations, nodeScalar(t, nodes[1], "SELECT count() FROM "+store.Table("schema_migrations")+" FINAL"))
+
+	// Tables sharded over three shards, on a cluster of two: refused, by
+	// Migrate and by the check of `weft run` with migrate: external.
+	require.NoError(t, nodes[0].Exec(ctx, "INSERT INTO "+store.Table("schema_shards")+" (cluster, shards) VALUES (?, 3)", testenv.ClusterName))
+	err = store.Migrate(ctx)
+	require.ErrorIs(t, err, chstore.ErrShardsChanged)
+	assert.Contains(t, err.Error(), "has 2 shards")
+	assert.Contains(t, err.Error(), "sharded over 3")
+	require.ErrorIs(t, store.CheckSchema(ctx), chstore.ErrShardsChanged)
 }
 
 // TestClusterShardsByOrder: events inserted through the Distributed table

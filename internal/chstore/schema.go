@@ -186,6 +186,9 @@ func (s *Store) applied(ctx context.Context, n node, create bool) (map[string]bo
 			return map[string]bool{}, nil
 		}
 	}
+	if err := s.checkShards(ctx, n, create); err != nil {
+		return nil, err
+	}
 	applied := map[string]bool{}
 	rows, err := n.conn.Query(ctx, "SELECT name FROM "+s.Table("schema_migrations"))
 	if err != nil {
@@ -264,6 +267,72 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	}
 	if len(p) > 0 {
 		return fmt.Errorf("%w: %d migration(s) pending, the first %s on %s: run `weft migrate`", ErrSchemaPending, len(p), p[0].Name, p[0].Node)
+	}
+	return nil
+}
+
+// ErrShardsChanged is returned when the cluster has another number of
+// shards than weft's tables were sharded over.
+var ErrShardsChanged = errors.New("the cluster's shards changed")
+
+// checkShards holds a cluster to the number of shards weft's tables were
+// created over, which node n keeps in its schema_shards (a table of its
+// own, never distributed): rows are placed by their key modulo the shards,
+// and the tables that collapse rows by key (FINAL) need every version of
+// a row on one shard, so a shard added or removed would split orders.
+// With create it records the count on a node that has none.
+func (s *Store) checkShards(ctx context.Context, n node, create bool) error {
+	if !s.cluster.Enabled() {
+		return nil
+	}
+	var now uint64
+	if err := n.conn.QueryRow(ctx, "SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = ?",
+		s.cluster.Name).Scan(&now); err != nil {
+		return fmt.Errorf("read cluster %s from system.clusters: %w", s.cluster.Name, err)
+	}
+	if now == 0 {
+		return fmt.Errorf("cluster %s is not in this node's remote_servers", s.cluster.Name)
+	}
+	tbl := s.Table("schema_shards")
+	if create {
+		if err := n.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+tbl+` (
+		cluster String, shards UInt64, recorded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+	) ENGINE = ReplacingMergeTree ORDER BY cluster`); err != nil {
+			return fmt.Errorf("create schema_shards: %w", err)
+		}
+	} else {
+		var exists uint8
+		if err := n.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'schema_shards'",
+			s.db).Scan(&exists); err != nil {
+			return fmt.Errorf("look for schema_shards: %w", err)
+		}
+		if exists == 0 {
+			return nil
+		}
+	}
+	var was []uint64
+	rows, err := n.conn.Query(ctx, "SELECT shards FROM "+tbl+" FINAL WHERE cluster = ?", s.cluster.Name)
+	if err != nil {
+		return fmt.Errorf("read schema_shards: %w", err)
+	}
+	for rows.Next() {
+		var v uint64
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		was = append(was, v)
+	}
+	rows.Close()
+	switch {
+	case len(was) > 0 && was[0] != now:
+		return fmt.Errorf("%w: cluster %s has %d shards, weft's tables in %s were sharded over %d; "+
+			"adding or removing a shard would split orders between shards: keep %d, or migrate into a new database (docs/clickhouse-cluster.md)",
+			ErrShardsChanged, s.cluster.Name, now, s.db, was[0], was[0])
+	case len(was) == 0 && create:
+		if err := n.conn.Exec(ctx, "INSERT INTO "+tbl+" (cluster, shards) VALUES (?, ?)", s.cluster.Name, now); err != nil {
+			return fmt.Errorf("record the shards: %w", err)
+		}
 	}
 	return nil
 }
