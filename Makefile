@@ -14,7 +14,8 @@ build:
 run: build
 	$(BIN) dev --data-dir $(DATA)
 
-## test: vet, then every test against a real Apache Kafka broker and the embedded ClickHouse,
+## test: vet, then every test against a real Apache Kafka broker and the embedded ClickHouse, then
+## the store's, engine's, dashboards' and CLI's tests again on a two-shard ClickHouse cluster,
 ## then the alert rules checked by Prometheus's parser and evaluated by its engine on a detector's
 ## metrics (alerts/rulecheck, a module of its own, on the same servers), then the web console
 ## driven in Debian's chromium (console/browsertest, a module of its own; scripts/chromium.sh
@@ -30,7 +31,12 @@ test: vet
 	export WEFT_JAEGER=$$(scripts/jaeger.sh || true); \
 	export WEFT_KUBE_APISERVER=$$(scripts/kube-apiserver.sh || true); \
 	export WEFT_ETCD=$$(scripts/etcd.sh || true); \
-	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/test && echo "charts/test: the first build compiles the Helm v4 SDK (about 8 min cold)" && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/kubetest && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
+	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && $(CLUSTER_PASS) && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/test && echo "charts/test: the first build compiles the Helm v4 SDK (about 8 min cold)" && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/kubetest && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
+
+## The second pass of `make test`: the tests of the store, the consistency engine, the dashboards'
+## SQL and the end-to-end CLI answers again, with every test database on the two-shard cluster of
+## embedded ClickHouse servers that scripts/with-servers.sh starts (docs/clickhouse-cluster.md).
+CLUSTER_PASS = echo "the same tests on the ClickHouse cluster layout" && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m ./internal/chstore/ ./consistency/ ./dashboards/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestEndToEnd" ./cmd/weft/
 
 ## test-short: the fast unit tests alone, no servers.
 test-short:
