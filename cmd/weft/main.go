@@ -69,6 +69,7 @@ chain in ClickHouse, and finds the orders that are stuck and why.`,
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(
 		newRunCmd(g),
+		newMigrateCmd(g),
 		newStuckCmd(g),
 		newOrderCmd(g),
 		newTraceCmd(g),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -83,8 +82,8 @@ func runWeft(ctx context.Context, cfg Config, log zerolog.Logger, started chan<-
 		return err
 	}
 	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		return fmt.Errorf("clickhouse schema: %w", err)
+	if err := prepareSchema(ctx, store, cfg.ClickHouse); err != nil {
+		return err
 	}
 	audit, err := tapAudit(cfg.Audit)
 	if err != nil {

@@ -190,8 +190,8 @@ func newEngine(cfg Config, store *chstore.Store) (*consistency.Engine, error) {
 	return e, err
 }
 
-// withStore loads the configuration, opens (and migrates) the store, and
-// runs fn with both.
+// withStore loads the configuration, opens the store (migrated, or checked:
+// prepareSchema), and runs fn with both.
 func (g *globalFlags) withStore(ctx context.Context, fn func(Config, *chstore.Store) error) error {
 	cfg, err := g.load()
 	if err != nil {
@@ -220,10 +220,11 @@ func openStore(ctx context.Context, cfg Config) (*chstore.Store, error) {
 		return nil, err
 	}
 	// Reading commands also migrate, so they work against a database weft
-	// has not written yet (answering "nothing stuck" rather than an error).
-	if err := store.Migrate(ctx); err != nil {
+	// has not written yet (answering "nothing stuck" rather than an error);
+	// with clickhouse.migrate external they only check, as weft run does.
+	if err := prepareSchema(ctx, store, cfg.ClickHouse); err != nil {
 		store.Close()
-		return nil, fmt.Errorf("clickhouse schema: %w", err)
+		return nil, err
 	}
 	return store, nil
 }
