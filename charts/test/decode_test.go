@@ -7,6 +7,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -25,6 +26,7 @@ var kinds = map[string]struct {
 	"ServiceAccount":      {"v1", func() any { return &corev1.ServiceAccount{} }},
 	"Pod":                 {"v1", func() any { return &corev1.Pod{} }},
 	"StatefulSet":         {"apps/v1", func() any { return &appsv1.StatefulSet{} }},
+	"Job":                 {"batch/v1", func() any { return &batchv1.Job{} }},
 	"PodDisruptionBudget": {"policy/v1", func() any { return &policyv1.PodDisruptionBudget{} }},
 	"NetworkPolicy":       {"networking.k8s.io/v1", func() any { return &networkingv1.NetworkPolicy{} }},
 	"ServiceMonitor":      {"monitoring.coreos.com/v1", func() any { return &monitoringv1.ServiceMonitor{} }},

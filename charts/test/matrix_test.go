@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,13 @@ func TestRenderMatrix(t *testing.T) {
 			sts := mustDecode[appsv1.StatefulSet](t, r.find(t, "StatefulSet", fullname))
 			checkWorkload(t, r, sts)
 			checkRestricted(t, "StatefulSet "+sts.Name, &sts.Spec.Template.ObjectMeta, &sts.Spec.Template.Spec)
+			for _, o := range r.ofKind("Job") {
+				job := mustDecode[batchv1.Job](t, o)
+				if !o.Hook {
+					t.Errorf("Job %q is not a hook", job.Name)
+				}
+				checkRestricted(t, "Job "+job.Name, &job.Spec.Template.ObjectMeta, &job.Spec.Template.Spec)
+			}
 			for _, o := range r.ofKind("Pod") {
 				pod := mustDecode[corev1.Pod](t, o)
 				if !o.Hook || pod.Annotations["helm.sh/hook"] != "test" {

@@ -94,13 +94,32 @@ type rendered struct {
 // find returns the one object of kind named name, or fails.
 func (r rendered) find(t *testing.T, kind, name string) object {
 	t.Helper()
+	o, ok := r.lookup(kind, name)
+	if !ok {
+		t.Fatalf("no %s %q rendered; have %v", kind, name, r.names())
+	}
+	return o
+}
+
+// lookup returns the one object of kind named name, if rendered.
+func (r rendered) lookup(kind, name string) (object, bool) {
 	for _, o := range r.Objects {
 		if o.Kind == kind && o.Name == name {
-			return o
+			return o, true
 		}
 	}
-	t.Fatalf("no %s %q rendered; have %v", kind, name, r.names())
-	return object{}
+	return object{}, false
+}
+
+// release is r without its hooks: what the release itself keeps.
+func (r rendered) release() rendered {
+	out := rendered{Notes: r.Notes}
+	for _, o := range r.Objects {
+		if !o.Hook {
+			out.Objects = append(out.Objects, o)
+		}
+	}
+	return out
 }
 
 func (r rendered) ofKind(kind string) []object {

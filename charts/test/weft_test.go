@@ -82,8 +82,9 @@ func generateDashboards(t *testing.T, config string) (string, error) {
 }
 
 // TestRenderedConfigLoads: the weft.yaml each ci values file (and
-// weft.example.yaml as config) renders is a config weft itself loads and
-// validates — the binary's own loader, unknown keys and all.
+// weft.example.yaml as config) renders, for the pods and for the migration
+// Job, is a config weft itself loads and validates — the binary's own
+// loader, unknown keys and all.
 func TestRenderedConfigLoads(t *testing.T) {
 	sets := map[string]map[string]any{}
 	for _, f := range ciFiles(t) {
@@ -108,10 +109,16 @@ func TestRenderedConfigLoads(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg := strings.ReplaceAll(cm.Data["weft.yaml"], " /etc/weft/", " "+root+"/etc/weft/")
-			path := writeTemp(t, "weft.yaml", []byte(cfg))
-			if _, err := generateDashboards(t, path); err != nil {
-				t.Fatalf("weft refuses the rendered config: %v\n%s", err, cm.Data["weft.yaml"])
+			configs := []*corev1.ConfigMap{cm}
+			if o, ok := r.lookup("ConfigMap", migrateName); ok {
+				configs = append(configs, mustDecode[corev1.ConfigMap](t, o))
+			}
+			for _, cm := range configs {
+				cfg := strings.ReplaceAll(cm.Data["weft.yaml"], " /etc/weft/", " "+root+"/etc/weft/")
+				path := writeTemp(t, "weft.yaml", []byte(cfg))
+				if _, err := generateDashboards(t, path); err != nil {
+					t.Fatalf("weft refuses the config of ConfigMap %s: %v\n%s", cm.Name, err, cm.Data["weft.yaml"])
+				}
 			}
 		})
 	}
@@ -206,8 +213,8 @@ func TestDashboardConfigMaps(t *testing.T) {
 		n := 0
 		for _, o := range r.ofKind("ConfigMap") {
 			cm := mustDecode[corev1.ConfigMap](t, o)
-			if cm.Name == fullname {
-				continue
+			if cm.Name == fullname || o.Hook {
+				continue // weft's config, the migration Job's
 			}
 			if cm.Labels[label] != value || cm.Namespace != ns || len(cm.Data) != 1 {
 				t.Errorf("dashboard ConfigMap %s: labels %v namespace %q", cm.Name, cm.Labels, cm.Namespace)
@@ -229,7 +236,7 @@ func TestDashboardConfigMaps(t *testing.T) {
 	if n := count(r, "grafana-dashboards", "weft", "monitoring"); n != len(files) {
 		t.Errorf("custom label: %d dashboard ConfigMaps, want %d", n, len(files))
 	}
-	if n := len(render(t, valuesYAML(t, "dashboards: {enabled: false}")).ofKind("ConfigMap")); n != 1 {
+	if n := len(render(t, valuesYAML(t, "dashboards: {enabled: false}")).release().ofKind("ConfigMap")); n != 1 {
 		t.Errorf("dashboards disabled: %d ConfigMaps, want only the config", n)
 	}
 }

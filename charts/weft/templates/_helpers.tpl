@@ -92,8 +92,8 @@ chart's own Secret under the item's key.
 {{- end }}
 
 {{/*
-weft.config: .Values.config with the files of the mounted secrets set, as
-the YAML weft reads. Refuses passwords in the config: they belong in
+weft.config: .Values.config with the files of the mounted secrets and
+clickhouse.migrate set (weft.migrateMode), as the YAML weft reads. Refuses passwords in the config: they belong in
 Secrets, and the ConfigMap is readable by whoever may read the namespace's
 ConfigMaps.
 */}}
@@ -109,6 +109,10 @@ ConfigMaps.
 {{- fail (printf "config.%s: put the password in a Secret (the chart's secrets block), not in the config: the ConfigMap is not secret" $path) }}
 {{- end }}
 {{- end }}
+{{- if not (kindIs "map" (get $cfg "clickhouse")) }}
+{{- $_ := set $cfg "clickhouse" dict }}
+{{- end }}
+{{- $_ := set (get $cfg "clickhouse") "migrate" (include "weft.migrateMode" .) }}
 {{- $files := dict
   "apiTokens" (list "http" "auth" "tokens_file")
   "auditSigningKey" (list "audit" "signing_key_file")
@@ -155,4 +159,191 @@ ConfigMaps.
 {{/* weft.secretFiles: non-empty when a secret is mounted as a file. */}}
 {{- define "weft.secretFiles" -}}
 {{- range $item, $ref := include "weft.secretRefs" . | fromJson }}{{ if $ref.file }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/*
+weft.secretEnv: the container environment of the secrets weft reads as
+variables, for refs (a dict of weft.secretRefs's form).
+*/}}
+{{- define "weft.secretEnv" -}}
+{{- range $item, $ref := . }}
+{{- if $ref.env }}
+- name: {{ $ref.env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+weft.secretData: the data of a Secret the chart makes, as JSON {key:
+value}: the values of those refs (a dict of weft.secretRefs's form) that the
+chart creates. Context: dict "root" $ "refs" refs.
+*/}}
+{{- define "weft.secretData" -}}
+{{- $data := dict }}
+{{- range $item, $ref := .refs }}
+{{- if $ref.created }}
+{{- $s := get $.root.Values.secrets $item }}
+{{- if eq $item "apiTokens" }}
+{{- $_ := set $data $ref.key (toYaml $s.tokens) }}
+{{- else }}
+{{- $_ := set $data $ref.key $s.value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $data }}
+{{- end }}
+
+{{/* weft.scheduling: where a pod of the chart may run (nodeSelector, affinity, tolerations). */}}
+{{- define "weft.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+weft.egressRules: NetworkPolicy egress rules to DNS and to each of names
+(kafka, clickhouse) at networkPolicy.egress.<name>. Context: dict "root" $
+"names" (list ...).
+*/}}
+{{- define "weft.egressRules" -}}
+# DNS
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- range $name := .names }}
+{{- $e := get $.root.Values.networkPolicy.egress $name }}
+# {{ $name }}
+- ports:
+    {{- range $e.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $e.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+weft.migrateMode: clickhouse.migrate of the rendered config. With the
+migration Job, external whatever config says: the Job applies schema
+changes once, before the pods roll, and the pods only check (N replicas
+never race). Without it, config's value, or startup (each pod applies what
+is pending as it starts).
+*/}}
+{{- define "weft.migrateMode" -}}
+{{- if .Values.migrations.job.enabled }}
+{{- "external" }}
+{{- else }}
+{{- dig "clickhouse" "migrate" "" (.Values.config | default dict) | default "startup" }}
+{{- end }}
+{{- end }}
+
+{{/* weft.migrateName: the migration Job and its hook ConfigMap, Secret and NetworkPolicy. */}}
+{{- define "weft.migrateName" -}}
+{{- printf "%s-migrate" (include "weft.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+weft.migrateSelectorLabels: the labels of the migration Job's pod: not
+weft.selectorLabels, so that the Service, the PodDisruptionBudget and the
+NetworkPolicy of weft's pods do not select it.
+*/}}
+{{- define "weft.migrateSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-migrate" (include "weft.name" . | trunc 55 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: migrate
+{{- end }}
+
+{{/* weft.migrateHook: the annotations of a migration hook object of weight w. Context: dict "weight" w. */}}
+{{- define "weft.migrateHook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end }}
+
+{{/*
+weft.migrateConfig: what `weft migrate` reads: the log and clickhouse
+blocks of weft.config, nothing that needs other secrets or files.
+*/}}
+{{- define "weft.migrateConfig" -}}
+{{- toYaml (pick (include "weft.config" . | fromYaml) "log" "clickhouse") }}
+{{- end }}
+
+{{/*
+weft.migrateSecretRefs: the secrets the migration Job reads (ClickHouse's
+password), in weft.secretRefs's form; one the chart creates comes from the
+Job's own hook Secret, as the release's does not exist before install.
+*/}}
+{{- define "weft.migrateSecretRefs" -}}
+{{- $refs := include "weft.secretRefs" . | fromJson }}
+{{- $out := dict }}
+{{- with $refs.clickhouse }}
+{{- if .created }}
+{{- $_ := set . "name" (include "weft.migrateName" $) }}
+{{- end }}
+{{- $_ := set $out "clickhouse" . }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+weft.configMap: a ConfigMap of weft.yaml. Context: dict "root" $ "name"
+name "config" yaml, and "hook" annotations (weft.migrateHook) for a hook
+object.
+*/}}
+{{- define "weft.configMap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "weft.labels" .root | nindent 4 }}
+  {{- with .hook }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+data:
+  weft.yaml: |
+    {{- .config | nindent 4 }}
+{{- end }}
+
+{{/*
+weft.secret: an Opaque Secret of data (weft.secretData). Context: dict
+"root" $ "name" name "data" data, and "hook" annotations for a hook object.
+*/}}
+{{- define "weft.secret" -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .name }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "weft.labels" .root | nindent 4 }}
+  {{- with .hook }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+type: Opaque
+data:
+  {{- range $key, $value := .data }}
+  {{ $key }}: {{ $value | b64enc | quote }}
+  {{- end }}
 {{- end }}
