@@ -45,7 +45,7 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 	c := apiServer(t)
 	dir, files := chartUnderTest(t)
 	ch := loadChart(t, dir)
-	var testHooks int
+	var testHooks, withJob, withoutJob int
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
@@ -78,10 +78,18 @@ func TestInstallUpgradeRestricted(t *testing.T) {
 			}
 			checkReleaseSecrets(t, ctx, c, ns, map[string]string{"1": "superseded", "2": "deployed"})
 			testHooks += countTestHooks(up)
+			if checkMigrateMode(t, ctx, c, up, ns) {
+				withJob++
+			} else {
+				withoutJob++
+			}
 		})
 	}
 	if testHooks == 0 {
 		t.Error("no values file renders a helm test hook")
+	}
+	if withJob == 0 || withoutJob == 0 {
+		t.Errorf("values files with the migration Job: %d, without: %d; want both", withJob, withoutJob)
 	}
 }
 
