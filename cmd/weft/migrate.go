@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -74,21 +75,25 @@ func runMigrate(ctx context.Context, g *globalFlags, w io.Writer, c chstore.Conf
 		return fmt.Errorf("clickhouse schema: %w", err)
 	}
 	rep.Pending = byNode(before)
+	var migrateErr error
 	if !check {
 		if len(before) > 0 {
-			if err := store.Migrate(ctx); err != nil {
-				return fmt.Errorf("clickhouse schema: %w", err)
-			}
+			migrateErr = store.Migrate(ctx)
 		}
+		// Asked again after a failure too: what a run stopped half-way
+		// through a cluster did apply is worth a line per node.
 		after, err := store.Pending(ctx)
 		if err != nil {
-			return fmt.Errorf("clickhouse schema: %w", err)
+			return fmt.Errorf("clickhouse schema: %w", errors.Join(migrateErr, err))
 		}
 		rep.Applied = byNode(appliedBetween(before, after))
 		rep.Pending = byNode(after)
 	}
 	if err := g.emit(w, rep, func(w io.Writer) { rep.text(w, check) }); err != nil {
 		return err
+	}
+	if migrateErr != nil {
+		return fmt.Errorf("clickhouse schema: %w", migrateErr)
 	}
 	if len(rep.Pending) > 0 {
 		err := fmt.Errorf("%w: %d migration(s) pending on %d node(s)", chstore.ErrSchemaPending, count(rep.Pending), len(rep.Pending))
