@@ -83,6 +83,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"bool as a string", "config: {audit: {enabled: 'yes'}}", []string{"/config/audit/enabled", "want boolean"}},
 		{"a step's on unquoted (YAML 1.1 reads it as true)", "config: {consistency: {workflows: [{name: w, steps: [{name: s, on: [A]}]}]}}", []string{"/config/consistency/workflows/0/steps/0", "'true' not allowed"}},
 		{"replicas as a string", "replicaCount: '3'", []string{"/replicaCount", "want integer"}},
+		{"migration Job with a typo", "migrations: {job: {enabeld: false}}", []string{"/migrations/job", "'enabeld'"}},
+		{"migration Job deadline as a string", "migrations: {job: {activeDeadlineSeconds: 5m}}", []string{"/migrations/job/activeDeadlineSeconds", "want integer"}},
 		{"secret with a typo", "secrets: {kafka: {existingSecrett: weft}}", []string{"/secrets/kafka", "'existingSecrett'"}},
 		{"token with a bad role", "secrets: {apiTokens: {tokens: [{name: a, roles: [admin], hash: 'sha256:0000000000000000000000000000000000000000000000000000000000000000'}]}}", []string{"/secrets/apiTokens/tokens/0/roles/0"}},
 	} {
