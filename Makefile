@@ -36,7 +36,7 @@ test: vet
 ## The second pass of `make test`: the tests of the store, the consistency engine, the dashboards'
 ## SQL and the end-to-end CLI answers again, with every test database on the two-shard cluster of
 ## embedded ClickHouse servers that scripts/with-servers.sh starts (docs/clickhouse-cluster.md).
-CLUSTER_PASS = echo "the same tests on the ClickHouse cluster layout" && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m ./internal/chstore/ ./consistency/ ./dashboards/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestEndToEnd" ./cmd/weft/
+CLUSTER_PASS = echo "the same tests on the ClickHouse cluster layout" && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m ./internal/chstore/ ./consistency/ ./dashboards/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestEndToEnd|^TestMigrate" ./cmd/weft/
 
 ## test-short: the fast unit tests alone, no servers.
 test-short:
