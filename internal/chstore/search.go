@@ -182,27 +182,34 @@ ORDER BY ` + sortKey + `, ingested_at DESC`
 // ExplainEventSearch returns ClickHouse's plan (EXPLAIN indexes = 1) of the
 // part of s that filters, the part that reads the table at large: which
 // indexes it consults and how many parts and granules each leaves. On a
-// cluster it is the plan of the shard the store is connected to: each
-// shard runs that plan on its own rows.
+// cluster it is the plan of each shard's own rows, node by node, each under
+// a line "-- node ADDR".
 func (s *Store) ExplainEventSearch(ctx context.Context, q EventSearch) (string, error) {
 	if err := q.Validate(); err != nil {
 		return "", err
 	}
 	filter, args := q.filter()
-	rows, err := s.conn.Query(ctx, "EXPLAIN indexes = 1 SELECT order_id, topic, partition, offset FROM "+s.shardTable("events")+" WHERE "+filter, args...)
-	if err != nil {
-		return "", fmt.Errorf("explain search: %w", err)
-	}
-	defer rows.Close()
+	stmt := "EXPLAIN indexes = 1 SELECT order_id, topic, partition, offset FROM " + s.shardTable("events") + " WHERE " + filter
 	var b strings.Builder
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return "", fmt.Errorf("explain search: %w", err)
+	err := s.onEachNode(ctx, func(n node) error {
+		if s.cluster.Enabled() {
+			b.WriteString("-- node " + n.addr + "\n")
 		}
-		b.WriteString(line + "\n")
-	}
-	return b.String(), rows.Err()
+		rows, err := n.conn.Query(ctx, stmt, args...)
+		if err != nil {
+			return fmt.Errorf("explain search: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return fmt.Errorf("explain search: %w", err)
+			}
+			b.WriteString(line + "\n")
+		}
+		return rows.Err()
+	})
+	return b.String(), err
 }
 
 func samePosition(a, b FoundEvent) bool {
