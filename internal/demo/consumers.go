@@ -107,9 +107,24 @@ func (c *Consumers) Start(ctx context.Context) error {
 // seedCommits commits the end offsets of the partitions of g's topics that
 // the group has no commit on.
 func seedCommits(ctx context.Context, adm *kadm.Client, g ConsumerGroup) error {
-	ends, err := adm.ListEndOffsets(ctx, g.Topics...)
-	if err == nil {
-		err = ends.Error()
+	var ends kadm.ListedOffsets
+	var err error
+	// Topics created a moment ago can be unknown to the broker asked until
+	// the controller's metadata reaches it (UNKNOWN_TOPIC_OR_PARTITION, a
+	// retriable error): ask again for a few seconds.
+	for attempt := 0; ; attempt++ {
+		ends, err = adm.ListEndOffsets(ctx, g.Topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || attempt == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("demo consumers: end offsets of %v: %w", g.Topics, err)
