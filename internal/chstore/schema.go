@@ -176,15 +176,8 @@ func (s *Store) applied(ctx context.Context, n node, create bool) (map[string]bo
 	) ENGINE = ReplacingMergeTree ORDER BY name`); err != nil {
 			return nil, fmt.Errorf("create schema_migrations: %w", err)
 		}
-	} else {
-		var exists uint8
-		if err := n.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'schema_migrations'",
-			s.db).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("look for schema_migrations: %w", err)
-		}
-		if exists == 0 {
-			return map[string]bool{}, nil
-		}
+	} else if exists, err := s.tableExists(ctx, n, "schema_migrations"); err != nil || !exists {
+		return map[string]bool{}, err
 	}
 	if err := s.checkShards(ctx, n, create); err != nil {
 		return nil, err
@@ -300,15 +293,8 @@ func (s *Store) checkShards(ctx context.Context, n node, create bool) error {
 	) ENGINE = ReplacingMergeTree ORDER BY cluster`); err != nil {
 			return fmt.Errorf("create schema_shards: %w", err)
 		}
-	} else {
-		var exists uint8
-		if err := n.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = 'schema_shards'",
-			s.db).Scan(&exists); err != nil {
-			return fmt.Errorf("look for schema_shards: %w", err)
-		}
-		if exists == 0 {
-			return nil
-		}
+	} else if exists, err := s.tableExists(ctx, n, "schema_shards"); err != nil || !exists {
+		return err
 	}
 	var was []uint64
 	rows, err := n.conn.Query(ctx, "SELECT shards FROM "+tbl+" FINAL WHERE cluster = ?", s.cluster.Name)
@@ -335,4 +321,15 @@ func (s *Store) checkShards(ctx context.Context, n node, create bool) error {
 		}
 	}
 	return nil
+}
+
+// tableExists reports whether node n has the table name in the store's
+// database.
+func (s *Store) tableExists(ctx context.Context, n node, name string) (bool, error) {
+	var exists uint8
+	if err := n.conn.QueryRow(ctx, "SELECT count() > 0 FROM system.tables WHERE database = ? AND name = ?",
+		s.db, name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look for %s: %w", name, err)
+	}
+	return exists == 1, nil
 }
