@@ -85,20 +85,9 @@ cmd_run() {
   java -cp "$LIBS/*" "${TOOL_OPTS[@]}" "$@"
 }
 
-# port_open PORT: true when something accepts TCP connections on it.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port: a port nothing listens on, below the default Linux ephemeral
-# range (32768+) so it can't collide with outgoing connections. There is a
-# small race until the broker binds it; that is acceptable for tests.
-free_port() {
-  local p i
-  for i in $(seq 200); do
-    p=$((20000 + RANDOM % 12000))
-    port_open "$p" || { echo "$p"; return 0; }
-  done
-  die "no free port found"
-}
+# port_open and free_port.
+# shellcheck source=scripts/ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # broker_pid DIR: print the PID from DIR/broker.pid if that process is still
 # our broker (alive, not a zombie, running kafka.Kafka for this DIR).

@@ -87,11 +87,10 @@ wait_clickhouse() {
   echo "$addr"
 }
 
-# free_port prints a port nothing listens on now (the cluster's shards need
-# theirs before they start: each names the other in remote_servers).
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# free_port: the cluster's shards need their ports before they start, since
+# each names the other in remote_servers.
+# shellcheck source=scripts/ports.sh
+source scripts/ports.sh
 
 start_clickhouse clickhouse "$ch_data" --tcp-port 0
 ch_pid=${ch_pids[0]}
@@ -107,7 +106,11 @@ clickhouse=$(wait_clickhouse clickhouse "$ch_pid")
 cluster=""
 if $with_cluster; then
   shards=()
-  for i in 1 2; do shards+=("127.0.0.1:$(free_port)"); done
+  for i in 1 2; do
+    p=$(free_port)
+    while [[ " ${shards[*]:-} " == *":$p "* ]]; do p=$(free_port); done
+    shards+=("127.0.0.1:$p")
+  done
   shard_flags=()
   for s in "${shards[@]}"; do shard_flags+=(--cluster-shard "$s"); done
   for i in 0 1; do
