@@ -97,13 +97,13 @@ func TestVerifyActionsTamper(t *testing.T) {
 	}{
 		{"untouched", func(*testing.T, *chstore.Store) {}, nil},
 		{"drop an action", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_actions")+` DELETE WHERE leaf_index = 1 SETTINGS mutations_sync = 2`)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_actions")+` DELETE WHERE leaf_index = 1`)
 		}, []string{"broken-log #2"}},
 		{"drop the last action", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_actions")+` DELETE WHERE leaf_index = 3 SETTINGS mutations_sync = 2`)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_actions")+` DELETE WHERE leaf_index = 3`)
 		}, []string{"rewritten-checkpoint"}},
 		{"change who acted", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_actions")+` UPDATE actor = 'mallory' WHERE leaf_index = 2 SETTINGS mutations_sync = 2`)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_actions")+` UPDATE actor = 'mallory' WHERE leaf_index = 2`)
 		}, []string{"changed #2"}},
 		{"rewrite a leaf and its hash", func(t *testing.T, s *chstore.Store) {
 			// A forged action, consistently hashed: only the checkpoint's
@@ -111,7 +111,7 @@ func TestVerifyActionsTamper(t *testing.T) {
 			forged, err := auditor.Action{TimeMs: 1, Actor: "mallory", Verb: "ack", Outcome: auditor.OutcomeSuccess}.MarshalBinary()
 			require.NoError(t, err)
 			h := auditor.LeafHash(forged)
-			exec(t, fmt.Sprintf(`ALTER TABLE %s UPDATE leaf = unhex('%x'), leaf_hash = unhex('%x'), actor = 'mallory', origin = '', verb = 'ack', resource = '', detail = '', time = fromUnixTimestamp64Milli(1) WHERE leaf_index = 0 SETTINGS mutations_sync = 2`,
+			testenv.Mutate(t, fmt.Sprintf(`ALTER TABLE %s UPDATE leaf = unhex('%x'), leaf_hash = unhex('%x'), actor = 'mallory', origin = '', verb = 'ack', resource = '', detail = '', time = fromUnixTimestamp64Milli(1) WHERE leaf_index = 0`,
 				s.Table("audit_actions"), forged, h[:]))
 		}, []string{"rewritten-checkpoint"}},
 	}

@@ -123,21 +123,21 @@ func TestExportOrder(t *testing.T) {
 			assert.Equal(t, verified, positions(roundTrip(t, b)))
 		}},
 		{name: "changed row", tamper: func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = replaceOne(payload, '12.5', '1250') WHERE topic = ? AND partition = 1 AND offset = 1 SETTINGS mutations_sync = 2`, orders)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = replaceOne(payload, '12.5', '1250') WHERE topic = ? AND partition = 1 AND offset = 1`, orders)
 		}, wantErr: []string{`order "ord-E": the stored evidence does not verify: 1 of its 3 records`, orders + "/1@1 (leaf 1): the stored row does not recompute to its leaf's C_stored", "run `weft audit verify`"},
 			is: auditor.ErrTampered},
 		{name: "different second copy", tamper: func(t *testing.T, s *chstore.Store) {
 			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * REPLACE ('forged' AS payload) FROM `+seed.Table("events")+` WHERE topic = ? AND offset = 0`, payments)
 		}, wantErr: []string{payments + "/0@0 (leaf 0): a second, different row"}, is: auditor.ErrTampered},
 		{name: "deleted row", tamper: func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND offset = 0 SETTINGS mutations_sync = 2`, payments)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND offset = 0`, payments)
 		}, wantErr: []string{payments + "/0@0 (leaf 0): no events row"}, is: auditor.ErrTampered},
 		{name: "salt removed without an erasure", tamper: func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE salt = '' WHERE topic = ? AND partition = 0 AND offset = 0 SETTINGS mutations_sync = 2`, orders)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE salt = '' WHERE topic = ? AND partition = 0 AND offset = 0`, orders)
 		}, wantErr: []string{orders + "/0@0 (leaf 0): the salt is gone (erased?) and no successful erase action names the record"}, is: auditor.ErrTampered},
 		{name: "erased, by an action not on the order", tamper: func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE salt = '' WHERE topic = ? AND partition = 0 AND offset = 0 SETTINGS mutations_sync = 2`, orders)
-			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = '' WHERE topic = ? AND partition = 0 AND offset = 0 SETTINGS mutations_sync = 2`, orders)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE salt = '' WHERE topic = ? AND partition = 0 AND offset = 0`, orders)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = '' WHERE topic = ? AND partition = 0 AND offset = 0`, orders)
 			a := audit
 			a.Dir = t.TempDir()
 			_, err := NewActionLog(a, s).Record(ctx, auditor.Action{Actor: "carol", Origin: "cli carol@ops", Verb: "erase",
@@ -172,12 +172,12 @@ func TestExportOrder(t *testing.T) {
 			}
 		}},
 		{name: "a log not checkpointed", tamper: func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE origin = ? SETTINGS mutations_sync = 2`, auditor.LogOrigin(audit.ClusterID, payments, 0))
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE origin = ?`, auditor.LogOrigin(audit.ClusterID, payments, 0))
 		}, wantErr: []string{`order "ord-E": 1 of its 3 records are not covered by a checkpoint yet`,
 			payments + "/0, whose newest checkpoint covers 0 leaves", "audit.checkpoint.every", "retry"}, is: ErrNotCheckpointed},
 		{name: "another order's leaf rewritten", tamper: func(t *testing.T, s *chstore.Store) {
 			// ord-other's leaf hash in a log of ord-E: the root tells.
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32) WHERE topic = ? AND partition = 0 AND offset = 1 SETTINGS mutations_sync = 2`, orders)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32) WHERE topic = ? AND partition = 0 AND offset = 1`, orders)
 		}, wantErr: []string{auditor.LogOrigin(audit.ClusterID, orders, 0) + " does not verify: its stored leaves do not rebuild the root of its checkpoint at size 2"},
 			is: auditor.ErrTampered},
 		{name: "a newer checkpoint signed by another key", tamper: func(t *testing.T, s *chstore.Store) {

@@ -98,7 +98,6 @@ func TestAuditResumeChecksLastCheckpoint(t *testing.T) {
 
 	conn := testenv.Conn(t)
 	exec := func(t *testing.T, q string, args ...any) { require.NoError(t, conn.Exec(ctx, q, args...), q) }
-	mutate := " SETTINGS mutations_sync = 2"
 	cases := []struct {
 		name   string
 		tamper func(t *testing.T, s *chstore.Store)
@@ -106,24 +105,24 @@ func TestAuditResumeChecksLastCheckpoint(t *testing.T) {
 	}{
 		{"untouched", func(*testing.T, *chstore.Store) {}, ""},
 		{"the last batch's leaves lost", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE leaf_index >= ?`+mutate, n-50)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE leaf_index >= ?`, n-50)
 		}, "leaves were removed"},
 		{"the log's end cut inside a batch", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE leaf_index >= ?`+mutate, n-10)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE leaf_index >= ?`, n-10)
 		}, "carries"},
 		{"every leaf deleted", func(t *testing.T, s *chstore.Store) {
-			exec(t, `TRUNCATE TABLE `+s.Table("audit_leaves"))
+			testenv.Mutate(t, `TRUNCATE TABLE `+s.Table("audit_leaves"))
 		}, "none is stored"},
 		{"a forged state on the newest leaf", func(t *testing.T, s *chstore.Store) {
 			forged := append([]byte(nil), head.States[0]...)
 			forged[len(forged)-1] ^= 1 // a hash of the compact range
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE state = ? WHERE leaf_index = ?`+mutate, string(forged), n-1)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE state = ? WHERE leaf_index = ?`, string(forged), n-1)
 		}, "another root than its last checkpoint"},
 		{"a leaf changed after the last checkpoint left", func(t *testing.T, s *chstore.Store) {
 			// The newest checkpoint removed (and its sink copy unread), a
 			// leaf after the one before it rewritten.
-			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE size = ?`+mutate, n)
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32) WHERE leaf_index = ?`+mutate, earlier+1)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE size = ?`, n)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32) WHERE leaf_index = ?`, earlier+1)
 		}, "does not extend its last checkpoint"},
 	}
 	for i, tc := range cases {

@@ -83,18 +83,18 @@ func TestVerifyAuditTamper(t *testing.T) {
 		}, nil},
 		{"swap two rows", func(t *testing.T, s *chstore.Store) {
 			// offset is in the sorting key: a DELETE and an INSERT.
-			exec(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset IN (0, 1) SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset IN (0, 1)`, topic)
 			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * REPLACE (1 - offset AS offset) FROM `+seed.Table("events")+
 				` WHERE topic = ? AND partition = 0 AND offset IN (0, 1)`, topic)
 		}, []string{"reordered@0 o-c1", "reordered@1 o-c2"}},
 		{"update payload", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE topic = ? AND partition = 0 AND offset = 1 SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE topic = ? AND partition = 0 AND offset = 1`, topic)
 		}, []string{"changed@1 o-c2"}},
 		{"delete row", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 2 SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 2`, topic)
 		}, []string{"missing@2 o-c3"}},
 		{"delete quarantined row", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("quarantine")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 7 SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("quarantine")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 7`, topic)
 		}, []string{"missing@7 "}},
 		{"insert forged row", func(t *testing.T, s *chstore.Store) {
 			exec(t, `INSERT INTO `+s.Table("events")+` (topic, partition, offset, order_id, event_type, payload) VALUES (?, 0, ?, 'o-forged', 'OrderPlaced', 'forged')`, topic, gapAt)
@@ -104,23 +104,23 @@ func TestVerifyAuditTamper(t *testing.T) {
 		}, []string{"duplicated@0 o-c1"}},
 		{"change order id", func(t *testing.T, s *chstore.Store) {
 			// order_id is in the sorting key: no UPDATE, a DELETE and an INSERT.
-			exec(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 0 SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` DELETE WHERE topic = ? AND partition = 0 AND offset = 0`, topic)
 			exec(t, `INSERT INTO `+s.Table("events")+` SELECT * REPLACE ('o-other' AS order_id) FROM `+seed.Table("events")+
 				` WHERE topic = ? AND partition = 0 AND offset = 0`, topic)
 		}, []string{"changed@0 o-c1"}},
 		{"truncate the partition's rows", func(t *testing.T, s *chstore.Store) {
 			for _, table := range []string{"events", "quarantine"} {
-				exec(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6 SETTINGS mutations_sync = 2`, topic)
+				testenv.Mutate(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6`, topic)
 			}
 		}, []string{"missing@6 o-c4", "missing@7 "}},
 		{"delete checkpoint", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE origin = ? AND size = ? SETTINGS mutations_sync = 2`, origin, size)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` DELETE WHERE origin = ? AND size = ?`, origin, size)
 		}, []string{FindingMissingCkpt}},
 		{"rewrite checkpoint root", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` UPDATE root = toFixedString(unhex(repeat('00', 32)), 32) WHERE origin = ? AND size = ? SETTINGS mutations_sync = 2`, origin, size)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` UPDATE root = toFixedString(unhex(repeat('00', 32)), 32) WHERE origin = ? AND size = ?`, origin, size)
 		}, []string{FindingCheckpoint}},
 		{"rewrite checkpoint note", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` UPDATE note = replaceOne(note, concat('\n', toString(size), '\n'), '\n99\n') WHERE origin = ? AND size = ? SETTINGS mutations_sync = 2`, origin, size)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_checkpoints")+` UPDATE note = replaceOne(note, concat('\n', toString(size), '\n'), '\n99\n') WHERE origin = ? AND size = ?`, origin, size)
 		}, []string{FindingCheckpoint}},
 	}
 	for _, tc := range cases {
@@ -159,9 +159,9 @@ func TestVerifyAuditTamper(t *testing.T) {
 	t.Run("truncate the partition's rows and leaves", func(t *testing.T) {
 		s := copyOf(t)
 		for _, table := range []string{"events", "quarantine"} {
-			exec(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6 SETTINGS mutations_sync = 2`, topic)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table(table)+` DELETE WHERE topic = ? AND partition = 0 AND offset >= 6`, topic)
 		}
-		exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE topic = ? AND partition = 0 AND leaf_index >= 4 SETTINGS mutations_sync = 2`, topic)
+		testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` DELETE WHERE topic = ? AND partition = 0 AND leaf_index >= 4`, topic)
 		rep := verify(s, topic)
 		require.NotEmpty(t, rep.Findings)
 		for _, f := range rep.Findings {
@@ -189,8 +189,8 @@ func TestVerifyAuditTamper(t *testing.T) {
 	})
 	t.Run("broken log", func(t *testing.T) {
 		s := copyOf(t)
-		exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32)
-WHERE topic = ? AND partition = 0 AND leaf_index = 1 SETTINGS mutations_sync = 2`, topic)
+		testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE leaf_hash = toFixedString(unhex(repeat('00', 32)), 32)
+WHERE topic = ? AND partition = 0 AND leaf_index = 1`, topic)
 		rep := verify(s, "")
 		require.Len(t, rep.Findings, 1)
 		assert.Equal(t, FindingBrokenLog, rep.Findings[0].Kind)

@@ -85,13 +85,13 @@ func TestVerifyAuditSince(t *testing.T) {
 	}{
 		{"untouched", func(*testing.T, *chstore.Store) {}, []run{{since, nil}, {time.Time{}, nil}}},
 		{"a row changed before since", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE offset = 1 SETTINGS mutations_sync = 2`)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE offset = 1`)
 		}, []run{{since, nil}, {time.Time{}, []string{"changed@1"}}}},
 		{"a row changed after since", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE offset = 7 SETTINGS mutations_sync = 2`)
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("events")+` UPDATE payload = 'tampered' WHERE offset = 7`)
 		}, []run{{since, []string{"changed@7"}}}},
 		{"the starting state forged", func(t *testing.T, s *chstore.Store) {
-			exec(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE state = ? WHERE leaf_index = 4 SETTINGS mutations_sync = 2`, forgedState(t))
+			testenv.Mutate(t, `ALTER TABLE `+s.Table("audit_leaves")+` UPDATE state = ? WHERE leaf_index = 4`, forgedState(t))
 		}, []run{
 			// Sizes 5 and 10, each in ClickHouse and in the sink, and the
 			// (true) state stored with leaf 9, which the forged one does

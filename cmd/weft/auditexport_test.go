@@ -137,8 +137,7 @@ audit:
 	assert.Regexp(t, `0\s+\S+ \S+\s+\S+\s+cli \S+@\S+\s+export order/ord-X\s+success`, out)
 
 	// A changed row: refused, exit 4, logged as a failed export.
-	conn := testenv.Conn(t)
-	require.NoError(t, conn.Exec(ctx, `ALTER TABLE `+store.Table("events")+` UPDATE event_type = 'OrderCancelled' WHERE topic = ? AND partition = 1 AND offset = 1 SETTINGS mutations_sync = 2`, topic))
+	testenv.Mutate(t, `ALTER TABLE `+store.Table("events")+` UPDATE event_type = 'OrderCancelled' WHERE topic = ? AND partition = 1 AND offset = 1`, topic)
 	other := filepath.Join(dir, "again.zip")
 	code, stderr = runMain(t, nil, "audit", "export", "--order", "ord-X", "--out", other, "--config", cfgFile)
 	assert.Equal(t, exitTampered, code, stderr)

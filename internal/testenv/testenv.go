@@ -159,11 +159,16 @@ func Name(t testing.TB) string {
 // Conn opens a connection of the test's own to the real test ClickHouse,
 // closed when the test ends, to check what weft stored independently of
 // the store's methods. Statements name their tables in full
-// (Store.Table).
+// (Store.Table). On the cluster layout it has the settings weft's own
+// connections have there, so an insert has reached every shard when it
+// returns; a statement that changes rows in place goes through Mutate.
 func Conn(t testing.TB) driver.Conn {
 	t.Helper()
 	c := chstore.Default()
 	c.Addr = ClickHouseAddr(t)
+	if OnCluster() {
+		c.Cluster.Name = ClusterName
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := chstore.Dial(ctx, c)
