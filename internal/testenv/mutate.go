@@ -27,8 +27,8 @@ var reMutation = regexp.MustCompile(`^\s*(?:ALTER|OPTIMIZE|TRUNCATE) TABLE (\w+\
 // node of the cluster, so it changes every shard's rows.
 func Mutate(t testing.TB, stmt string, args ...any) {
 	t.Helper()
-	m := reMutation.FindStringSubmatchIndex(stmt)
-	if m == nil {
+	local, ok := localStatement(stmt)
+	if !ok {
 		t.Fatalf("testenv.Mutate: %q is not an ALTER, OPTIMIZE or TRUNCATE of a table named in full", stmt)
 	}
 	addrs := ClickHouseAddr(t)
@@ -38,7 +38,7 @@ func Mutate(t testing.TB, stmt string, args ...any) {
 		for _, a := range addrs {
 			nodes = append(nodes, []string{a})
 		}
-		stmt = stmt[:m[3]] + "_local" + stmt[m[3]:]
+		stmt = local
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -56,4 +56,14 @@ func Mutate(t testing.TB, stmt string, args ...any) {
 			t.Fatalf("clickhouse %v: %s: %v", addr, stmt, err)
 		}
 	}
+}
+
+// localStatement is stmt on the shard-local half of the table it names,
+// and false unless stmt is a statement Mutate runs.
+func localStatement(stmt string) (string, bool) {
+	m := reMutation.FindStringSubmatchIndex(stmt)
+	if m == nil {
+		return "", false
+	}
+	return stmt[:m[3]] + "_local" + stmt[m[3]:], true
 }
