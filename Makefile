@@ -34,9 +34,9 @@ test: vet
 	scripts/with-servers.sh sh -c '$(GO) test -count=1 -timeout 15m ./... && $(CLUSTER_PASS) && (cd alerts/rulecheck && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/test && echo "charts/test: the first build compiles the Helm v4 SDK (about 8 min cold)" && $(GO) vet ./... && $(GO) test -count=1 ./...) && (cd charts/kubetest && $(GO) vet ./... && $(GO) test -count=1 ./...) && cd console/browsertest && $(GO) vet ./... && $(GO) test -count=1 -v ./...'
 
 ## The second pass of `make test`: the tests of the store, the consistency engine, the dashboards'
-## SQL and the end-to-end CLI answers again, with every test database on the two-shard cluster of
+## SQL, the end-to-end CLI answers and the audit trail's tamper and erasure checks again, with every test database on the two-shard cluster of
 ## embedded ClickHouse servers that scripts/with-servers.sh starts (docs/clickhouse-cluster.md).
-CLUSTER_PASS = echo "the same tests on the ClickHouse cluster layout" && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m ./internal/chstore/ ./consistency/ ./dashboards/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestEndToEnd|^TestMigrate" ./cmd/weft/
+CLUSTER_PASS = echo "the same tests on the ClickHouse cluster layout" && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m ./internal/chstore/ ./consistency/ ./dashboards/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestEndToEnd|^TestMigrate" ./cmd/weft/ && WEFT_TEST_LAYOUT=cluster $(GO) test -count=1 -timeout 10m -run "^TestVerifyAuditTamper|^TestEraseOrder" ./collector/
 
 ## test-short: the fast unit tests alone, no servers.
 test-short:
