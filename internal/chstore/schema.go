@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -90,28 +92,41 @@ ORDER BY shard_num, replica_num`, s.cluster.Name)
 	return out, nil
 }
 
-// onEachNode runs f on every node the schema lives on, in order, and stops
-// at the first error, which names the node.
-func (s *Store) onEachNode(ctx context.Context, f func(node) error) error {
+// perNode runs f on every node the schema lives on, all at once, each
+// over a connection of its own, and returns their results in the nodes'
+// order and their errors, each naming its node.
+func perNode[T any](ctx context.Context, s *Store, f func(node) (T, error)) ([]T, error) {
 	ns, err := s.nodes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeNodes(ns)
-	for _, n := range ns {
-		if err := f(n); err != nil {
-			if s.cluster.Enabled() {
-				return fmt.Errorf("clickhouse node %s: %w", n.addr, err)
+	out := make([]T, len(ns))
+	errs := make([]error, len(ns))
+	var wg sync.WaitGroup
+	for i, n := range ns {
+		wg.Go(func() {
+			var err error
+			out[i], err = f(n)
+			if err != nil && s.cluster.Enabled() {
+				err = fmt.Errorf("clickhouse node %s: %w", n.addr, err)
 			}
-			return err
-		}
+			errs[i] = err
+		})
 	}
-	return nil
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// onEachNode runs f on every node the schema lives on (perNode).
+func (s *Store) onEachNode(ctx context.Context, f func(node) error) error {
+	_, err := perNode(ctx, s, func(n node) (struct{}, error) { return struct{}{}, f(n) })
+	return err
 }
 
 // Migrate creates the database and applies every embedded migration that
 // has not been applied yet, in file-name order, on every node the schema
-// lives on. Each node records what it has applied in its own
+// lives on (the nodes at once). Each node records what it has applied in its own
 // schema_migrations, so a run stopped half-way through a cluster resumes
 // where it stopped. Every statement is idempotent (IF NOT EXISTS), so two
 // runs racing do no harm, but on a cluster or with replicas prefer one
@@ -149,18 +164,18 @@ type PendingMigration struct {
 // Pending lists the migrations each node has not applied, creating
 // nothing: empty when the schema is what this weft expects.
 func (s *Store) Pending(ctx context.Context) ([]PendingMigration, error) {
-	var out []PendingMigration
-	err := s.onEachNode(ctx, func(n node) error {
+	byNode, err := perNode(ctx, s, func(n node) ([]PendingMigration, error) {
 		applied, err := s.applied(ctx, n, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var out []PendingMigration
 		for _, m := range s.migrations(applied) {
 			out = append(out, PendingMigration{Node: n.addr, Name: m.name})
 		}
-		return nil
+		return out, nil
 	})
-	return out, err
+	return slices.Concat(byNode...), err
 }
 
 // applied returns the migrations node n has applied. With create it first

@@ -190,26 +190,26 @@ func (s *Store) ExplainEventSearch(ctx context.Context, q EventSearch) (string, 
 	}
 	filter, args := q.filter()
 	stmt := "EXPLAIN indexes = 1 SELECT order_id, topic, partition, offset FROM " + s.shardTable("events") + " WHERE " + filter
-	var b strings.Builder
-	err := s.onEachNode(ctx, func(n node) error {
+	plans, err := perNode(ctx, s, func(n node) (string, error) {
+		var b strings.Builder
 		if s.cluster.Enabled() {
 			b.WriteString("-- node " + n.addr + "\n")
 		}
 		rows, err := n.conn.Query(ctx, stmt, args...)
 		if err != nil {
-			return fmt.Errorf("explain search: %w", err)
+			return "", fmt.Errorf("explain search: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var line string
 			if err := rows.Scan(&line); err != nil {
-				return fmt.Errorf("explain search: %w", err)
+				return "", fmt.Errorf("explain search: %w", err)
 			}
 			b.WriteString(line + "\n")
 		}
-		return rows.Err()
+		return b.String(), rows.Err()
 	})
-	return b.String(), err
+	return strings.Join(plans, ""), err
 }
 
 func samePosition(a, b FoundEvent) bool {
