@@ -30,6 +30,19 @@ func nodeConns(t *testing.T, cfg chstore.Config) []driver.Conn {
 	return out
 }
 
+// clusterStore opens and migrates a fresh database on the test cluster,
+// whatever the run's layout.
+func clusterStore(t *testing.T) (chstore.Config, *chstore.Store) {
+	t.Helper()
+	cfg := testenv.Cluster(t)
+	ctx := context.Background()
+	store, err := chstore.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	require.NoError(t, store.Migrate(ctx))
+	return cfg, store
+}
+
 func nodeScalar(t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
 	t.Helper()
 	var v uint64
@@ -43,12 +56,8 @@ func nodeScalar(t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
 // lacks the schema (a node added, or one whose database was lost) where it
 // is; Pending and CheckSchema name that node until then.
 func TestClusterMigratesEveryNode(t *testing.T) {
-	cfg := testenv.Cluster(t)
+	cfg, store := clusterStore(t)
 	ctx := context.Background()
-	store, err := chstore.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	require.NoError(t, store.Migrate(ctx))
 
 	nodes := nodeConns(t, cfg)
 	require.Len(t, nodes, 2)
@@ -106,12 +115,8 @@ func TestClusterMigratesEveryNode(t *testing.T) {
 // from the tables, and one configured with another cluster is refused.
 // Erasing an order reaches its shard.
 func TestClusterShardsByOrder(t *testing.T) {
-	cfg := testenv.Cluster(t)
+	cfg, store := clusterStore(t)
 	ctx := context.Background()
-	store, err := chstore.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = store.Close() })
-	require.NoError(t, store.Migrate(ctx))
 
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	var evs []event.Event
